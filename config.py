@@ -1,0 +1,89 @@
+"""Settings from the environment: Config (default), DevelopmentConfig, TestingConfig, ProductionConfig."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("FUHE_INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once and kept under instance/."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Config:
+    SECRET_KEY = None  # resolved in init_app so importing config has no side effects
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'fuhe.sqlite3'}"
+    )
+    MAX_CONTENT_LENGTH = 1024 * 1024  # Flask has no limit by default
+    MAX_FORM_MEMORY_SIZE = 512 * 1024
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_DURATION = timedelta(days=14)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    SESSION_PROTECTION = "strong"
+    WTF_CSRF_TIME_LIMIT = 8 * 3600
+    BABEL_DEFAULT_LOCALE = "zh"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    DISPLAY_TIMEZONE = os.environ.get("DISPLAY_TIMEZONE", "Asia/Shanghai")
+    DEFINITIONS_DIR = str(BASE_DIR / "definitions")
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_LOCK_MINUTES = 15
+    TESTING = False
+    DEBUG = False
+
+    @classmethod
+    def init_app(cls, app) -> None:  # noqa: ANN001 - Flask app, kept untyped to avoid the import
+        if not app.config.get("SECRET_KEY"):
+            app.config["SECRET_KEY"] = _secret_key()
+
+
+class DevelopmentConfig(Config):
+    DEBUG = False  # the Werkzeug debugger stays off unless FLASK_DEBUG=1 on a developer's machine
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "testing-secret-key-not-for-production"  # noqa: S105
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    WTF_CSRF_ENABLED = True
+    LOGIN_MAX_FAILURES = 5
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+
+    @classmethod
+    def init_app(cls, app) -> None:  # noqa: ANN001
+        if not os.environ.get("SECRET_KEY"):
+            raise RuntimeError("production needs SECRET_KEY in the environment")
+        app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
+
+
+CONFIGS = {
+    "default": Config,
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_env() -> type[Config]:
+    return CONFIGS[os.environ.get("FUHE_CONFIG", "default")]

@@ -1,0 +1,192 @@
+"""Fixtures: databases (SQLite always; PostgreSQL when TEST_DATABASE_URL is set, as in CI),
+engine-level sessions, the Flask app and client, users by role, login_as() and api_as()."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from workflow import security
+from workflow.db import Base, make_engine, normalize_url
+from workflow.models import User
+from workflow.services import create_user, publish_files
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFINITIONS = sorted((ROOT / "definitions").glob("*.yaml"))
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+
+# Real scrypt costs ~50 ms a hash; tests create many users. Production parameters are untouched.
+security.SCRYPT_N = 2**4
+
+# (username, roles): two or three people per role, so every quorum can be met by others.
+PEOPLE: dict[str, tuple[str, ...]] = {
+    "zhang": ("sales_admin",),
+    "wang": ("sales_admin",),
+    "chen": ("sales_admin",),
+    "li": ("warehouse",),
+    "zhou": ("warehouse",),
+    "xu": ("sales",),
+    "liu": ("sales_manager",),
+    "sun": ("sales_manager",),
+    "zhao": ("finance",),
+    "qian": ("finance",),
+    "wu": ("finance",),
+    "ma": ("gm",),
+    "he": ("gm",),
+    "shen": ("auditor",),
+    "admin": ("flow_admin",),
+    "duo": ("sales_admin", "warehouse"),
+}
+PASSWORD = "correct-horse-9"  # noqa: S105
+
+
+def backends() -> list[Any]:
+    params: list[Any] = ["sqlite"]
+    params.append(
+        pytest.param(
+            "postgresql",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL not set"),
+            ],
+        )
+    )
+    return params
+
+
+_pg_engine: Engine | None = None
+
+
+def _postgres_engine() -> Engine:
+    global _pg_engine
+    if _pg_engine is None:
+        assert PG_URL
+        _pg_engine = make_engine(PG_URL, pool_size=20, max_overflow=20)
+        Base.metadata.drop_all(_pg_engine)
+        Base.metadata.create_all(_pg_engine)
+    return _pg_engine
+
+
+def _truncate(engine: Engine) -> None:
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=backends())
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL (schema created) on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        engine = make_engine(url)
+        Base.metadata.create_all(engine)
+        engine.dispose()
+        yield url
+    else:
+        engine = _postgres_engine()
+        _truncate(engine)
+        yield normalize_url(PG_URL or "")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    if db_url.startswith("postgresql"):
+        yield _postgres_engine()
+    else:
+        eng = make_engine(db_url)
+        yield eng
+        eng.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@pytest.fixture
+def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    with session_factory() as s:
+        yield s
+
+
+@pytest.fixture
+def flows(session: Session) -> list[str]:
+    """The four shipped flows, published."""
+    return publish_files(session, DEFINITIONS)
+
+
+@pytest.fixture
+def people(session: Session) -> dict[str, User]:
+    """Users by name (see PEOPLE), each with the roles listed there."""
+    return {name: create_user(session, name, PASSWORD, roles) for name, roles in PEOPLE.items()}
+
+
+# --- the web application -------------------------------------------------------------------------
+@pytest.fixture
+def app(db_url: str):  # noqa: ANN201
+    from webui import create_app
+    from webui.extensions import db
+
+    application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url,
+                              "SERVER_NAME": None})
+    with application.app_context():
+        publish_files(db.session, DEFINITIONS)
+        for name, roles in PEOPLE.items():
+            create_user(db.session, name, PASSWORD, roles)
+        db.session.remove()
+    yield application
+    with application.app_context():
+        db.session.remove()
+        if not db_url.startswith("postgresql"):
+            db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):  # noqa: ANN001, ANN201
+    return app.test_client()
+
+
+@pytest.fixture
+def login_as(app) -> Callable[[str], Any]:  # noqa: ANN001
+    """login_as("li") → a test client signed in through the real login form (with CSRF)."""
+    import re
+
+    def _login(username: str, password: str = PASSWORD):  # noqa: ANN202
+        c = app.test_client()
+        page = c.get("/auth/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+        token = token or re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token, "login form has no CSRF token"
+        response = c.post("/auth/login", data={"username": username, "password": password,
+                                               "csrf_token": token.group(1)})
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        return c
+
+    return _login
+
+
+@pytest.fixture
+def api_as(app) -> Callable[[str], dict[str, str]]:  # noqa: ANN001
+    """api_as("li") → headers with a fresh bearer token for li."""
+    from webui.extensions import db
+    from workflow.services import issue_token
+
+    def _headers(username: str) -> dict[str, str]:
+        with app.app_context():
+            token = issue_token(db.session, username)
+            db.session.remove()
+        return {"Authorization": f"Bearer {token}"}
+
+    return _headers
+
+
+def unique_name(prefix: str = "u") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,54 @@
+"""How a request proves who it is: the browser session, or `Authorization: Bearer <token>`."""
+
+from __future__ import annotations
+
+from flask import Request
+from flask_login import UserMixin
+
+from webui.extensions import db, login_manager
+from workflow.models import User
+from workflow.services import user_for_token
+
+
+class SessionUser(UserMixin):
+    """Flask-Login's view of a user; the engine always gets the `User` row itself (`.row`)."""
+
+    def __init__(self, row: User, via_token: bool = False) -> None:
+        self.row = row
+        self.via_token = via_token
+
+    def get_id(self) -> str:
+        # The password hash in the id makes a password change end every other session.
+        return f"{self.row.id}:{self.row.password_hash[-16:]}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.row.active
+
+    @property
+    def language(self) -> str | None:
+        return self.row.language
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - delegate username, roles, display_name…
+        return getattr(self.row, name)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> SessionUser | None:
+    ident, _, stamp = user_id.partition(":")
+    if not ident.isdigit():
+        return None
+    row = db.session.get(User, int(ident))
+    if row is None or not row.active or row.password_hash[-16:] != stamp:
+        return None
+    return SessionUser(row)
+
+
+@login_manager.request_loader
+def load_user_from_request(request: Request) -> SessionUser | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    row = user_for_token(db.session, token.strip())
+    return SessionUser(row, via_token=True) if row else None

@@ -1,0 +1,174 @@
+"""`flask --app wsgi users|flows|audit|setup …` — thin wrappers over the engine's services."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from flask_migrate import upgrade
+from sqlalchemy import inspect, select
+
+from webui.extensions import db
+from workflow import audit
+from workflow.errors import DefinitionError, WorkflowError
+from workflow.models import User
+from workflow.services import (
+    create_user,
+    issue_token,
+    publish_files,
+    revoke_tokens,
+    set_active,
+)
+
+users_cli = AppGroup("users", help="Manage users and API tokens.")
+flows_cli = AppGroup("flows", help="Validate and publish flow definitions.")
+audit_cli = AppGroup("audit", help="Check the audit log.")
+
+DEMO_PASSWORD_SUFFIX = "-demo-2026"
+DEMO_USERS = [  # (username, display name, roles)
+    ("zhang", "张敏 (内勤)", ["sales_admin"]),
+    ("wang", "王芳 (内勤)", ["sales_admin"]),
+    ("chen", "陈静 (内勤)", ["sales_admin"]),
+    ("li", "李强 (库管)", ["warehouse"]),
+    ("zhou", "周勇 (库管)", ["warehouse"]),
+    ("xu", "徐磊 (业务员)", ["sales"]),
+    ("liu", "刘洋 (销售经理)", ["sales_manager"]),
+    ("sun", "孙丽 (销售经理)", ["sales_manager"]),
+    ("zhao", "赵霞 (财务)", ["finance"]),
+    ("qian", "钱进 (财务)", ["finance"]),
+    ("wu", "吴刚 (财务)", ["finance"]),
+    ("ma", "马总 (总经理)", ["gm"]),
+    ("he", "何总 (总经理)", ["gm"]),
+    ("shen", "沈审 (审计)", ["auditor"]),
+    ("admin", "管理员 (流程管理员)", ["flow_admin"]),
+]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@users_cli.command("create")
+@click.argument("name")
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--role", "roles", multiple=True, required=True, help="Repeat for several roles.")
+@click.option("--display-name", default="", help="The name people see, e.g. 张敏.")
+def users_create(name: str, password: str, roles: tuple[str, ...], display_name: str) -> None:
+    """Create a user NAME with one or more roles."""
+    try:
+        create_user(db.session, name, password, roles, display_name)
+    except WorkflowError as exc:
+        _fail(exc.message)
+    click.echo(f"created user {name} ({', '.join(roles)})")
+
+
+@users_cli.command("token")
+@click.argument("name")
+@click.option("--revoke", is_flag=True, help="Revoke every token of NAME instead.")
+@click.option("--expires-days", type=click.IntRange(1, 3650), default=None)
+def users_token(name: str, revoke: bool, expires_days: int | None) -> None:
+    """Print a new API token for NAME (the last line of output), or revoke NAME's tokens."""
+    try:
+        if revoke:
+            click.echo(f"revoked {revoke_tokens(db.session, name)} token(s) of {name}")
+            return
+        token = issue_token(db.session, name, expires_days)
+    except WorkflowError as exc:
+        _fail(exc.message)
+    click.echo(token)
+
+
+@users_cli.command("disable")
+@click.argument("name")
+def users_disable(name: str) -> None:
+    """Disable NAME: refused on their very next request."""
+    try:
+        set_active(db.session, name, False)
+    except WorkflowError as exc:
+        _fail(exc.message)
+    click.echo(f"disabled {name}")
+
+
+def _definition_files(files: tuple[str, ...]) -> list[Path]:
+    if files:
+        return [Path(f) for f in files]
+    return sorted(Path(current_app.config["DEFINITIONS_DIR"]).glob("*.yaml"))
+
+
+@flows_cli.command("check")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+def flows_check(files: tuple[str, ...]) -> None:
+    """Validate definitions (default: definitions/*.yaml); prints FILE:LINE: message."""
+    from workflow.definitions.build import load_flow_file
+
+    failed = False
+    for path in _definition_files(files):
+        try:
+            load_flow_file(path)
+        except DefinitionError as exc:
+            failed = True
+            for problem in exc.problems:
+                click.echo(str(problem))
+        except OSError as exc:
+            failed = True
+            click.echo(f"{path}: cannot read: {exc.strerror}")
+        else:
+            click.echo(f"{path}: ok")
+    sys.exit(1 if failed else 0)
+
+
+@flows_cli.command("publish")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+def flows_publish(files: tuple[str, ...]) -> None:
+    """Store each changed definition as a new version; nothing is stored if any is invalid."""
+    try:
+        for line in publish_files(db.session, _definition_files(files)):
+            click.echo(line)
+    except DefinitionError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem))
+        click.echo("nothing was published", err=True)
+        sys.exit(1)
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Check the whole hash chain; prints the head to keep outside the database."""
+    result = audit.verify(db.session)
+    if not result.ok:
+        click.echo(f"FAILED after {result.events} events: {result.problem}")
+        click.echo(f"head {result.root}")
+        sys.exit(1)
+    click.echo(f"OK {result.events} events")
+    click.echo(f"head {result.root}  ({result.chains} chains; keep this line outside the database)")
+
+
+@click.command("setup")
+@click.option("--demo/--no-demo", default=True, help="Create demo users when the database is new.")
+def setup(demo: bool) -> None:
+    """Create or upgrade the database, publish the shipped flows, and create demo users once."""
+    new = "users" not in inspect(db.engine).get_table_names()
+    upgrade()
+    db.session.remove()
+    audit.ensure_system_chain(db.session)
+    db.session.commit()
+    for line in publish_files(db.session, _definition_files(())):
+        click.echo(line)
+    if new and demo and db.session.scalar(select(User.id).limit(1)) is None:
+        click.echo("\nDemo users (created because the database is new):")
+        for username, display, roles in DEMO_USERS:
+            password = username + DEMO_PASSWORD_SUFFIX
+            create_user(db.session, username, password, roles, display)
+            click.echo(f"  {username:<8} {password:<18} {', '.join(roles):<15} {display}")
+    click.echo(f"\nServing on http://127.0.0.1:{current_app.config.get('PORT', 5000)}")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(flows_cli)
+    app.cli.add_command(audit_cli)
+    app.cli.add_command(setup)

@@ -1,0 +1,85 @@
+"""Declarative base, URL handling and the engine settings that make concurrency correct."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, MetaData, create_engine, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONData = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def normalize_url(url: str) -> str:
+    """Let plain `postgresql://` (and Heroku-style `postgres://`) URLs use psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Per-dialect engine options (passed to create_engine or Flask-SQLAlchemy)."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True}
+
+
+def configure_engine(engine: Engine) -> Engine:
+    """Install SQLite's write-safety settings; a no-op on PostgreSQL (which uses row locks).
+
+    Python's sqlite3 starts transactions with a deferred BEGIN, so two writers that both read
+    first deadlock and one loses with "database is locked". Every transaction here begins
+    IMMEDIATE (taking the write lock up front) on a WAL database with a busy timeout.
+    """
+    if engine.dialect.name != "sqlite" or getattr(engine, "_fuhe_configured", False):
+        return engine
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine._fuhe_configured = True  # type: ignore[attr-defined]
+    return engine
+
+
+def make_engine(url: str, **options: Any) -> Engine:
+    """Create a configured engine from any supported URL (for the CLI, workers and tests)."""
+    url = normalize_url(url)
+    return configure_engine(create_engine(url, **{**engine_options(url), **options}))
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

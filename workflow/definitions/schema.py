@@ -1,0 +1,371 @@
+"""The shape of a definition: which keys may appear where, and the type of each value.
+
+`check_shape(tree, path)` returns every problem it finds (misspelt keys get a "did you mean"),
+each on the line of the key concerned. Meaning (do the states exist, are the roles known, …) is
+`validate`'s job and runs only on a tree whose shape is right.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from workflow.definitions.loader import Mapping, Sequence
+from workflow.errors import Problem
+from workflow.fields import FIELD_TYPES
+from workflow.guards import did_you_mean
+
+TOP_REQUIRED = ("name", "title", "fields", "initial", "states", "transitions", "example")
+TOP_OPTIONAL = ("description", "overdue")
+FIELD_COMMON = ("type", "required", "label", "help", "default")
+FIELD_TYPE_KEYS: dict[str, tuple[str, ...]] = {
+    "string": ("min_length", "max_length"),
+    "text": ("min_length", "max_length"),
+    "integer": ("min", "max"),
+    "decimal": ("min", "max", "places"),
+    "boolean": (),
+    "date": (),
+    "choice": ("choices",),
+    "table": ("columns", "min_rows", "max_rows"),
+}
+FIELD_KEYS = FIELD_COMMON + tuple(
+    dict.fromkeys(key for keys in FIELD_TYPE_KEYS.values() for key in keys)
+)
+STATE_KEYS = ("label", "editable_by", "review", "on_approve", "on_reject", "final")
+REVIEW_KEYS = ("required", "roles", "allow_earlier_reviewers")
+TRANSITION_REQUIRED = ("action", "from", "to", "roles")
+TRANSITION_OPTIONAL = ("when", "checks", "label")
+ROUTE_KEYS = ("to", "when")
+CHECK_KEYS = ("rule", "message")
+OVERDUE_KEYS = ("field", "states")
+LABEL_KEYS = ("zh", "en")
+MAX_PLACES = 6
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__  # pragma: no cover - the loader produces nothing else
+
+
+class _Shape:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def problem(self, line: int | None, message: str, hint: str | None = None) -> None:
+        self.problems.append(Problem(self.path, line, message, hint))
+
+    # --- building blocks ----------------------------------------------------------------
+
+    def keys(
+        self,
+        mapping: Mapping,
+        what: str,
+        required: tuple[str, ...],
+        optional: tuple[str, ...],
+        misplaced: dict[str, str] | None = None,
+    ) -> None:
+        """Report unknown keys (with a did-you-mean) and missing required keys."""
+        allowed = required + optional
+        for key in mapping:
+            if key in allowed:
+                continue
+            line = mapping.line_of(key)
+            if misplaced and key in misplaced:
+                self.problem(line, f"`{key}` does not apply to {what}", misplaced[key])
+                continue
+            suggestion = did_you_mean(key, allowed)
+            message = f"unknown key `{key}` in {what}"
+            if suggestion:
+                message += f"; {suggestion}"
+            self.problem(line, message, "allowed keys: " + ", ".join(allowed))
+        for key in required:
+            if key not in mapping:
+                self.problem(mapping.line, f"{what} has no `{key}`")
+
+    def is_mapping(self, value: Any, line: int, what: str) -> bool:
+        if isinstance(value, Mapping):
+            return True
+        self.problem(line, f"{what} must be a mapping of `key: value` lines, not {_kind(value)}")
+        return False
+
+    def text(self, mapping: Mapping, key: str, what: str) -> None:
+        value = mapping.get(key)
+        if key in mapping and (not isinstance(value, str) or not value.strip()):
+            hint = "put quotes around it" if value is not None else None
+            self.problem(
+                mapping.line_of(key), f"`{key}` of {what} must be text, not {_kind(value)}", hint
+            )
+
+    def boolean(self, mapping: Mapping, key: str, what: str) -> None:
+        value = mapping.get(key)
+        if key in mapping and not isinstance(value, bool):
+            self.problem(
+                mapping.line_of(key),
+                f"`{key}` of {what} must be true or false, not {_kind(value)} `{value}`",
+                "write true or false; yes/no/on/off are text here",
+            )
+
+    def integer(
+        self, mapping: Mapping, key: str, what: str, low: int | None = 0, high: int | None = None
+    ) -> None:
+        if key not in mapping:
+            return
+        value = mapping[key]
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.problem(
+                mapping.line_of(key), f"`{key}` of {what} must be a whole number, not {_kind(value)}"
+            )
+        elif (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            self.problem(mapping.line_of(key), f"`{key}` of {what} must be {bounds}, not {value}")
+
+    def number(self, mapping: Mapping, key: str, what: str) -> None:
+        value = mapping.get(key)
+        if key in mapping and (not isinstance(value, int | Decimal) or isinstance(value, bool)):
+            self.problem(
+                mapping.line_of(key), f"`{key}` of {what} must be a number, not {_kind(value)}"
+            )
+
+    def label(self, mapping: Mapping, key: str, what: str) -> None:
+        if key not in mapping:
+            return
+        value = mapping[key]
+        line = mapping.line_of(key)
+        if isinstance(value, str) and value.strip():
+            return
+        if not isinstance(value, Mapping):
+            self.problem(
+                line,
+                f"`{key}` of {what} must be text or `{{zh: …, en: …}}`, not {_kind(value)}",
+            )
+            return
+        self.keys(value, f"`{key}` of {what}", (), LABEL_KEYS)
+        if not any(lang in value for lang in LABEL_KEYS):
+            self.problem(line, f"`{key}` of {what} needs `zh` or `en` text")
+        for lang in LABEL_KEYS:
+            self.text(value, lang, f"`{key}` of {what}")
+
+    def names(
+        self, mapping: Mapping, key: str, what: str, *, nonempty: bool = True
+    ) -> Sequence | None:
+        """A list of names (roles, states, choices): text items, by default at least one."""
+        if key not in mapping:
+            return None
+        value = mapping[key]
+        line = mapping.line_of(key)
+        if not isinstance(value, Sequence):
+            self.problem(
+                line, f"`{key}` of {what} must be a list such as [a, b], not {_kind(value)}"
+            )
+            return None
+        if nonempty and not value:
+            self.problem(line, f"`{key}` of {what} is an empty list")
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                self.problem(
+                    value.line_of(index),
+                    f"`{key}` of {what}: item {index + 1} must be text, not {_kind(item)}",
+                    "put quotes around it",
+                )
+        return value
+
+    # --- the parts of a definition --------------------------------------------------------
+
+    def flow(self, tree: Any) -> None:
+        if not self.is_mapping(tree, getattr(tree, "line", 1), "a definition"):
+            return
+        self.keys(tree, "the definition", TOP_REQUIRED, TOP_OPTIONAL)
+        self.text(tree, "name", "the flow")
+        self.label(tree, "title", "the flow")
+        self.label(tree, "description", "the flow")
+        self.text(tree, "initial", "the flow")
+        if "fields" in tree:
+            self.fields(tree["fields"], tree.line_of("fields"), None)
+        if "states" in tree:
+            self.states(tree["states"], tree.line_of("states"))
+        if "transitions" in tree:
+            self.transitions(tree["transitions"], tree.line_of("transitions"))
+        if "overdue" in tree:
+            self.overdue(tree["overdue"], tree.line_of("overdue"))
+        if "example" in tree:
+            self.is_mapping(tree["example"], tree.line_of("example"), "`example`")
+
+    def fields(self, fields: Any, line: int, table: str | None) -> None:
+        what = f"`columns` of table `{table}`" if table else "`fields`"
+        if not self.is_mapping(fields, line, what):
+            return
+        if not fields:
+            self.problem(line, f"{what} is empty; a flow needs at least one field")
+        for name, spec in fields.items():
+            self.field(name, spec, fields.line_of(name), table)
+
+    def field(self, name: str, spec: Any, line: int, table: str | None) -> None:
+        what = f"column `{name}` of table `{table}`" if table else f"field `{name}`"
+        if not self.is_mapping(spec, line, what):
+            return
+        kind = spec.get("type")
+        if "type" not in spec:
+            self.problem(spec.line, f"{what} has no `type`", "one of: " + ", ".join(FIELD_TYPES))
+            self.keys(spec, what, (), FIELD_KEYS)
+            return
+        if kind not in FIELD_TYPES:
+            suggestion = did_you_mean(str(kind), FIELD_TYPES) if isinstance(kind, str) else None
+            message = f"unknown type `{kind}` for {what}"
+            self.problem(
+                spec.line_of("type"),
+                f"{message}; {suggestion}" if suggestion else message,
+                "one of: " + ", ".join(FIELD_TYPES),
+            )
+            self.keys(spec, what, (), FIELD_KEYS)
+            return
+        if table and kind == "table":
+            self.problem(
+                spec.line_of("type"),
+                f"{what} cannot itself be a table",
+                "tables hold simple columns only; add another table field instead",
+            )
+            return
+        own = FIELD_TYPE_KEYS[kind]
+        misplaced = {
+            key: f"`{key}` is for fields of type " + ", ".join(
+                t for t, keys in FIELD_TYPE_KEYS.items() if key in keys
+            )
+            for key in FIELD_KEYS
+            if key not in FIELD_COMMON and key not in own
+        }
+        self.keys(spec, f"{what} (type `{kind}`)", (), FIELD_COMMON + own, misplaced)
+        self.boolean(spec, "required", what)
+        self.label(spec, "label", what)
+        self.label(spec, "help", what)
+        if kind in ("string", "text"):
+            self.integer(spec, "min_length", what, 0)
+            self.integer(spec, "max_length", what, 1)
+        elif kind == "integer":
+            self.integer(spec, "min", what, None)
+            self.integer(spec, "max", what, None)
+        elif kind == "decimal":
+            self.number(spec, "min", what)
+            self.number(spec, "max", what)
+            self.integer(spec, "places", what, 0, MAX_PLACES)
+        elif kind == "choice":
+            if "choices" not in spec:
+                self.problem(spec.line, f"{what} has no `choices`", "list them: [a, b, c]")
+            self.names(spec, "choices", what)
+        elif kind == "table":
+            self.integer(spec, "min_rows", what, 0)
+            self.integer(spec, "max_rows", what, 1)
+            if "columns" not in spec:
+                self.problem(spec.line, f"{what} has no `columns`")
+            else:
+                self.fields(spec["columns"], spec.line_of("columns"), name)
+
+    def states(self, states: Any, line: int) -> None:
+        if not self.is_mapping(states, line, "`states`"):
+            return
+        if not states:
+            self.problem(line, "`states` is empty")
+        for name in list(states):
+            spec = states[name]
+            if spec is None:  # `approved:` with nothing after it is a state with no options
+                spec = states[name] = Mapping(states.line_of(name))
+            self.state(name, spec, states.line_of(name))
+
+    def state(self, name: str, spec: Any, line: int) -> None:
+        what = f"state `{name}`"
+        if not self.is_mapping(spec, line, what):
+            return
+        self.keys(spec, what, (), STATE_KEYS)
+        self.label(spec, "label", what)
+        self.names(spec, "editable_by", what)
+        self.boolean(spec, "final", what)
+        self.text(spec, "on_reject", what)
+        if "review" in spec:
+            review = spec["review"]
+            review_what = f"the review of {what}"
+            if self.is_mapping(review, spec.line_of("review"), f"`review` of {what}"):
+                self.keys(review, review_what, ("required", "roles"), ("allow_earlier_reviewers",))
+                self.integer(review, "required", review_what, None)
+                self.names(review, "roles", review_what)
+                self.boolean(review, "allow_earlier_reviewers", review_what)
+        if "on_approve" in spec:
+            routes = spec["on_approve"]
+            route_line = spec.line_of("on_approve")
+            if isinstance(routes, str) and routes.strip():
+                return
+            if not isinstance(routes, Sequence) or not routes:
+                self.problem(
+                    route_line,
+                    f"`on_approve` of {what} must be a state name or a list of "
+                    f"`{{to: state, when: condition}}`, not {_kind(routes)}",
+                )
+                return
+            for index, route in enumerate(routes):
+                route_what = f"route {index + 1} of `on_approve` of {what}"
+                if self.is_mapping(route, routes.line_of(index), route_what):
+                    self.keys(route, route_what, ("to",), ("when",))
+                    self.text(route, "to", route_what)
+                    self.text(route, "when", route_what)
+
+    def transitions(self, transitions: Any, line: int) -> None:
+        if not isinstance(transitions, Sequence):
+            self.problem(
+                line,
+                f"`transitions` must be a list (lines starting with `- `), not {_kind(transitions)}",
+            )
+            return
+        for index, item in enumerate(transitions):
+            item_line = transitions.line_of(index)
+            if not self.is_mapping(item, item_line, f"transition {index + 1}"):
+                continue
+            action = item.get("action")
+            what = f"transition `{action}`" if isinstance(action, str) else "a transition"
+            self.keys(item, what, TRANSITION_REQUIRED, TRANSITION_OPTIONAL)
+            self.text(item, "action", what)
+            self.text(item, "to", what)
+            self.text(item, "when", what)
+            self.label(item, "label", what)
+            self.names(item, "roles", what)
+            if "from" in item and not isinstance(item["from"], str):
+                self.names(item, "from", what)
+            elif "from" in item:
+                self.text(item, "from", what)
+            if "checks" in item:
+                checks = item["checks"]
+                if not isinstance(checks, Sequence):
+                    self.problem(
+                        item.line_of("checks"),
+                        f"`checks` of {what} must be a list of `{{rule: …, message: …}}`",
+                    )
+                    continue
+                for number, check in enumerate(checks, start=1):
+                    check_what = f"check {number} of {what}"
+                    if self.is_mapping(check, checks.line_of(number - 1), check_what):
+                        self.keys(check, check_what, ("rule",), ("message",))
+                        self.text(check, "rule", check_what)
+                        self.label(check, "message", check_what)
+
+    def overdue(self, overdue: Any, line: int) -> None:
+        if not self.is_mapping(overdue, line, "`overdue`"):
+            return
+        self.keys(overdue, "`overdue`", OVERDUE_KEYS, ())
+        self.text(overdue, "field", "`overdue`")
+        self.names(overdue, "states", "`overdue`")
+
+
+def check_shape(tree: Any, path: str = "<text>") -> list[Problem]:
+    """Every shape problem of a loaded definition (empty when the shape is right)."""
+    shape = _Shape(path)
+    shape.flow(tree)
+    return shape.problems

@@ -1,0 +1,166 @@
+"""Frozen dataclasses describing a validated flow; nothing here can be changed after loading."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from workflow.guards import Guard
+
+LANGUAGES = ("zh", "en")
+
+
+@dataclass(frozen=True)
+class Label:
+    """A user-facing text in Chinese and English (either may fall back to the other)."""
+
+    zh: str
+    en: str
+
+    def get(self, lang: str) -> str:
+        return self.en if lang.startswith("en") else self.zh
+
+    @classmethod
+    def of(cls, value: Any, fallback: str) -> Label:
+        if value is None:
+            return cls(fallback, fallback)
+        if isinstance(value, str):
+            return cls(value, value)
+        zh = value.get("zh") or value.get("en") or fallback
+        return cls(zh, value.get("en") or zh)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"zh": self.zh, "en": self.en}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One data field of a flow (or one column of a table field)."""
+
+    name: str
+    type: str
+    label: Label
+    required: bool = False
+    default: Any = None
+    help: Label | None = None
+    min: Any = None
+    max: Any = None
+    places: int = 2
+    min_length: int | None = None
+    max_length: int | None = None
+    choices: tuple[str, ...] = ()
+    columns: tuple[FieldSpec, ...] = ()
+    min_rows: int | None = None
+    max_rows: int = 200
+
+    def column(self, name: str) -> FieldSpec | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class ReviewSpec:
+    """A review state's quorum: `required` distinct approvers holding one of `roles`."""
+
+    required: int
+    roles: tuple[str, ...]
+    allow_earlier_reviewers: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    """A conditional target: the first route whose guard holds is taken."""
+
+    to: str
+    when: Guard | None = None
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    name: str
+    label: Label
+    editable_by: tuple[str, ...] = ()
+    review: ReviewSpec | None = None
+    on_approve: tuple[Route, ...] = ()
+    on_reject: str | None = None
+    final: bool = False
+
+    @property
+    def is_review(self) -> bool:
+        return self.review is not None
+
+    @property
+    def is_editable(self) -> bool:
+        return bool(self.editable_by)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A rule that must hold for an action to be taken, with the message shown when it does not."""
+
+    rule: Guard
+    message: Label
+
+
+@dataclass(frozen=True)
+class TransitionSpec:
+    action: str
+    source: str
+    dest: str
+    roles: tuple[str, ...]
+    label: Label
+    when: Guard | None = None
+    checks: tuple[Check, ...] = ()
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class OverdueSpec:
+    field: str
+    states: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """A whole validated flow definition."""
+
+    name: str
+    title: Label
+    description: Label | None
+    fields: tuple[FieldSpec, ...]
+    initial: str
+    states: tuple[StateSpec, ...]
+    transitions: tuple[TransitionSpec, ...]
+    example: dict[str, Any]
+    overdue: OverdueSpec | None = None
+    _state_index: dict[str, StateSpec] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._state_index.update({s.name: s for s in self.states})
+
+    def state(self, name: str) -> StateSpec:
+        return self._state_index[name]
+
+    def has_state(self, name: str) -> bool:
+        return name in self._state_index
+
+    def field(self, name: str) -> FieldSpec | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def transitions_from(self, state: str) -> tuple[TransitionSpec, ...]:
+        return tuple(t for t in self.transitions if t.source == state)
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.action for t in self.transitions))
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """Every role that acts anywhere in this flow (edits, fires a transition or reviews)."""
+        roles: set[str] = set()
+        for s in self.states:
+            roles.update(s.editable_by)
+            if s.review:
+                roles.update(s.review.roles)
+        for t in self.transitions:
+            roles.update(t.roles)
+        return frozenset(roles)

@@ -1,0 +1,559 @@
+"""The meaning of a definition: names, roles, states, reachability, guards and the example.
+
+`validate(tree, path)` runs on a tree whose shape `schema.check_shape` accepted. It collects as
+many problems as it can (each with its line and, where it helps, a hint) and raises one
+DefinitionError with all of them; otherwise it returns what `build` needs and should not work
+out twice: the field specs, the compiled guards and the expanded transitions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any
+
+from workflow.definitions.loader import Mapping, Sequence
+from workflow.definitions.spec import FieldSpec, Label
+from workflow.errors import DefinitionError, InvalidData, Problem
+from workflow.fields import clean_data, with_defaults
+from workflow.guards import Guard, GuardError, compile_guard, did_you_mean
+from workflow.roles import NON_ACTING_ROLES, ROLES
+
+NAME_RE = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
+MAX_NAME_LENGTH = 40
+MIN_REVIEWERS = 2  # the product's rule: never fewer than two distinct people
+MAX_REVIEWERS = 20
+ANY_STATE = "*"
+# Words that YAML 1.1 tools (and people) read as booleans or null.
+YAML_WORDS = frozenset({"yes", "no", "on", "off", "true", "false", "null", "y", "n"})
+# Names the state machine or the engine use on a document: a trigger named like one of these is
+# silently not bound by `transitions`, or would shadow the review actions.
+MACHINE_NAMES = frozenset(
+    {
+        "approve",
+        "reject",
+        "edit",
+        "create",
+        "delete",
+        "update",
+        "state",
+        "trigger",
+        "machine",
+        "model",
+        "data",
+        "revision",
+        "history",
+    }
+)
+MACHINE_PREFIXES = ("to_", "is_", "may_")
+# CEL keywords cannot be used as identifiers, and `today` is bound by the guard language.
+EXPRESSION_NAMES = frozenset(
+    {
+        "in",
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "for",
+        "function",
+        "if",
+        "import",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "return",
+        "var",
+        "void",
+        "while",
+        "today",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Validated:
+    """What validation worked out, for `build` to assemble the spec from."""
+
+    fields: tuple[FieldSpec, ...]
+    guards: dict[str, Guard]
+    # One (transition mapping, source state) per TransitionSpec, in definition order.
+    expanded: tuple[tuple[Mapping, str], ...]
+    example: dict[str, Any]
+
+
+def _stem(path: str) -> str | None:
+    if not path or path.startswith("<"):
+        return None
+    return PurePath(path).stem
+
+
+def _path_parts(key: str) -> list[str | int]:
+    """`items[2].qty` → ["items", 2, "qty"] (the keys clean_data reports errors under)."""
+    parts: list[str | int] = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key):
+        parts.append(int(index) if index else name)
+    return parts
+
+
+def _line_in(node: Any, key: str, fallback: int) -> int:
+    """The line of the value at clean_data's error key inside a loaded mapping."""
+    line = fallback
+    for part in _path_parts(key):
+        if isinstance(part, str) and isinstance(node, Mapping) and part in node:
+            line, node = node.line_of(part), node[part]
+        elif isinstance(part, int) and isinstance(node, Sequence) and 0 < part <= len(node):
+            line, node = node.line_of(part - 1), node[part - 1]
+        else:
+            break
+    return line
+
+
+class _Validator:
+    def __init__(self, tree: Mapping, path: str) -> None:
+        self.tree = tree
+        self.path = path
+        self.problems: list[Problem] = []
+        self.guards: dict[str, Guard] = {}
+        self.field_names: frozenset[str] = frozenset()
+        self.states: Mapping = tree["states"]
+
+    def problem(self, line: int | None, message: str, hint: str | None = None) -> None:
+        self.problems.append(Problem(self.path, line, message, hint))
+
+    # --- names, roles, states, guards -----------------------------------------------------
+
+    def name(self, kind: str, name: str, line: int, reserved: Iterable[str] = ()) -> bool:
+        if not NAME_RE.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
+            self.problem(
+                line,
+                f"`{name}` is not a valid {kind} name",
+                f"use lower-case letters a-z, digits and `_`, starting with a letter, at most "
+                f"{MAX_NAME_LENGTH} characters",
+            )
+            return False
+        if name in YAML_WORDS:
+            self.problem(
+                line,
+                f"`{name}` cannot be a {kind} name: YAML tools read it as true, false or null",
+                "choose a word such as `accepted` or `declined`",
+            )
+            return False
+        if name in reserved:
+            self.problem(
+                line,
+                f"`{name}` is reserved and cannot be a {kind} name",
+                "the engine uses it for its own actions; choose another name",
+            )
+            return False
+        if kind in ("action", "state") and name.startswith(MACHINE_PREFIXES):
+            self.problem(
+                line,
+                f"`{name}` cannot be a {kind} name: names starting with "
+                + ", ".join(f"`{p}`" for p in MACHINE_PREFIXES)
+                + " are reserved",
+                "the state machine adds methods with these prefixes; choose another name",
+            )
+            return False
+        return True
+
+    def roles(self, roles: Sequence | None, line: int, context: str) -> None:
+        for index, role in enumerate(roles or ()):
+            role_line = roles.line_of(index) if roles is not None else line
+            if role not in ROLES:
+                suggestion = did_you_mean(role, ROLES)
+                message = f"unknown role `{role}` in {context}"
+                self.problem(
+                    role_line,
+                    f"{message}; {suggestion}" if suggestion else message,
+                    "roles are: " + ", ".join(ROLES),
+                )
+            elif role in NON_ACTING_ROLES:
+                self.problem(
+                    role_line,
+                    f"role `{role}` cannot act in {context}: it reads everything and acts on "
+                    "nothing",
+                    "remove it from this list",
+                )
+        if roles is not None and len(set(roles)) != len(roles):
+            self.problem(line, f"a role is listed twice in {context}")
+
+    def known_state(self, name: str, line: int, context: str) -> bool:
+        if name in self.states:
+            return True
+        suggestion = did_you_mean(name, self.states)
+        message = f"unknown state `{name}` {context}"
+        self.problem(
+            line,
+            f"{message}; {suggestion}" if suggestion else message,
+            None if suggestion else "states are: " + ", ".join(self.states),
+        )
+        return False
+
+    def guard(self, source: str, line: int, context: str) -> None:
+        if source in self.guards:
+            return
+        try:
+            self.guards[source] = compile_guard(source, self.field_names)
+        except GuardError as exc:
+            self.problem(line, f"{context}: {exc.message}", exc.hint)
+
+    # --- the parts --------------------------------------------------------------------------
+
+    def flow_name(self) -> None:
+        name = self.tree["name"]
+        line = self.tree.line_of("name")
+        if self.name("flow", name, line):
+            stem = _stem(self.path)
+            if stem is not None and stem != name:
+                self.problem(
+                    line,
+                    f"the flow is named `{name}` but its file is `{PurePath(self.path).name}`",
+                    f"name the file `{name}.yaml` or the flow `{stem}`",
+                )
+
+    def fields(self, fields: Mapping, table: str | None = None) -> tuple[FieldSpec, ...]:
+        specs = []
+        kind = "column" if table else "field"
+        for name, node in fields.items():
+            line = fields.line_of(name)
+            self.name(kind, name, line, EXPRESSION_NAMES)
+            specs.append(self.field(name, node, table))
+        return tuple(specs)
+
+    def field(self, name: str, node: Mapping, table: str | None) -> FieldSpec:
+        kind = node["type"]
+        what = f"column `{name}` of table `{table}`" if table else f"field `{name}`"
+        bound: type = Decimal if kind == "decimal" else int
+        low = bound(node["min"]) if node.get("min") is not None else None
+        high = bound(node["max"]) if node.get("max") is not None else None
+        for first, second, word in (
+            ("min", "max", "`min` is above `max`"),
+            ("min_length", "max_length", "`min_length` is above `max_length`"),
+            ("min_rows", "max_rows", "`min_rows` is above `max_rows`"),
+        ):
+            a, b = node.get(first), node.get(second)
+            if a is not None and b is not None and a > b:
+                self.problem(node.line_of(first), f"{word} in {what}")
+        choices = node.get("choices") or ()
+        seen: set[str] = set()
+        for index, choice in enumerate(choices):
+            if choice in seen:
+                self.problem(choices.line_of(index), f"choice `{choice}` is listed twice in {what}")
+            seen.add(choice)
+        columns = self.fields(node["columns"], name) if kind == "table" else ()
+        spec = FieldSpec(
+            name=name,
+            type=kind,
+            label=Label.of(node.get("label"), name),
+            required=bool(node.get("required", False)),
+            help=Label.of(node["help"], name) if node.get("help") is not None else None,
+            min=low,
+            max=high,
+            places=node.get("places", 2),
+            min_length=node.get("min_length"),
+            max_length=node.get("max_length"),
+            choices=tuple(dict.fromkeys(choices)),
+            columns=columns,
+            min_rows=node.get("min_rows"),
+            max_rows=node.get("max_rows", FieldSpec.max_rows),
+        )
+        default = node.get("default")
+        if default is None:
+            return spec
+        try:
+            clean = clean_data([replace(spec, required=False)], {name: default})
+        except InvalidData as exc:
+            for key, messages in exc.errors.items():
+                for message in messages:
+                    self.problem(
+                        _line_in(node.get("default"), key.removeprefix(name), node.line_of("default")),
+                        f"`default` of {what}: {message}",
+                    )
+            return spec
+        return replace(spec, default=clean.get(name))
+
+    def state_names(self) -> None:
+        for name in self.states:
+            self.name("state", name, self.states.line_of(name), MACHINE_NAMES)
+
+    def initial(self) -> None:
+        initial = self.tree["initial"]
+        line = self.tree.line_of("initial")
+        if self.known_state(initial, line, "as `initial`") and not self.states[initial].get(
+            "editable_by"
+        ):
+            self.problem(
+                line,
+                f"the initial state `{initial}` must be editable: documents are created there",
+                f"give `{initial}` an `editable_by` list of the roles that fill in the document",
+            )
+
+    def state(self, name: str, node: Mapping) -> None:
+        line = self.states.line_of(name)
+        review = node.get("review")
+        final = node.get("final", False)
+        self.roles(node.get("editable_by"), node.line_of("editable_by"), f"state `{name}`")
+        if review is not None:
+            required = review["required"]
+            if required < MIN_REVIEWERS:
+                self.problem(
+                    review.line_of("required"),
+                    f"review state `{name}` requires {required} approval(s); the four-eyes rule "
+                    f"needs at least {MIN_REVIEWERS} distinct people",
+                    f"set `required: {MIN_REVIEWERS}` or more",
+                )
+            elif required > MAX_REVIEWERS:
+                self.problem(
+                    review.line_of("required"),
+                    f"review state `{name}` requires {required} approvals; at most "
+                    f"{MAX_REVIEWERS} are allowed",
+                )
+            self.roles(review["roles"], review.line_of("roles"), f"the review of state `{name}`")
+            for key, why in (
+                ("on_approve", "where the document goes when enough people approve"),
+                ("on_reject", "where the document goes when someone rejects it"),
+            ):
+                if key not in node:
+                    self.problem(line, f"review state `{name}` has no `{key}`", f"say {why}")
+            if "editable_by" in node:
+                self.problem(
+                    node.line_of("editable_by"),
+                    f"review state `{name}` cannot be editable: reviewers approve exactly what "
+                    "they saw",
+                    "remove `editable_by`; edits happen in the state `on_reject` leads to",
+                )
+            if final:
+                self.problem(
+                    node.line_of("final"),
+                    f"state `{name}` cannot be both final and a review state",
+                    "a final state has no way out; remove `final: true` or the `review`",
+                )
+        else:
+            for key in ("on_approve", "on_reject"):
+                if key in node:
+                    self.problem(
+                        node.line_of(key),
+                        f"`{key}` applies only to review states; `{name}` has no `review`",
+                        "add a `review`, or use a transition to leave this state",
+                    )
+        if final and "editable_by" in node:
+            self.problem(
+                node.line_of("editable_by"),
+                f"final state `{name}` cannot be editable",
+                "a finished document is not changed; remove `editable_by`",
+            )
+        if "on_reject" in node:
+            target = node["on_reject"]
+            context = f"in `on_reject` of state `{name}`"
+            if self.known_state(target, node.line_of("on_reject"), context) and target == name:
+                self.problem(node.line_of("on_reject"), f"`on_reject` of `{name}` leads back to it")
+        if "on_approve" in node:
+            self.routes(name, node)
+
+    def routes(self, name: str, node: Mapping) -> None:
+        routes = node["on_approve"]
+        line = node.line_of("on_approve")
+        if isinstance(routes, str):
+            if self.known_state(routes, line, f"in `on_approve` of state `{name}`"):
+                if routes == name:
+                    self.problem(line, f"`on_approve` of `{name}` leads back to it")
+            return
+        fallback: int | None = None
+        for index, route in enumerate(routes, start=1):
+            route_line = routes.line_of(index - 1)
+            context = f"in route {index} of `on_approve` of state `{name}`"
+            if self.known_state(route["to"], route.line_of("to"), context) and route["to"] == name:
+                self.problem(route.line_of("to"), f"`on_approve` of `{name}` leads back to it")
+            if fallback is not None:
+                self.problem(
+                    route_line,
+                    f"route {index} of `on_approve` of state `{name}` can never be taken: route "
+                    f"{fallback} has no `when` and is tried first",
+                    "put the routes with a `when` first and the one without last",
+                )
+            if "when" in route:
+                self.guard(
+                    route["when"],
+                    route.line_of("when"),
+                    f"`when` of route {index} of `on_approve` of state `{name}`",
+                )
+            elif fallback is None:
+                fallback = index
+        if fallback is None:
+            self.problem(
+                routes.line_of(len(routes) - 1),
+                f"every route of `on_approve` of state `{name}` has a `when`; if none holds "
+                "the approved document would be stuck",
+                "end the list with a route that has no `when`",
+            )
+
+    def transitions(self) -> list[tuple[Mapping, str]]:
+        expanded: list[tuple[Mapping, str]] = []
+        star_sources = [
+            name
+            for name, node in self.states.items()
+            if not node.get("final", False) and node.get("review") is None
+        ]
+        unconditional: dict[tuple[str, str], int] = {}
+        for index, item in enumerate(self.tree["transitions"]):
+            line = self.tree["transitions"].line_of(index)
+            action = item["action"]
+            what = f"transition `{action}`"
+            self.name("action", action, item.line_of("action"), MACHINE_NAMES)
+            self.roles(item["roles"], item.line_of("roles"), what)
+            dest = item["to"]
+            dest_known = self.known_state(dest, item.line_of("to"), f"in {what}")
+            source = item["from"]
+            from_line = item.line_of("from")
+            if source == ANY_STATE:
+                sources = star_sources
+                if dest_known and self.states[dest].get("review") is not None:
+                    self.problem(
+                        from_line,
+                        f"'*' would let `{action}` re-enter review state `{dest}` from anywhere",
+                        "list the source states",
+                    )
+            elif isinstance(source, str):
+                sources = [source]
+            else:
+                sources = list(source)
+                if ANY_STATE in sources:
+                    self.problem(from_line, f"'*' in {what} must stand alone, not in a list")
+                    sources = [s for s in sources if s != ANY_STATE]
+                if len(set(sources)) != len(sources):
+                    self.problem(from_line, f"a state is listed twice in `from` of {what}")
+                    sources = list(dict.fromkeys(sources))
+            for src in sources:
+                if not self.known_state(src, from_line, f"in {what}"):
+                    continue
+                node = self.states[src]
+                if node.get("review") is not None:
+                    self.problem(
+                        from_line,
+                        f"{what} leaves review state `{src}`: a review state's only actions are "
+                        "approve and reject",
+                        "use on_approve/on_reject",
+                    )
+                    continue
+                if node.get("final", False):
+                    self.problem(
+                        from_line,
+                        f"{what} leaves final state `{src}`: a final state has no way out",
+                        "remove `final: true`, or remove the transition",
+                    )
+                    continue
+                key = (action, src)
+                if key in unconditional:
+                    self.problem(
+                        line,
+                        f"{what} from `{src}` can never be taken: the one at line "
+                        f"{unconditional[key]} has no `when` and is tried first",
+                        "put the transitions with a `when` first, the one without last",
+                    )
+                elif "when" not in item:
+                    unconditional[key] = line
+                if dest_known:
+                    expanded.append((item, src))
+            if "when" in item:
+                self.guard(item["when"], item.line_of("when"), f"`when` of {what}")
+            for number, check in enumerate(item.get("checks") or (), start=1):
+                self.guard(check["rule"], check.line_of("rule"), f"check {number} of {what}")
+        return expanded
+
+    def reachability(self, expanded: list[tuple[Mapping, str]]) -> None:
+        edges: dict[str, list[str]] = {name: [] for name in self.states}
+        for item, source in expanded:
+            edges[source].append(item["to"])
+        for name, node in self.states.items():
+            routes = node.get("on_approve")
+            if isinstance(routes, str):
+                edges[name].append(routes)
+            elif routes:
+                edges[name].extend(route["to"] for route in routes)
+            if node.get("on_reject"):
+                edges[name].append(node["on_reject"])
+        initial = self.tree["initial"]
+        if initial not in self.states:
+            return
+        seen = {initial}
+        queue = deque([initial])
+        while queue:
+            for target in edges[queue.popleft()]:
+                if target in self.states and target not in seen:
+                    seen.add(target)
+                    queue.append(target)
+        for name, node in self.states.items():
+            line = self.states.line_of(name)
+            if name not in seen:
+                self.problem(
+                    line,
+                    f"state `{name}` cannot be reached from the initial state `{initial}`",
+                    "add a transition into it, or remove it",
+                )
+            if not node.get("final", False) and node.get("review") is None and not edges[name]:
+                self.problem(
+                    line,
+                    f"state `{name}` has no way out: no transition leaves it and it is not final",
+                    "add a transition from it, or mark it `final: true`",
+                )
+
+    def overdue(self, fields: tuple[FieldSpec, ...]) -> None:
+        overdue = self.tree.get("overdue")
+        if overdue is None:
+            return
+        name = overdue["field"]
+        line = overdue.line_of("field")
+        spec = next((f for f in fields if f.name == name), None)
+        if spec is None:
+            suggestion = did_you_mean(name, self.field_names)
+            message = f"unknown field `{name}` in `overdue`"
+            self.problem(line, f"{message}; {suggestion}" if suggestion else message)
+        elif spec.type != "date":
+            self.problem(
+                line,
+                f"`overdue` needs a date field; `{name}` is of type `{spec.type}`",
+                "name the date after which the document is overdue",
+            )
+        states = overdue["states"]
+        for index, state in enumerate(states):
+            self.known_state(state, states.line_of(index), "in `overdue`")
+
+    def example(self, fields: tuple[FieldSpec, ...]) -> dict[str, Any]:
+        example = self.tree["example"]
+        try:
+            return clean_data(fields, with_defaults(fields, example))
+        except InvalidData as exc:
+            for key, messages in sorted(exc.errors.items()):
+                for message in messages:
+                    self.problem(
+                        _line_in(example, key, self.tree.line_of("example")),
+                        f"example: {key}: {message}",
+                    )
+        return {}
+
+    def run(self) -> Validated:
+        self.flow_name()
+        fields = self.fields(self.tree["fields"])
+        self.field_names = frozenset(f.name for f in fields)
+        self.state_names()
+        self.initial()
+        for name, node in self.states.items():
+            self.state(name, node)
+        expanded = self.transitions()
+        self.reachability(expanded)
+        self.overdue(fields)
+        example = self.example(fields)
+        if self.problems:
+            raise DefinitionError(self.problems)
+        return Validated(fields, self.guards, tuple(expanded), example)
+
+
+def validate(tree: Mapping, path: str = "<text>") -> Validated:
+    """Check the meaning of a shape-checked definition; raise DefinitionError with every problem."""
+    return _Validator(tree, path).run()

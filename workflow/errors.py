@@ -1,0 +1,125 @@
+"""One hierarchy of domain errors; the web layer maps them to HTTP in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class WorkflowError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    code = "workflow_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a definition: where and what, in words a manager understands."""
+
+    path: str
+    line: int | None
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        text = f"{where}: {self.message}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "message": self.text}
+
+    @property
+    def text(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class DefinitionError(WorkflowError):
+    """A flow definition that does not validate; carries every problem found."""
+
+    code = "invalid_definition"
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.path, p.line or 0))
+        super().__init__("; ".join(str(p) for p in self.problems) or "invalid definition")
+
+    @classmethod
+    def single(
+        cls, path: str, line: int | None, message: str, hint: str | None = None
+    ) -> DefinitionError:
+        return cls([Problem(path, line, message, hint)])
+
+
+class Refused(WorkflowError):
+    """An action that the rules do not allow; it changes nothing but the audit log."""
+
+    code = "refused"
+    status = 403
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class SelfReview(Refused):
+    code = "self_review"
+
+
+class AlreadyReviewed(Refused):
+    code = "already_reviewed"
+
+
+class RoleNotAllowed(Refused):
+    code = "role_not_allowed"
+
+
+class ActionNotAllowed(Refused):
+    code = "action_not_allowed"
+
+
+class CheckFailed(Refused):
+    """A definition's `checks` rule does not hold for the document's data."""
+
+    code = "check_failed"
+    status = 422
+
+
+class Conflict(Refused):
+    """The document changed under the caller (a concurrent change won)."""
+
+    code = "conflict"
+    status = 409
+
+
+class StaleRevision(Conflict):
+    code = "stale_revision"
+
+
+class NotFound(WorkflowError):
+    code = "not_found"
+
+
+class InvalidData(WorkflowError):
+    """Document data that does not fit the flow's fields; `errors` maps field → messages."""
+
+    code = "invalid_data"
+
+    def __init__(self, errors: dict[str, Any], message: str = "the data is not valid") -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class Unauthorized(WorkflowError):
+    """No valid credentials (unknown user, bad password, disabled account)."""
+
+    code = "unauthorized"
+
+
+class Forbidden(WorkflowError):
+    """Valid credentials, but this person may not do this."""
+
+    code = "forbidden"

@@ -1,0 +1,199 @@
+"""Persistence: typed SQLAlchemy 2 models, no behaviour beyond small helpers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from workflow.db import Base, JSONData, utcnow
+
+Timestamp = DateTime(timezone=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    language: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    role_rows: Mapped[list[UserRole]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(r.role for r in self.role_rows)
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.username
+
+
+class UserRole(Base):
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user: Mapped[User] = relationship(back_populates="role_rows")
+
+
+class ApiToken(Base):
+    """An API token; only its SHA-256 is stored, the token itself is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class FlowVersion(Base):
+    """An immutable published definition; documents are pinned to one."""
+
+    __tablename__ = "flow_versions"
+    __table_args__ = (UniqueConstraint("flow_name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flow_name: Mapped[str] = mapped_column(String(40), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    yaml_text: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    title_zh: Mapped[str] = mapped_column(String(200), default="")
+    title_en: Mapped[str] = mapped_column(String(200), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    __table_args__ = (Index("ix_documents_flow_state", "flow_version_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flow_name: Mapped[str] = mapped_column(String(40), index=True)
+    flow_version_id: Mapped[int] = mapped_column(ForeignKey("flow_versions.id"))
+    state: Mapped[str] = mapped_column(String(40))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    # Each entry into a review state opens a new round; approvals count within one round.
+    review_round: Mapped[int] = mapped_column(Integer, default=0)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONData)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    entered_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    entered_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+    flow_version: Mapped[FlowVersion] = relationship(lazy="joined")
+    created_by: Mapped[User] = relationship(foreign_keys=[created_by_id], lazy="joined")
+    entered_by: Mapped[User] = relationship(foreign_keys=[entered_by_id], lazy="joined")
+
+
+class DocumentRevision(Base):
+    """The data of each revision, so an auditor can see exactly what each approval saw."""
+
+    __tablename__ = "document_revisions"
+    __table_args__ = (UniqueConstraint("document_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONData)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    author: Mapped[User] = relationship(lazy="joined")
+
+
+class Review(Base):
+    """One decision in one round of one review state; one per person per round."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("document_id", "state", "round", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+    state: Mapped[str] = mapped_column(String(40))
+    round: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    decision: Mapped[str] = mapped_column(String(16))  # approve | reject
+    comment: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class AuditChain(Base):
+    """A hash chain of audit events (one per document, plus `system`).
+
+    Chains are themselves registered in a hash-chained registry (`position`, `prev_hash`,
+    `hash`), so deleting a document's whole history is still detected, while appends to
+    different documents never wait for each other. `length` and `head` are the current tip.
+    """
+
+    __tablename__ = "audit_chains"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    length: Mapped[int] = mapped_column(Integer, default=0)
+    head: Mapped[str] = mapped_column(String(64))
+    opened_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class AuditEvent(Base):
+    """An append-only, hash-chained record of every action, allowed or refused."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        UniqueConstraint("chain_key", "chain_seq"),
+        Index("ix_audit_events_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    chain_key: Mapped[str] = mapped_column(String(40))
+    chain_seq: Mapped[int] = mapped_column(Integer)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    document_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    flow: Mapped[str | None] = mapped_column(String(40), index=True)
+    flow_version: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str | None] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str | None] = mapped_column(String(40))
+    from_state: Mapped[str | None] = mapped_column(String(40))
+    to_state: Mapped[str | None] = mapped_column(String(40))
+    revision: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONData)
+
+
+class LoginAttempt(Base):
+    """Failed sign-ins, kept in the database so throttling holds across worker processes."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    remote_addr: Mapped[str] = mapped_column(String(64), default="")
+    at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, index=True)

@@ -1,0 +1,159 @@
+"""DocumentProcess: one Document row together with its compiled flow (like viewflow's flow objects).
+
+The state machine is compiled once per flow version and cached by the version's content hash;
+the process never mixes the machine into the SQLAlchemy model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workflow import fields as field_types
+from workflow import review as rules
+from workflow.definitions.build import load_flow
+from workflow.definitions.compile import CompiledFlow, compile_flow
+from workflow.definitions.spec import FlowSpec, StateSpec, TransitionSpec
+from workflow.errors import ActionNotAllowed, Refused, RoleNotAllowed
+from workflow.models import Document, DocumentRevision, FlowVersion, Review, User
+from workflow.roles import NON_ACTING_ROLES
+
+REVIEW_ACTIONS = ("approve", "reject")
+_cache: dict[str, CompiledFlow] = {}
+_cache_lock = threading.Lock()
+
+
+def compiled(version: FlowVersion) -> CompiledFlow:
+    """The compiled flow of a stored version (parsed and compiled once per process)."""
+    flow = _cache.get(version.content_hash)
+    if flow is None:
+        with _cache_lock:
+            flow = _cache.get(version.content_hash)
+            if flow is None:
+                spec = load_flow(version.yaml_text, f"{version.flow_name}.yaml")
+                flow = compile_flow(spec, version.content_hash)
+                _cache[version.content_hash] = flow
+    return flow
+
+
+class DocumentProcess:
+    """What may happen to one document, for whom; the rules come from review.py."""
+
+    def __init__(self, session: Session, document: Document) -> None:
+        self.session = session
+        self.document = document
+        self.flow = compiled(document.flow_version)
+
+    @property
+    def spec(self) -> FlowSpec:
+        return self.flow.spec
+
+    @property
+    def state(self) -> StateSpec:
+        return self.spec.state(self.document.state)
+
+    def typed_data(self) -> dict[str, Any]:
+        return field_types.typed(self.spec.fields, self.document.data)
+
+    # --- review facts -------------------------------------------------------------------------
+    def review_facts(self) -> rules.ReviewFacts:
+        doc = self.document
+        reviews = list(
+            self.session.scalars(select(Review).where(Review.document_id == doc.id))
+        )
+        this_round = [r for r in reviews if r.state == doc.state and r.round == doc.review_round]
+        editors = self.session.scalars(
+            select(DocumentRevision.author_id).where(DocumentRevision.document_id == doc.id)
+        )
+        return rules.ReviewFacts(
+            state=self.state,
+            creator_id=doc.created_by_id,
+            entered_by_id=doc.entered_by_id,
+            editor_ids=frozenset(editors),
+            decided_this_round=frozenset(r.user_id for r in this_round),
+            approved_this_round=tuple(
+                r.user_id
+                for r in this_round
+                if r.decision == "approve" and r.revision == doc.revision
+            ),
+            approved_other_states=frozenset(
+                r.user_id for r in reviews if r.decision == "approve" and r.state != doc.state
+            ),
+        )
+
+    def current_approvals(self) -> list[Review]:
+        doc = self.document
+        return list(
+            self.session.scalars(
+                select(Review)
+                .where(
+                    Review.document_id == doc.id,
+                    Review.state == doc.state,
+                    Review.round == doc.review_round,
+                    Review.decision == "approve",
+                    Review.revision == doc.revision,
+                )
+                .order_by(Review.at, Review.id)
+            )
+        )
+
+    # --- what may this person do ----------------------------------------------------------------
+    def refusal(self, user: User, action: str) -> Refused | None:
+        """Why `user` may not take `action` now (checks of data excluded), or None."""
+        roles = user.roles if user.active else frozenset()
+        if not user.active:
+            return RoleNotAllowed("this account is disabled")
+        if self.state.is_review:
+            if action not in REVIEW_ACTIONS:
+                return ActionNotAllowed(
+                    f"`{action}` is not possible while the document is in review "
+                    f"(`{self.document.state}`): approve or reject"
+                )
+            return rules.refusal(self.review_facts(), user.id, roles)
+        candidates = [t for t in self.spec.transitions_from(self.document.state) if t.action == action]
+        if not candidates:
+            possible = ", ".join(self.flow.actions_from(self.document.state)) or "none"
+            return ActionNotAllowed(
+                f"`{action}` is not possible in state `{self.document.state}` "
+                f"(possible here: {possible})"
+            )
+        if NON_ACTING_ROLES & roles:
+            return RoleNotAllowed("auditors read documents and do not act on them")
+        if not any(set(t.roles) & roles for t in candidates):
+            needed = sorted({r for t in candidates for r in t.roles})
+            return RoleNotAllowed(f"`{action}` needs one of the roles {', '.join(needed)}")
+        if self.transition(action) is None:
+            return ActionNotAllowed(f"no `{action}` transition applies to this document's data")
+        return None
+
+    def transition(self, action: str) -> TransitionSpec | None:
+        return self.flow.transition_for(action, self.document.state, self.typed_data())
+
+    def actions_for(self, user: User) -> list[str]:
+        """The actions `user` may take now, in definition order (what the UI offers)."""
+        if self.state.is_review:
+            candidates: Collection[str] = REVIEW_ACTIONS
+        else:
+            candidates = self.flow.actions_from(self.document.state)
+        return [a for a in candidates if self.refusal(user, a) is None]
+
+    def can_edit(self, user: User) -> bool:
+        return (
+            user.active
+            and not (NON_ACTING_ROLES & user.roles)
+            and bool(set(self.state.editable_by) & user.roles)
+        )
+
+    def may_see(self, user: User) -> bool:
+        """Deny by default: creator, anyone whose role acts in this flow, or an auditor."""
+        if not user.active:
+            return False
+        return (
+            self.document.created_by_id == user.id
+            or "auditor" in user.roles
+            or bool(self.spec.roles & user.roles)
+        )

@@ -1,0 +1,517 @@
+"""Use cases: each command is one transaction that commits once or rolls back whole.
+
+Services take explicit arguments (a session, the acting user, ids) and never see a request.
+Concurrency is the database's job: the document row is locked (`SELECT … FOR UPDATE` on
+PostgreSQL; SQLite transactions begin IMMEDIATE) before anything is read for a decision, and
+unique constraints back every "exactly once".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from workflow import audit
+from workflow import fields as field_types
+from workflow.definitions.build import load_flow
+from workflow.definitions.spec import FlowSpec
+from workflow.errors import (
+    ActionNotAllowed,
+    CheckFailed,
+    Conflict,
+    Forbidden,
+    InvalidData,
+    NotFound,
+    Refused,
+    RoleNotAllowed,
+    StaleRevision,
+)
+from workflow.models import (
+    ApiToken,
+    Document,
+    DocumentRevision,
+    FlowVersion,
+    Review,
+    User,
+    UserRole,
+)
+from workflow.process import DocumentProcess, compiled
+from workflow.review import quorum_reached
+from workflow.roles import ROLES
+from workflow.security import check_password, hash_password, new_token, token_hash
+
+MAX_COMMENT_LENGTH = 2000
+
+
+# --- users and tokens -----------------------------------------------------------------------------
+def create_user(
+    session: Session,
+    username: str,
+    password: str,
+    roles: Iterable[str],
+    display_name: str = "",
+) -> User:
+    """Create a user with the given roles; refuses a taken name or an unknown role."""
+    roles = list(dict.fromkeys(roles))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise InvalidData({"role": [f"unknown role `{unknown[0]}`"]}, f"unknown role `{unknown[0]}`")
+    if not username or len(username) > 64 or not username.isprintable() or " " in username:
+        raise InvalidData({"username": ["must be 1-64 printable characters without spaces"]})
+    if len(password) < 8:
+        raise InvalidData({"password": ["must be at least 8 characters"]}, "password too short")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise InvalidData({"username": [f"user `{username}` already exists"]},
+                          f"user `{username}` already exists")
+    user = User(username=username, display_name=display_name, password_hash=hash_password(password))
+    user.role_rows = [UserRole(role=r) for r in roles]
+    session.add(user)
+    session.flush()
+    audit.append(session, audit.SYSTEM_CHAIN, actor=None, action="user_create", outcome="ok",
+                 details={"user": username, "roles": roles})
+    session.commit()
+    return user
+
+
+def set_roles(session: Session, username: str, roles: Iterable[str]) -> User:
+    user = _user_by_name(session, username)
+    roles = list(dict.fromkeys(roles))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise InvalidData({"role": [f"unknown role `{unknown[0]}`"]}, f"unknown role `{unknown[0]}`")
+    user.role_rows = [UserRole(role=r) for r in roles]
+    audit.append(session, audit.SYSTEM_CHAIN, actor=None, action="user_roles", outcome="ok",
+                 details={"user": username, "roles": roles})
+    session.commit()
+    return user
+
+
+def set_active(session: Session, username: str, active: bool) -> User:
+    user = _user_by_name(session, username)
+    user.active = active
+    audit.append(session, audit.SYSTEM_CHAIN, actor=None, outcome="ok",
+                 action="user_enable" if active else "user_disable", details={"user": username})
+    session.commit()
+    return user
+
+
+def change_password(session: Session, user: User, old: str, new: str) -> None:
+    if not check_password(user.password_hash, old):
+        raise InvalidData({"old_password": ["is not your current password"]})
+    if len(new) < 8:
+        raise InvalidData({"new_password": ["must be at least 8 characters"]})
+    user.password_hash = hash_password(new)
+    audit.append(session, audit.SYSTEM_CHAIN, actor=user.username, action="password_change",
+                 outcome="ok")
+    session.commit()
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with this name and password, or None."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.active or not check_password(user.password_hash, password):
+        return None
+    return user
+
+
+def issue_token(session: Session, username: str, expires_in_days: int | None = None) -> str:
+    """A new API token for `username`; the token itself is returned once and never stored."""
+    user = _user_by_name(session, username)
+    token = new_token()
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_in_days) if expires_in_days else None
+    session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), prefix=token[:10],
+                         expires_at=expires))
+    audit.append(session, audit.SYSTEM_CHAIN, actor=username, action="token_issue", outcome="ok",
+                 details={"prefix": token[:10]})
+    session.commit()
+    return token
+
+
+def revoke_tokens(session: Session, username: str) -> int:
+    user = _user_by_name(session, username)
+    now = dt.datetime.now(dt.UTC)
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for token in tokens:
+        token.revoked_at = now
+    audit.append(session, audit.SYSTEM_CHAIN, actor=username, action="token_revoke", outcome="ok",
+                 details={"count": len(tokens)})
+    session.commit()
+    return len(tokens)
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    """The active user a bearer token belongs to, or None if unknown, revoked or expired."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
+    if row is None or row.revoked_at is not None or not row.user.active:
+        return None
+    if row.expires_at is not None and _aware(row.expires_at) < dt.datetime.now(dt.UTC):
+        return None
+    return row.user
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _user_by_name(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user named `{username}`")
+    return user
+
+
+# --- flow definitions -----------------------------------------------------------------------------
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def current_version(session: Session, flow_name: str) -> FlowVersion | None:
+    return session.scalar(
+        select(FlowVersion)
+        .where(FlowVersion.flow_name == flow_name)
+        .order_by(FlowVersion.version.desc())
+        .limit(1)
+    )
+
+
+def check_flow(text: str, path: str) -> FlowSpec:
+    """Validate a definition; raises DefinitionError naming every problem and its line."""
+    return load_flow(text, path)
+
+
+def publish_flow(
+    session: Session, text: str, path: str, actor: User | None = None
+) -> tuple[FlowVersion, bool]:
+    """Store `text` as the flow's next version; (version, False) if it equals the current one."""
+    spec = load_flow(text, path)
+    if actor is not None and "flow_admin" not in actor.roles:
+        raise Forbidden("only a flow administrator (流程管理员) may publish flows")
+    digest = content_hash(text)
+    current = current_version(session, spec.name)
+    if current is not None and current.content_hash == digest:
+        return current, False
+    version = FlowVersion(
+        flow_name=spec.name,
+        version=(current.version if current else 0) + 1,
+        yaml_text=text,
+        content_hash=digest,
+        title_zh=spec.title.zh,
+        title_en=spec.title.en,
+        created_by_id=actor.id if actor else None,
+    )
+    session.add(version)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict("another version of this flow was published at the same time") from exc
+    audit.append(session, audit.SYSTEM_CHAIN, actor=actor.username if actor else None,
+                 action="publish", outcome="ok", flow=spec.name, flow_version=version.version,
+                 details={"content_hash": digest})
+    session.commit()
+    return version, True
+
+
+def publish_files(session: Session, paths: Iterable[Path], actor: User | None = None) -> list[str]:
+    """Validate every file first, then publish them; nothing is stored if any is invalid."""
+    texts = [(path, path.read_text(encoding="utf-8")) for path in paths]
+    for path, text in texts:
+        load_flow(text, str(path))
+    lines = []
+    for path, text in texts:
+        version, created = publish_flow(session, text, str(path), actor)
+        state = "published" if created else "unchanged"
+        lines.append(f"{version.flow_name}: version {version.version} ({state})")
+    return lines
+
+
+# --- documents ------------------------------------------------------------------------------------
+def create_document(session: Session, actor: User, flow_name: str, data: Any) -> DocumentProcess:
+    """Start a document on the flow's current version with validated data (revision 1)."""
+    version = current_version(session, flow_name) if isinstance(flow_name, str) else None
+    if version is None:
+        raise NotFound(f"no published flow named `{flow_name}`")
+    spec = compiled(version).spec
+    initial = spec.state(spec.initial)
+    if not actor.active or not (set(initial.editable_by) & actor.roles) or "auditor" in actor.roles:
+        raise RoleNotAllowed(
+            f"starting a `{flow_name}` document needs one of the roles "
+            f"{', '.join(initial.editable_by)}"
+        )
+    clean = field_types.clean_data(spec.fields, field_types.with_defaults(spec.fields, data or {}))
+    document = Document(
+        flow_name=flow_name,
+        flow_version_id=version.id,
+        state=spec.initial,
+        revision=1,
+        review_round=0,
+        data=clean,
+        created_by_id=actor.id,
+        entered_by_id=actor.id,
+    )
+    session.add(document)
+    session.flush()
+    session.add(DocumentRevision(document_id=document.id, number=1, data=clean, author_id=actor.id))
+    audit.open_chain(session, audit.document_chain(document.id))
+    _record(session, document, actor, "create", spec.initial, spec.initial)
+    session.commit()
+    return DocumentProcess(session, document)
+
+
+def get_document(session: Session, document_id: int, actor: User) -> DocumentProcess:
+    """The document if `actor` may see it; NotFound otherwise (existence is not disclosed)."""
+    document = session.get(Document, document_id) if isinstance(document_id, int) else None
+    if document is None:
+        raise NotFound(f"document {document_id} does not exist or you may not see it")
+    process = DocumentProcess(session, document)
+    if not process.may_see(actor):
+        raise NotFound(f"document {document_id} does not exist or you may not see it")
+    return process
+
+
+def edit_document(
+    session: Session, document_id: int, actor: User, data: Any, revision: int
+) -> DocumentProcess:
+    """Replace the given fields (editable states only); starts a new revision."""
+    process = _locked(session, document_id, actor)
+    try:
+        if not process.can_edit(actor):
+            editors = ", ".join(process.state.editable_by)
+            raise ActionNotAllowed(
+                f"the data cannot be edited in state `{process.document.state}`"
+                + (f" by you (editable by {editors})" if editors else "")
+            )
+        _check_revision(process.document, revision)
+    except Refused as refused:
+        _refuse(session, process.document, actor, "edit", refused, "")
+    if not isinstance(data, Mapping):
+        raise InvalidData({"data": ["must be an object of field values"]})
+    document = process.document
+    merged = {**document.data, **data}
+    clean = field_types.clean_data(process.spec.fields, merged)
+    changed = sorted(k for k in set(clean) | set(document.data) if clean.get(k) != document.data.get(k))
+    if not changed:
+        session.rollback()
+        return get_document(session, document_id, actor)
+    document.revision += 1
+    document.data = clean
+    document.updated_at = audit.utcnow()
+    session.add(DocumentRevision(document_id=document.id, number=document.revision, data=clean,
+                                 author_id=actor.id))
+    _record(session, document, actor, "edit", document.state, document.state,
+            details={"changed": changed})
+    _commit(session)
+    return process
+
+
+def act(
+    session: Session,
+    document_id: int,
+    actor: User,
+    action: str,
+    revision: int,
+    comment: str = "",
+) -> DocumentProcess:
+    """Take `action` on the document at `revision` (approve, reject or a definition action)."""
+    comment = (comment or "").strip()
+    if len(comment) > MAX_COMMENT_LENGTH:
+        raise InvalidData({"comment": [f"is longer than {MAX_COMMENT_LENGTH} characters"]})
+    process = _locked(session, document_id, actor)
+    document = process.document
+    try:
+        _check_revision(document, revision)
+        refused = process.refusal(actor, action)
+        if refused is not None:
+            raise refused
+        if action == "reject" and not comment:
+            raise InvalidData({"comment": ["a rejection needs a reason (驳回需填写原因)"]},
+                              "a rejection needs a reason")
+        if process.state.is_review:
+            _decide(session, process, actor, action, comment)
+        else:
+            _transition(session, process, actor, action, comment)
+    except Refused as refused:
+        _refuse(session, document, actor, action, refused, comment)
+    _commit(session)
+    return process
+
+
+def _decide(
+    session: Session, process: DocumentProcess, actor: User, action: str, comment: str
+) -> None:
+    document, state = process.document, process.state
+    assert state.review is not None
+    facts = process.review_facts()
+    relaxed = actor.id in facts.approved_other_states and state.review.allow_earlier_reviewers
+    session.add(Review(document_id=document.id, state=document.state, round=document.review_round,
+                       revision=document.revision, user_id=actor.id, decision=action,
+                       comment=comment))
+    if action == "reject":
+        assert state.on_reject is not None
+        _record(session, document, actor, "reject", document.state, state.on_reject, comment)
+        _enter(document, state.on_reject, actor, process)
+        return
+    approvals = len(set(facts.approved_this_round) | {actor.id})
+    details: dict[str, Any] = {"approvals": approvals, "required": state.review.required}
+    if relaxed:
+        details["relaxed"] = "allow_earlier_reviewers"
+    target = document.state
+    if quorum_reached(facts, actor.id):
+        resolved = process.flow.resolve("approve", document.state, process.typed_data())
+        if resolved is None:
+            raise ActionNotAllowed("no approval route applies to this document's data")
+        target = resolved
+    _record(session, document, actor, "approve", document.state, target, comment, details)
+    if target != document.state:
+        _enter(document, target, actor, process)
+
+
+def _transition(
+    session: Session, process: DocumentProcess, actor: User, action: str, comment: str
+) -> None:
+    document = process.document
+    transition = process.transition(action)
+    if transition is None:  # pragma: no cover - refusal() already checked this
+        raise ActionNotAllowed(f"`{action}` is not possible now")
+    data = process.typed_data()
+    for check in transition.checks:
+        if not check.rule.evaluate(data):
+            raise CheckFailed(f"{check.message.zh} / {check.message.en}",
+                              {"rule": check.rule.source, "message": check.message.as_dict()})
+    _record(session, document, actor, action, document.state, transition.dest, comment)
+    _enter(document, transition.dest, actor, process)
+
+
+def _enter(document: Document, state: str, actor: User, process: DocumentProcess) -> None:
+    """Move the document; entering a review state opens a fresh round (voiding old approvals)."""
+    document.state = state
+    document.entered_by_id = actor.id
+    document.entered_at = audit.utcnow()
+    document.updated_at = document.entered_at
+    if process.spec.state(state).is_review:
+        document.review_round += 1
+
+
+def _locked(session: Session, document_id: int, actor: User) -> DocumentProcess:
+    """Lock the document row for this transaction, then load it fresh."""
+    if not isinstance(document_id, int) or isinstance(document_id, bool):
+        raise NotFound(f"document {document_id} does not exist")
+    try:
+        found = session.execute(
+            select(Document.id).where(Document.id == document_id).with_for_update()
+        ).scalar_one_or_none()
+    except DBAPIError as exc:
+        session.rollback()
+        raise Conflict("the document is busy; try again") from exc
+    if found is None:
+        session.rollback()
+        raise NotFound(f"document {document_id} does not exist or you may not see it")
+    document = session.scalars(
+        select(Document).where(Document.id == document_id).execution_options(populate_existing=True)
+    ).one()
+    process = DocumentProcess(session, document)
+    if not process.may_see(actor):
+        session.rollback()
+        raise NotFound(f"document {document_id} does not exist or you may not see it")
+    return process
+
+
+def _check_revision(document: Document, revision: Any) -> None:
+    if isinstance(revision, bool) or not isinstance(revision, int):
+        raise InvalidData({"revision": ["must be the revision number you reviewed"]})
+    if revision != document.revision:
+        raise StaleRevision(
+            f"the document changed: you saw revision {revision}, it is now at revision "
+            f"{document.revision}; review the new version",
+            {"current_revision": document.revision},
+        )
+
+
+def _record(
+    session: Session,
+    document: Document,
+    actor: User,
+    action: str,
+    from_state: str,
+    to_state: str,
+    comment: str = "",
+    details: dict[str, Any] | None = None,
+    outcome: str = "ok",
+    code: str | None = None,
+) -> None:
+    audit.append(
+        session,
+        audit.document_chain(document.id),
+        document_id=document.id,
+        flow=document.flow_name,
+        flow_version=document.flow_version.version,
+        actor=actor.username,
+        action=action,
+        outcome=outcome,
+        code=code,
+        from_state=from_state,
+        to_state=to_state,
+        revision=document.revision,
+        comment=comment,
+        details=details,
+    )
+
+
+def _refuse(
+    session: Session, document: Document, actor: User, action: str, refused: Refused, comment: str
+) -> None:
+    """Roll back everything, record the refusal in its own transaction, then raise it."""
+    document_id = document.id
+    session.rollback()
+    document = session.get(Document, document_id)  # type: ignore[assignment]
+    try:
+        _record(session, document, actor, action if isinstance(action, str) else "?",
+                document.state, document.state, comment[:MAX_COMMENT_LENGTH],
+                {"message": refused.message}, outcome="refused", code=refused.code)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    raise refused
+
+
+def _commit(session: Session) -> None:
+    """Commit; a unique-constraint or lock failure means a concurrent change won."""
+    try:
+        session.commit()
+    except (IntegrityError, DBAPIError) as exc:
+        session.rollback()
+        raise Conflict("someone changed this document at the same time; reload and retry") from exc
+
+
+# --- reads ----------------------------------------------------------------------------------------
+def document_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Document)) or 0
+
+
+def list_flows(session: Session) -> list[FlowVersion]:
+    """The current version of every published flow, by name."""
+    latest = (
+        select(FlowVersion.flow_name, func.max(FlowVersion.version).label("version"))
+        .group_by(FlowVersion.flow_name)
+        .subquery()
+    )
+    stmt = (
+        select(FlowVersion)
+        .join(
+            latest,
+            (FlowVersion.flow_name == latest.c.flow_name)
+            & (FlowVersion.version == latest.c.version),
+        )
+        .order_by(FlowVersion.flow_name)
+    )
+    return list(session.scalars(stmt))

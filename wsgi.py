@@ -1,0 +1,5 @@
+"""The only module-level application: `gunicorn wsgi:app`, `flask --app wsgi …`."""
+
+from webui import create_app
+
+app = create_app()
