@@ -1,4 +1,4 @@
-"""Settings from the environment: Config (default), DevelopmentConfig, TestingConfig, ProductionConfig."""
+"""Settings from the environment: Config, DevelopmentConfig, TestingConfig, ProductionConfig."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class Config:
     DEBUG = False
 
     @classmethod
-    def init_app(cls, app) -> None:  # noqa: ANN001 - Flask app, kept untyped to avoid the import
+    def init_app(cls, app) -> None:
         if not app.config.get("SECRET_KEY"):
             app.config["SECRET_KEY"] = _secret_key()
 
@@ -71,7 +71,7 @@ class ProductionConfig(Config):
     REMEMBER_COOKIE_SECURE = True
 
     @classmethod
-    def init_app(cls, app) -> None:  # noqa: ANN001
+    def init_app(cls, app) -> None:
         if not os.environ.get("SECRET_KEY"):
             raise RuntimeError("production needs SECRET_KEY in the environment")
         app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]

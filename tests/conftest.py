@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from workflow import security
@@ -45,10 +45,12 @@ PEOPLE: dict[str, tuple[str, ...]] = {
     "admin": ("flow_admin",),
     "duo": ("sales_admin", "warehouse"),
 }
-PASSWORD = "correct-horse-9"  # noqa: S105
+PASSWORD = "correct-horse-9"
 
 
 def backends() -> list[Any]:
+    if os.environ.get("FUHE_REQUIRE_POSTGRES") and not PG_URL:
+        raise RuntimeError("FUHE_REQUIRE_POSTGRES is set but TEST_DATABASE_URL is not")
     params: list[Any] = ["sqlite"]
     params.append(
         pytest.param(
@@ -63,16 +65,37 @@ def backends() -> list[Any]:
 
 
 _pg_engine: Engine | None = None
+# Each test run gets its own PostgreSQL schema, so parallel runs on one database never meet.
+PG_SCHEMA = f"fuhe_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+def postgres_url() -> str:
+    """TEST_DATABASE_URL, pointed at this run's schema (usable by subprocesses too)."""
+    assert PG_URL
+    url = make_url(normalize_url(PG_URL))
+    url = url.update_query_dict({"options": f"-csearch_path={PG_SCHEMA}"})
+    return url.render_as_string(hide_password=False)
 
 
 def _postgres_engine() -> Engine:
     global _pg_engine
     if _pg_engine is None:
-        assert PG_URL
-        _pg_engine = make_engine(PG_URL, pool_size=20, max_overflow=20)
-        Base.metadata.drop_all(_pg_engine)
+        admin = make_engine(PG_URL or "")
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{PG_SCHEMA}"'))
+        admin.dispose()
+        _pg_engine = make_engine(postgres_url(), pool_size=20, max_overflow=20)
         Base.metadata.create_all(_pg_engine)
     return _pg_engine
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _pg_engine is not None:
+        _pg_engine.dispose()
+        admin = make_engine(PG_URL or "")
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{PG_SCHEMA}" CASCADE'))
+        admin.dispose()
 
 
 def _truncate(engine: Engine) -> None:
@@ -93,7 +116,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     else:
         engine = _postgres_engine()
         _truncate(engine)
-        yield normalize_url(PG_URL or "")
+        yield postgres_url()
 
 
 @pytest.fixture
@@ -131,12 +154,13 @@ def people(session: Session) -> dict[str, User]:
 
 # --- the web application -------------------------------------------------------------------------
 @pytest.fixture
-def app(db_url: str):  # noqa: ANN201
+def app(db_url: str):
     from webui import create_app
     from webui.extensions import db
 
-    application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url,
-                              "SERVER_NAME": None})
+    application = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "SERVER_NAME": None}
+    )
     with application.app_context():
         publish_files(db.session, DEFINITIONS)
         for name, roles in PEOPLE.items():
@@ -150,23 +174,25 @@ def app(db_url: str):  # noqa: ANN201
 
 
 @pytest.fixture
-def client(app):  # noqa: ANN001, ANN201
+def client(app):
     return app.test_client()
 
 
 @pytest.fixture
-def login_as(app) -> Callable[[str], Any]:  # noqa: ANN001
+def login_as(app) -> Callable[[str], Any]:
     """login_as("li") → a test client signed in through the real login form (with CSRF)."""
     import re
 
-    def _login(username: str, password: str = PASSWORD):  # noqa: ANN202
+    def _login(username: str, password: str = PASSWORD):
         c = app.test_client()
         page = c.get("/auth/login").get_data(as_text=True)
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
         token = token or re.search(r'name="csrf_token" value="([^"]+)"', page)
         assert token, "login form has no CSRF token"
-        response = c.post("/auth/login", data={"username": username, "password": password,
-                                               "csrf_token": token.group(1)})
+        response = c.post(
+            "/auth/login",
+            data={"username": username, "password": password, "csrf_token": token.group(1)},
+        )
         assert response.status_code == 302, response.get_data(as_text=True)[:500]
         return c
 
@@ -174,7 +200,7 @@ def login_as(app) -> Callable[[str], Any]:  # noqa: ANN001
 
 
 @pytest.fixture
-def api_as(app) -> Callable[[str], dict[str, str]]:  # noqa: ANN001
+def api_as(app) -> Callable[[str], dict[str, str]]:
     """api_as("li") → headers with a fresh bearer token for li."""
     from webui.extensions import db
     from workflow.services import issue_token

@@ -108,7 +108,7 @@ def register_commands(app: Flask) -> None:
 
 def register_security_headers(app: Flask) -> None:
     @app.after_request
-    def _headers(response):  # noqa: ANN001, ANN202
+    def _headers(response):
         headers = response.headers
         headers.setdefault(
             "Content-Security-Policy",

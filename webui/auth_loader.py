@@ -29,7 +29,7 @@ class SessionUser(UserMixin):
     def language(self) -> str | None:
         return self.row.language
 
-    def __getattr__(self, name: str):  # noqa: ANN204 - delegate username, roles, display_name…
+    def __getattr__(self, name: str):
         return getattr(self.row, name)
 
 

@@ -27,7 +27,7 @@ users_cli = AppGroup("users", help="Manage users and API tokens.")
 flows_cli = AppGroup("flows", help="Validate and publish flow definitions.")
 audit_cli = AppGroup("audit", help="Check the audit log.")
 
-DEMO_PASSWORD_SUFFIX = "-demo-2026"
+DEMO_PASSWORD_SUFFIX = "-demo-2026"  # noqa: S105 - demo data, printed on purpose
 DEMO_USERS = [  # (username, display name, roles)
     ("zhang", "张敏 (内勤)", ["sales_admin"]),
     ("wang", "王芳 (内勤)", ["sales_admin"]),

@@ -42,17 +42,16 @@ HTTP_CODES = {
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or (
-        request.accept_mimetypes.best == "application/json"
-    )
+    return request.path.startswith("/api/") or (request.accept_mimetypes.best == "application/json")
 
 
-def error_response(status: int, code: str, message: str, details: Any = None):  # noqa: ANN201
+def error_response(status: int, code: str, message: str, details: Any = None):
     if wants_json():
         body = {"error": {"code": code, "message": message, "details": details}}
         return jsonify(body), status
-    return render_template("error.html", status=status, code=code, message=message,
-                           details=details), status
+    return render_template(
+        "error.html", status=status, code=code, message=message, details=details
+    ), status
 
 
 def status_of(error: WorkflowError) -> int:
@@ -81,12 +80,12 @@ def details_of(error: WorkflowError) -> Any:
 
 def register(app: Flask) -> None:
     @app.errorhandler(WorkflowError)
-    def _workflow_error(error: WorkflowError):  # noqa: ANN202
+    def _workflow_error(error: WorkflowError):
         db.session.rollback()
         return error_response(status_of(error), error.code, error.message, details_of(error))
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):  # noqa: ANN202
+    def _http_error(error: HTTPException):
         db.session.rollback()
         status = error.code or 500
         if status == 401 and not wants_json():
@@ -95,8 +94,9 @@ def register(app: Flask) -> None:
         return error_response(status, code, error.description or code)
 
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception):  # noqa: ANN202
+    def _unexpected(error: Exception):
         db.session.rollback()
         log.exception("unhandled error")
-        return error_response(500, "internal_error", "something went wrong on our side; "
-                              "the change was not applied")
+        return error_response(
+            500, "internal_error", "something went wrong on our side; the change was not applied"
+        )

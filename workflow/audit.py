@@ -182,7 +182,9 @@ def verify(session: Session, batch: int = 2000) -> VerifyResult:
         last_seq, last_hash, _ = state.get(chain.key, (0, GENESIS, 0))
         if (last_seq, last_hash) != (chain.length, chain.head):
             return _fail(
-                chains, seen, f"chain `{chain.key}` ends at #{last_seq}, its head says "
+                chains,
+                seen,
+                f"chain `{chain.key}` ends at #{last_seq}, its head says "
                 f"#{chain.length}: events were deleted at its end",
             )
     if seen != total:  # pragma: no cover - rows changing while we read

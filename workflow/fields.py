@@ -222,9 +222,7 @@ def _typed_value(spec: FieldSpec, value: Any) -> Any:
     if spec.type == "decimal":
         return Decimal(value)
     if spec.type == "table":
-        return [
-            {c.name: _typed_value(c, row.get(c.name)) for c in spec.columns} for row in value
-        ]
+        return [{c.name: _typed_value(c, row.get(c.name)) for c in spec.columns} for row in value]
     return value
 
 

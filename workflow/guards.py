@@ -72,8 +72,19 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "_-_": _lift(operator.sub),
 }
 ALLOWED_FUNCTIONS = frozenset(
-    {"decimal", "sum", "size", "int", "string", "bool", "contains", "startsWith", "endsWith",
-     "matches", "has"}
+    {
+        "decimal",
+        "sum",
+        "size",
+        "int",
+        "string",
+        "bool",
+        "contains",
+        "startsWith",
+        "endsWith",
+        "matches",
+        "has",
+    }
 )
 
 
@@ -162,8 +173,20 @@ def compile_guard(source: str, names: Iterable[str]) -> Guard:
     try:
         tree = _ENV.compile(source)
     except celpy.CELParseError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
-        raise GuardError(f"the expression `{source}` does not parse: {first_line}") from exc
+        # str(exc) only repeats the source with a caret; the position and the cause say more.
+        column = getattr(exc, "column", None)
+        where = f" at character {column}" if column else ""
+        token = getattr(exc.__context__, "token", None)
+        char = getattr(exc.__context__, "char", None)
+        if token is not None and token.type == "$END":
+            hint = "the expression ends too early"
+        elif token is not None:
+            hint = f"unexpected `{token}`"
+        elif char is not None:
+            hint = f"unexpected `{char}`"
+        else:
+            hint = None
+        raise GuardError(f"the expression `{source}` does not parse{where}", hint) from exc
     except RecursionError as exc:
         raise GuardError("the expression is nested too deeply") from exc
     identifiers, bound, functions, floats = _inspect(tree)

@@ -62,9 +62,7 @@ class DocumentProcess:
     # --- review facts -------------------------------------------------------------------------
     def review_facts(self) -> rules.ReviewFacts:
         doc = self.document
-        reviews = list(
-            self.session.scalars(select(Review).where(Review.document_id == doc.id))
-        )
+        reviews = list(self.session.scalars(select(Review).where(Review.document_id == doc.id)))
         this_round = [r for r in reviews if r.state == doc.state and r.round == doc.review_round]
         editors = self.session.scalars(
             select(DocumentRevision.author_id).where(DocumentRevision.document_id == doc.id)
@@ -114,7 +112,9 @@ class DocumentProcess:
                     f"(`{self.document.state}`): approve or reject"
                 )
             return rules.refusal(self.review_facts(), user.id, roles)
-        candidates = [t for t in self.spec.transitions_from(self.document.state) if t.action == action]
+        candidates = [
+            t for t in self.spec.transitions_from(self.document.state) if t.action == action
+        ]
         if not candidates:
             possible = ", ".join(self.flow.actions_from(self.document.state)) or "none"
             return ActionNotAllowed(

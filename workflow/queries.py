@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, and_, or_, select, tuple_
@@ -14,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from workflow.db import as_utc
 from workflow.errors import Forbidden, InvalidData
-from workflow.models import AuditEvent, Document, FlowVersion, User
+from workflow.models import AuditEvent, Document, DocumentRevision, FlowVersion, User
 from workflow.process import DocumentProcess, compiled
-from workflow.services import get_document
+from workflow.services import get_document, list_flows
 
 MAX_PAGE = 200
 
@@ -56,9 +57,7 @@ def _candidate_states(session: Session, user: User) -> list[tuple[int, str]]:
     """(flow_version_id, state) pairs where one of the user's roles can act at all."""
     pairs = []
     versions = session.scalars(
-        select(FlowVersion).where(
-            FlowVersion.id.in_(select(Document.flow_version_id).distinct())
-        )
+        select(FlowVersion).where(FlowVersion.id.in_(select(Document.flow_version_id).distinct()))
     )
     for version in versions:
         spec = compiled(version).spec
@@ -155,8 +154,11 @@ def audit_events(
         raise Forbidden("only auditors (审计) may read the audit log")
     limit = _limit(limit, 100)
     stmt = select(AuditEvent).order_by(AuditEvent.id)
-    for column, value in ((AuditEvent.flow, flow), (AuditEvent.actor, actor),
-                          (AuditEvent.action, action)):
+    for column, value in (
+        (AuditEvent.flow, flow),
+        (AuditEvent.actor, actor),
+        (AuditEvent.action, action),
+    ):
         if value:
             stmt = stmt.where(column == value)
     if since:
@@ -196,3 +198,94 @@ def is_overdue(process: DocumentProcess, today: dt.date | None = None) -> bool:
         return False
     due = process.document.data.get(spec.field)
     return bool(due) and due < (today or dt.date.today()).isoformat()
+
+
+# --- presentation helpers for the web inbox (read-only, no Flask) --------------------------------
+def revisions(session: Session, document_id: int, user: User) -> list[DocumentRevision]:
+    """Every stored revision of a document, oldest first (NotFound if the user may not see it)."""
+    get_document(session, document_id, user)
+    return list(
+        session.scalars(
+            select(DocumentRevision)
+            .where(DocumentRevision.document_id == document_id)
+            .order_by(DocumentRevision.number)
+        )
+    )
+
+
+def field_diff(
+    process: DocumentProcess, old: dict[str, Any], new: dict[str, Any]
+) -> list[tuple[str, Any, Any]]:
+    """(field name, old value, new value) for each field that differs, in definition order."""
+    return [
+        (f.name, old.get(f.name), new.get(f.name))
+        for f in process.spec.fields
+        if old.get(f.name) != new.get(f.name)
+    ]
+
+
+def title_of(process: DocumentProcess) -> str:
+    """The document's customer/title: its first string field's value."""
+    for f in process.spec.fields:
+        if f.type == "string":
+            return str(process.document.data.get(f.name) or "")
+    return ""
+
+
+def amount_of(process: DocumentProcess) -> Any:
+    """The document's amount: a decimal field named `amount`, else its first decimal field."""
+    decimals = [f for f in process.spec.fields if f.type == "decimal"]
+    chosen = next((f for f in decimals if f.name == "amount"), decimals[0] if decimals else None)
+    if chosen is None:
+        return None
+    value = process.document.data.get(chosen.name)
+    return Decimal(value) if value is not None else None
+
+
+def matches(
+    process: DocumentProcess,
+    number: int | None = None,
+    text: str | None = None,
+    amount_min: Decimal | None = None,
+    amount_max: Decimal | None = None,
+) -> bool:
+    """Whether a document fits an inbox search (number, customer/title text, amount range)."""
+    if number is not None and process.document.id != number:
+        return False
+    if text and text.casefold() not in title_of(process).casefold():
+        return False
+    amount = amount_of(process)
+    if amount_min is not None and (amount is None or amount < amount_min):
+        return False
+    return not (amount_max is not None and (amount is None or amount > amount_max))
+
+
+def search_inbox(
+    session: Session,
+    user: User,
+    number: int | None = None,
+    text: str | None = None,
+    amount_min: Decimal | None = None,
+    amount_max: Decimal | None = None,
+    limit: int = MAX_PAGE,
+) -> list[DocumentProcess]:
+    """The user's inbox (oldest first), narrowed by number, customer/title and amount range."""
+    found: list[DocumentProcess] = []
+    cursor = None
+    while True:
+        page = inbox(session, user, MAX_PAGE, cursor)
+        found.extend(p for p in page.items if matches(p, number, text, amount_min, amount_max))
+        if len(found) >= limit or page.next is None:
+            return found[:limit]
+        cursor = page.next
+
+
+def startable_flows(session: Session, user: User) -> list[FlowVersion]:
+    """Published flows `user` may start (the same rule create_document enforces)."""
+    result = []
+    for version in list_flows(session):
+        spec = compiled(version).spec
+        editors = set(spec.state(spec.initial).editable_by)
+        if user.active and editors & user.roles and "auditor" not in user.roles:
+            result.append(version)
+    return result

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,7 @@ from workflow.models import (
     Document,
     DocumentRevision,
     FlowVersion,
+    LoginAttempt,
     Review,
     User,
     UserRole,
@@ -62,20 +63,29 @@ def create_user(
     roles = list(dict.fromkeys(roles))
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
-        raise InvalidData({"role": [f"unknown role `{unknown[0]}`"]}, f"unknown role `{unknown[0]}`")
+        raise InvalidData(
+            {"role": [f"unknown role `{unknown[0]}`"]}, f"unknown role `{unknown[0]}`"
+        )
     if not username or len(username) > 64 or not username.isprintable() or " " in username:
         raise InvalidData({"username": ["must be 1-64 printable characters without spaces"]})
     if len(password) < 8:
         raise InvalidData({"password": ["must be at least 8 characters"]}, "password too short")
     if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise InvalidData({"username": [f"user `{username}` already exists"]},
-                          f"user `{username}` already exists")
+        raise InvalidData(
+            {"username": [f"user `{username}` already exists"]}, f"user `{username}` already exists"
+        )
     user = User(username=username, display_name=display_name, password_hash=hash_password(password))
     user.role_rows = [UserRole(role=r) for r in roles]
     session.add(user)
     session.flush()
-    audit.append(session, audit.SYSTEM_CHAIN, actor=None, action="user_create", outcome="ok",
-                 details={"user": username, "roles": roles})
+    audit.append(
+        session,
+        audit.SYSTEM_CHAIN,
+        actor=None,
+        action="user_create",
+        outcome="ok",
+        details={"user": username, "roles": roles},
+    )
     session.commit()
     return user
 
@@ -85,10 +95,18 @@ def set_roles(session: Session, username: str, roles: Iterable[str]) -> User:
     roles = list(dict.fromkeys(roles))
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
-        raise InvalidData({"role": [f"unknown role `{unknown[0]}`"]}, f"unknown role `{unknown[0]}`")
+        raise InvalidData(
+            {"role": [f"unknown role `{unknown[0]}`"]}, f"unknown role `{unknown[0]}`"
+        )
     user.role_rows = [UserRole(role=r) for r in roles]
-    audit.append(session, audit.SYSTEM_CHAIN, actor=None, action="user_roles", outcome="ok",
-                 details={"user": username, "roles": roles})
+    audit.append(
+        session,
+        audit.SYSTEM_CHAIN,
+        actor=None,
+        action="user_roles",
+        outcome="ok",
+        details={"user": username, "roles": roles},
+    )
     session.commit()
     return user
 
@@ -96,8 +114,14 @@ def set_roles(session: Session, username: str, roles: Iterable[str]) -> User:
 def set_active(session: Session, username: str, active: bool) -> User:
     user = _user_by_name(session, username)
     user.active = active
-    audit.append(session, audit.SYSTEM_CHAIN, actor=None, outcome="ok",
-                 action="user_enable" if active else "user_disable", details={"user": username})
+    audit.append(
+        session,
+        audit.SYSTEM_CHAIN,
+        actor=None,
+        outcome="ok",
+        action="user_enable" if active else "user_disable",
+        details={"user": username},
+    )
     session.commit()
     return user
 
@@ -108,8 +132,9 @@ def change_password(session: Session, user: User, old: str, new: str) -> None:
     if len(new) < 8:
         raise InvalidData({"new_password": ["must be at least 8 characters"]})
     user.password_hash = hash_password(new)
-    audit.append(session, audit.SYSTEM_CHAIN, actor=user.username, action="password_change",
-                 outcome="ok")
+    audit.append(
+        session, audit.SYSTEM_CHAIN, actor=user.username, action="password_change", outcome="ok"
+    )
     session.commit()
 
 
@@ -121,15 +146,58 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user
 
 
+def login_locked(session: Session, username: str, max_failures: int, window_minutes: int) -> bool:
+    """Whether `username` has `max_failures` failed sign-ins within the last `window_minutes`.
+
+    Kept in the database (LoginAttempt) so the lock holds across every worker process."""
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=window_minutes)
+    failures = session.scalar(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.username == username[:64], LoginAttempt.at >= since)
+    )
+    session.rollback()
+    return (failures or 0) >= max_failures
+
+
+def record_login_failure(session: Session, username: str, remote_addr: str = "") -> None:
+    session.add(LoginAttempt(username=username[:64], remote_addr=(remote_addr or "")[:64]))
+    session.commit()
+
+
+def clear_login_failures(session: Session, username: str) -> None:
+    session.execute(delete(LoginAttempt).where(LoginAttempt.username == username[:64]))
+    session.commit()
+
+
+def set_language(session: Session, user: User, language: str | None) -> None:
+    """Save the user's interface language ("zh", "en", or None for the browser's choice)."""
+    if language not in ("zh", "en", None):
+        raise InvalidData({"language": ["must be zh or en"]})
+    user.language = language
+    session.commit()
+
+
 def issue_token(session: Session, username: str, expires_in_days: int | None = None) -> str:
     """A new API token for `username`; the token itself is returned once and never stored."""
     user = _user_by_name(session, username)
     token = new_token()
-    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_in_days) if expires_in_days else None
-    session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), prefix=token[:10],
-                         expires_at=expires))
-    audit.append(session, audit.SYSTEM_CHAIN, actor=username, action="token_issue", outcome="ok",
-                 details={"prefix": token[:10]})
+    expires = (
+        dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_in_days) if expires_in_days else None
+    )
+    session.add(
+        ApiToken(
+            user_id=user.id, token_hash=token_hash(token), prefix=token[:10], expires_at=expires
+        )
+    )
+    audit.append(
+        session,
+        audit.SYSTEM_CHAIN,
+        actor=username,
+        action="token_issue",
+        outcome="ok",
+        details={"prefix": token[:10]},
+    )
     session.commit()
     return token
 
@@ -142,8 +210,14 @@ def revoke_tokens(session: Session, username: str) -> int:
     ).all()
     for token in tokens:
         token.revoked_at = now
-    audit.append(session, audit.SYSTEM_CHAIN, actor=username, action="token_revoke", outcome="ok",
-                 details={"count": len(tokens)})
+    audit.append(
+        session,
+        audit.SYSTEM_CHAIN,
+        actor=username,
+        action="token_revoke",
+        outcome="ok",
+        details={"count": len(tokens)},
+    )
     session.commit()
     return len(tokens)
 
@@ -214,9 +288,16 @@ def publish_flow(
     except IntegrityError as exc:
         session.rollback()
         raise Conflict("another version of this flow was published at the same time") from exc
-    audit.append(session, audit.SYSTEM_CHAIN, actor=actor.username if actor else None,
-                 action="publish", outcome="ok", flow=spec.name, flow_version=version.version,
-                 details={"content_hash": digest})
+    audit.append(
+        session,
+        audit.SYSTEM_CHAIN,
+        actor=actor.username if actor else None,
+        action="publish",
+        outcome="ok",
+        flow=spec.name,
+        flow_version=version.version,
+        details={"content_hash": digest},
+    )
     session.commit()
     return version, True
 
@@ -298,17 +379,29 @@ def edit_document(
     document = process.document
     merged = {**document.data, **data}
     clean = field_types.clean_data(process.spec.fields, merged)
-    changed = sorted(k for k in set(clean) | set(document.data) if clean.get(k) != document.data.get(k))
+    changed = sorted(
+        k for k in set(clean) | set(document.data) if clean.get(k) != document.data.get(k)
+    )
     if not changed:
         session.rollback()
         return get_document(session, document_id, actor)
     document.revision += 1
     document.data = clean
     document.updated_at = audit.utcnow()
-    session.add(DocumentRevision(document_id=document.id, number=document.revision, data=clean,
-                                 author_id=actor.id))
-    _record(session, document, actor, "edit", document.state, document.state,
-            details={"changed": changed})
+    session.add(
+        DocumentRevision(
+            document_id=document.id, number=document.revision, data=clean, author_id=actor.id
+        )
+    )
+    _record(
+        session,
+        document,
+        actor,
+        "edit",
+        document.state,
+        document.state,
+        details={"changed": changed},
+    )
     _commit(session)
     return process
 
@@ -333,8 +426,10 @@ def act(
         if refused is not None:
             raise refused
         if action == "reject" and not comment:
-            raise InvalidData({"comment": ["a rejection needs a reason (驳回需填写原因)"]},
-                              "a rejection needs a reason")
+            raise InvalidData(
+                {"comment": ["a rejection needs a reason (驳回需填写原因)"]},
+                "a rejection needs a reason",
+            )
         if process.state.is_review:
             _decide(session, process, actor, action, comment)
         else:
@@ -352,9 +447,17 @@ def _decide(
     assert state.review is not None
     facts = process.review_facts()
     relaxed = actor.id in facts.approved_other_states and state.review.allow_earlier_reviewers
-    session.add(Review(document_id=document.id, state=document.state, round=document.review_round,
-                       revision=document.revision, user_id=actor.id, decision=action,
-                       comment=comment))
+    session.add(
+        Review(
+            document_id=document.id,
+            state=document.state,
+            round=document.review_round,
+            revision=document.revision,
+            user_id=actor.id,
+            decision=action,
+            comment=comment,
+        )
+    )
     if action == "reject":
         assert state.on_reject is not None
         _record(session, document, actor, "reject", document.state, state.on_reject, comment)
@@ -385,8 +488,10 @@ def _transition(
     data = process.typed_data()
     for check in transition.checks:
         if not check.rule.evaluate(data):
-            raise CheckFailed(f"{check.message.zh} / {check.message.en}",
-                              {"rule": check.rule.source, "message": check.message.as_dict()})
+            raise CheckFailed(
+                f"{check.message.zh} / {check.message.en}",
+                {"rule": check.rule.source, "message": check.message.as_dict()},
+            )
     _record(session, document, actor, action, document.state, transition.dest, comment)
     _enter(document, transition.dest, actor, process)
 
@@ -474,9 +579,18 @@ def _refuse(
     session.rollback()
     document = session.get(Document, document_id)  # type: ignore[assignment]
     try:
-        _record(session, document, actor, action if isinstance(action, str) else "?",
-                document.state, document.state, comment[:MAX_COMMENT_LENGTH],
-                {"message": refused.message}, outcome="refused", code=refused.code)
+        _record(
+            session,
+            document,
+            actor,
+            action if isinstance(action, str) else "?",
+            document.state,
+            document.state,
+            comment[:MAX_COMMENT_LENGTH],
+            {"message": refused.message},
+            outcome="refused",
+            code=refused.code,
+        )
         session.commit()
     except Exception:
         session.rollback()

@@ -35,24 +35,24 @@ SHIPMENT = {
 
 
 @pytest.fixture
-def doc(session, flows, people):  # noqa: ANN001, ANN201
+def doc(session, flows, people):
     """A paid shipment created and submitted by zhang: in double_check at revision 1."""
     process = services.create_document(session, people["zhang"], "shipment", SHIPMENT)
     services.act(session, process.document.id, people["zhang"], "submit", 1)
     return process.document.id
 
 
-def act(session, people, name, doc_id, action, comment=""):  # noqa: ANN001, ANN201
+def act(session, people, name, doc_id, action, comment=""):
     document = session.get(Document, doc_id)
     return services.act(session, doc_id, people[name], action, document.revision, comment)
 
 
-def reload(session, doc_id: int) -> Document:  # noqa: ANN001
+def reload(session, doc_id: int) -> Document:
     session.expire_all()
     return session.get(Document, doc_id)
 
 
-def events(session, doc_id: int) -> list[AuditEvent]:  # noqa: ANN001
+def events(session, doc_id: int) -> list[AuditEvent]:
     return list(
         session.scalars(
             select(AuditEvent).where(AuditEvent.document_id == doc_id).order_by(AuditEvent.id)
@@ -60,7 +60,7 @@ def events(session, doc_id: int) -> list[AuditEvent]:  # noqa: ANN001
     )
 
 
-def test_two_distinct_reviewers_move_the_document_on(session, people, doc):  # noqa: ANN001
+def test_two_distinct_reviewers_move_the_document_on(session, people, doc):
     act(session, people, "wang", doc, "approve", "核对无误")
     assert reload(session, doc).state == "double_check"
     act(session, people, "li", doc, "approve", "数量规格一致")
@@ -72,12 +72,12 @@ def test_two_distinct_reviewers_move_the_document_on(session, people, doc):  # n
     ]
 
 
-def test_creator_may_not_approve(session, people, doc):  # noqa: ANN001
+def test_creator_may_not_approve(session, people, doc):
     with pytest.raises(SelfReview):
         act(session, people, "zhang", doc, "approve")
 
 
-def test_submitter_may_not_approve(session, flows, people):  # noqa: ANN001
+def test_submitter_may_not_approve(session, flows, people):
     created = services.create_document(session, people["zhang"], "shipment", SHIPMENT)
     doc_id = created.document.id
     act(session, people, "wang", doc_id, "submit")
@@ -85,7 +85,7 @@ def test_submitter_may_not_approve(session, flows, people):  # noqa: ANN001
         act(session, people, "wang", doc_id, "approve")
 
 
-def test_editor_may_not_approve(session, flows, people):  # noqa: ANN001
+def test_editor_may_not_approve(session, flows, people):
     doc_id = services.create_document(session, people["zhang"], "shipment", SHIPMENT).document.id
     services.edit_document(session, doc_id, people["chen"], {"samples": "样品2盒"}, 1)
     assert reload(session, doc_id).revision == 2
@@ -95,7 +95,7 @@ def test_editor_may_not_approve(session, flows, people):  # noqa: ANN001
     act(session, people, "wang", doc_id, "approve")
 
 
-def test_one_person_counts_once_whatever_roles(session, people, doc):  # noqa: ANN001
+def test_one_person_counts_once_whatever_roles(session, people, doc):
     act(session, people, "duo", doc, "approve")  # holds sales_admin and warehouse
     with pytest.raises(AlreadyReviewed):
         act(session, people, "duo", doc, "approve")
@@ -103,34 +103,34 @@ def test_one_person_counts_once_whatever_roles(session, people, doc):  # noqa: A
     assert session.scalar(select(func.count()).select_from(Review)) == 1
 
 
-def test_role_not_allowed(session, people, doc):  # noqa: ANN001
+def test_role_not_allowed(session, people, doc):
     with pytest.raises(RoleNotAllowed):
         act(session, people, "ma", doc, "approve")  # a GM is not in this review
     with pytest.raises(RoleNotAllowed):
         act(session, people, "shen", doc, "approve")  # auditors act on nothing
 
 
-def test_person_outside_the_flow_cannot_see_the_document(session, people, doc):  # noqa: ANN001
+def test_person_outside_the_flow_cannot_see_the_document(session, people, doc):
     with pytest.raises(NotFound):
         act(session, people, "xu", doc, "approve")  # 业务员 has no part in shipments
     with pytest.raises(NotFound):
         services.get_document(session, doc, people["xu"])
 
 
-def test_stale_revision_is_refused(session, people, doc):  # noqa: ANN001
+def test_stale_revision_is_refused(session, people, doc):
     with pytest.raises(StaleRevision):
         services.act(session, doc, people["wang"], "approve", 7)
     assert reload(session, doc).state == "double_check"
 
 
-def test_action_not_allowed_in_review_and_from_wrong_state(session, people, doc):  # noqa: ANN001
+def test_action_not_allowed_in_review_and_from_wrong_state(session, people, doc):
     with pytest.raises(ActionNotAllowed):
         act(session, people, "li", doc, "ship")
     with pytest.raises(ActionNotAllowed):
         act(session, people, "zhang", doc, "submit")
 
 
-def test_rejection_needs_a_reason_and_returns_to_draft(session, people, doc):  # noqa: ANN001
+def test_rejection_needs_a_reason_and_returns_to_draft(session, people, doc):
     with pytest.raises(InvalidData):
         act(session, people, "li", doc, "reject", "  ")
     act(session, people, "li", doc, "reject", "规格与订单不符")
@@ -139,10 +139,12 @@ def test_rejection_needs_a_reason_and_returns_to_draft(session, people, doc):  #
     assert (last.action, last.to_state, last.comment) == ("reject", "draft", "规格与订单不符")
 
 
-def test_resubmission_starts_a_new_round(session, people, doc):  # noqa: ANN001
+def test_resubmission_starts_a_new_round(session, people, doc):
     act(session, people, "wang", doc, "approve")
     act(session, people, "li", doc, "reject", "数量不对")
-    services.edit_document(session, doc, people["zhang"], {"amount": "12800.00", "samples": "无"}, 1)
+    services.edit_document(
+        session, doc, people["zhang"], {"amount": "12800.00", "samples": "无"}, 1
+    )
     act(session, people, "zhang", doc, "submit")
     act(session, people, "li", doc, "approve")  # li rejected the last round; a new round is new
     assert reload(session, doc).state == "double_check"  # wang's old approval does not count
@@ -150,7 +152,7 @@ def test_resubmission_starts_a_new_round(session, people, doc):  # noqa: ANN001
     assert reload(session, doc).state == "ready_to_ship"
 
 
-def test_editing_starts_a_new_revision_and_keeps_each_revision(session, flows, people):  # noqa: ANN001
+def test_editing_starts_a_new_revision_and_keeps_each_revision(session, flows, people):
     doc_id = services.create_document(session, people["zhang"], "shipment", SHIPMENT).document.id
     services.edit_document(session, doc_id, people["zhang"], {"carrier": "快递"}, 1)
     with pytest.raises(StaleRevision):
@@ -159,7 +161,7 @@ def test_editing_starts_a_new_revision_and_keeps_each_revision(session, flows, p
     assert (document.revision, document.data["carrier"]) == (2, "快递")
 
 
-def test_approver_of_one_level_may_not_approve_a_later_level(session, flows, people):  # noqa: ANN001
+def test_approver_of_one_level_may_not_approve_a_later_level(session, flows, people):
     both = services.create_user(session, "gm_wh", PASSWORD, ["gm", "warehouse"])
     unpaid = {**SHIPMENT, "paid": False}
     doc_id = services.create_document(session, people["zhang"], "shipment", unpaid).document.id
@@ -172,7 +174,7 @@ def test_approver_of_one_level_may_not_approve_a_later_level(session, flows, peo
         services.act(session, doc_id, both, "approve", 1)
 
 
-def test_refused_action_changes_nothing_but_the_audit_log(session, people, doc):  # noqa: ANN001
+def test_refused_action_changes_nothing_but_the_audit_log(session, people, doc):
     before = reload(session, doc)
     state, revision = before.state, before.revision
     with pytest.raises(SelfReview):
@@ -184,7 +186,7 @@ def test_refused_action_changes_nothing_but_the_audit_log(session, people, doc):
     assert (last.outcome, last.code, last.actor) == ("refused", "self_review", "zhang")
 
 
-def test_checks_refuse_bad_arithmetic(session, flows, people):  # noqa: ANN001
+def test_checks_refuse_bad_arithmetic(session, flows, people):
     wrong = {**SHIPMENT, "amount": "12800.01"}
     doc_id = services.create_document(session, people["zhang"], "shipment", wrong).document.id
     with pytest.raises(CheckFailed, match="amount"):
@@ -192,12 +194,12 @@ def test_checks_refuse_bad_arithmetic(session, flows, people):  # noqa: ANN001
     assert reload(session, doc_id).state == "draft"
 
 
-def test_audit_write_failure_rolls_back_the_action(session, people, doc, monkeypatch):  # noqa: ANN001
+def test_audit_write_failure_rolls_back_the_action(session, people, doc, monkeypatch):
     from workflow import audit
 
     real_append = audit.append
 
-    def failing_append(s, chain_key, **fields):  # noqa: ANN001, ANN202
+    def failing_append(s, chain_key, **fields):
         if fields.get("action") == "approve" and fields.get("outcome") == "ok":
             raise RuntimeError("disk full")
         return real_append(s, chain_key, **fields)
@@ -210,7 +212,7 @@ def test_audit_write_failure_rolls_back_the_action(session, people, doc, monkeyp
     assert reload(session, doc).state == "double_check"
 
 
-def test_actions_for_lists_exactly_what_each_person_may_do(session, people, doc):  # noqa: ANN001
+def test_actions_for_lists_exactly_what_each_person_may_do(session, people, doc):
     process = services.get_document(session, doc, people["wang"])
     assert process.actions_for(people["wang"]) == ["approve", "reject"]
     assert process.actions_for(people["li"]) == ["approve", "reject"]
@@ -218,13 +220,13 @@ def test_actions_for_lists_exactly_what_each_person_may_do(session, people, doc)
     assert process.actions_for(people["shen"]) == []
 
 
-def test_disabled_user_is_refused_on_the_next_action(session, people, doc):  # noqa: ANN001
+def test_disabled_user_is_refused_on_the_next_action(session, people, doc):
     services.set_active(session, "wang", False)
     with pytest.raises(NotFound):
         act(session, people, "wang", doc, "approve")
 
 
-def test_inbox_shows_what_waits_for_me(session, people, doc):  # noqa: ANN001
+def test_inbox_shows_what_waits_for_me(session, people, doc):
     from workflow.queries import inbox
 
     assert [p.document.id for p in inbox(session, people["wang"]).items] == [doc]

@@ -10,13 +10,13 @@ from workflow.services import list_flows
 
 
 @bp.get("/healthz")
-def healthz():  # noqa: ANN201
+def healthz():
     db.session.execute(text("SELECT 1"))
     db.session.rollback()
     return jsonify(status="ok")
 
 
 @bp.get("/")
-def index():  # noqa: ANN201
+def index():
     flows = list_flows(db.session)
     return render_template("main/index.html", flows=flows, user=current_user)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from workflow.definitions.loader import MAX_DEFINITION_BYTES, Mapping, load_yaml
+from workflow.definitions.loader import MAX_DEFINITION_BYTES, YamlMap, load_yaml
 from workflow.definitions.schema import check_shape
 from workflow.definitions.spec import (
     Check,
@@ -57,15 +57,14 @@ def _label(value: Any, fallback: str) -> Label:
     return Label.of(value, fallback)
 
 
-def _state(name: str, node: Mapping, checked: Validated) -> StateSpec:
+def _state(name: str, node: YamlMap, checked: Validated) -> StateSpec:
     review = node.get("review")
     routes = node.get("on_approve")
     if isinstance(routes, str):
         on_approve: tuple[Route, ...] = (Route(routes),)
     else:
         on_approve = tuple(
-            Route(r["to"], checked.guards[r["when"]] if "when" in r else None)
-            for r in routes or ()
+            Route(r["to"], checked.guards[r["when"]] if "when" in r else None) for r in routes or ()
         )
     return StateSpec(
         name=name,
@@ -84,7 +83,7 @@ def _state(name: str, node: Mapping, checked: Validated) -> StateSpec:
     )
 
 
-def _transition(item: Mapping, source: str, checked: Validated, index: int) -> TransitionSpec:
+def _transition(item: YamlMap, source: str, checked: Validated, index: int) -> TransitionSpec:
     action = item["action"]
     return TransitionSpec(
         action=action,
@@ -104,7 +103,7 @@ def _transition(item: Mapping, source: str, checked: Validated, index: int) -> T
     )
 
 
-def _build(tree: Mapping, checked: Validated) -> FlowSpec:
+def _build(tree: YamlMap, checked: Validated) -> FlowSpec:
     states = tree["states"]
     transitions_list = tree["transitions"]
     lines = {id(item): transitions_list.line_of(i) for i, item in enumerate(transitions_list)}
@@ -117,8 +116,7 @@ def _build(tree: Mapping, checked: Validated) -> FlowSpec:
         initial=tree["initial"],
         states=tuple(_state(name, node, checked) for name, node in states.items()),
         transitions=tuple(
-            _transition(item, source, checked, lines[id(item)])
-            for item, source in checked.expanded
+            _transition(item, source, checked, lines[id(item)]) for item, source in checked.expanded
         ),
         example=checked.example,
         overdue=OverdueSpec(overdue["field"], tuple(overdue["states"])) if overdue else None,

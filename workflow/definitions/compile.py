@@ -110,9 +110,12 @@ class CompiledFlow:
     ) -> TransitionSpec | None:
         """The first definition transition for `action` from `state` whose `when` holds."""
         for t in self.spec.transitions:
-            if t.action == action and t.source == state:
-                if t.when is None or t.when.evaluate(data, today):
-                    return t
+            if (
+                t.action == action
+                and t.source == state
+                and (t.when is None or t.when.evaluate(data, today))
+            ):
+                return t
         return None
 
     def actions_from(self, state: str) -> tuple[str, ...]:

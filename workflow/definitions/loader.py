@@ -13,7 +13,7 @@ upload through a browser (see DESIGN.md, "Traps measured on this stack"), so thi
   `off` stay text), dates stay text, numbers with a fraction are `Decimal` built from their
   original text (never float), whole numbers are `int`, `null`/`~`/nothing is None.
 
-Mappings come back as `Mapping` (a dict with `.line` and `.key_lines`), sequences as `Sequence`
+Mappings come back as `YamlMap` (a dict with `.line` and `.key_lines`), sequences as `YamlList`
 (a list with `.line` and `.item_lines`), scalars as plain Python values. Keys are always text.
 """
 
@@ -51,7 +51,7 @@ _BLOCK_SCALAR_RE = re.compile(r"[|>][-+0-9]*\s*(?:#.*)?")
 _TOKEN_STARTS = frozenset(":-?[{,")
 
 
-class Mapping(dict):  # type: ignore[type-arg]
+class YamlMap(dict):  # type: ignore[type-arg]
     """A YAML mapping: a dict that remembers its own line and the line of each key (1-based)."""
 
     line: int
@@ -67,7 +67,7 @@ class Mapping(dict):  # type: ignore[type-arg]
         return self.key_lines.get(key, self.line)
 
 
-class Sequence(list):  # type: ignore[type-arg]
+class YamlList(list):  # type: ignore[type-arg]
     """A YAML sequence: a list that remembers its own line and the line of each item (1-based)."""
 
     line: int
@@ -97,9 +97,7 @@ def load_yaml(text: str, path: str = "<text>") -> Any:
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
-        raise DefinitionError.single(
-            path, None, "the definition is not valid UTF-8 text"
-        ) from None
+        raise DefinitionError.single(path, None, "the definition is not valid UTF-8 text") from None
     if size > MAX_DEFINITION_BYTES:
         raise DefinitionError.single(
             path,
@@ -121,7 +119,15 @@ def load_yaml(text: str, path: str = "<text>") -> Any:
         raise DefinitionError.single(path, exc.line, exc.message, exc.hint) from None
     except yaml.MarkedYAMLError as exc:
         raise DefinitionError.single(path, *_describe(exc)) from None
-    except yaml.YAMLError as exc:  # pragma: no cover - every PyYAML parse error is marked
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise DefinitionError.single(
+            path,
+            line,
+            f"the text contains the control character U+{exc.character:04X}",
+            "remove it; definitions are plain text",
+        ) from None
+    except yaml.YAMLError as exc:  # pragma: no cover - every other PyYAML error is marked
         raise DefinitionError.single(path, None, f"the YAML does not parse: {exc}") from None
 
 
@@ -173,7 +179,9 @@ def _prescan(text: str) -> None:
                 rest = rest[1 + spaces :]
                 indents.append(column)
             if len(indents) > MAX_DEPTH:
-                raise _Refused(lineno, f"the definition is nested more than {MAX_DEPTH} levels deep")
+                raise _Refused(
+                    lineno, f"the definition is nested more than {MAX_DEPTH} levels deep"
+                )
         previous = "\n"  # start of line counts as the start of a token
         index = 0
         while index < len(line):
@@ -292,18 +300,18 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _construct(node: Node) -> Any:
-    """Turn a node into Mapping / Sequence / scalar. Depth is bounded by MAX_DEPTH already."""
+    """Turn a node into YamlMap / YamlList / scalar. Depth is bounded by MAX_DEPTH already."""
     line = node.start_mark.line + 1
     if isinstance(node, ScalarNode):
         return _scalar(node)
     if isinstance(node, SequenceNode):
-        items = Sequence(line)
+        items = YamlList(line)
         for child in node.value:
             items.append(_construct(child))
             items.item_lines.append(child.start_mark.line + 1)
         return items
     if isinstance(node, MappingNode):
-        mapping = Mapping(line)
+        mapping = YamlMap(line)
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line + 1
             if not isinstance(key_node, ScalarNode):
@@ -355,7 +363,7 @@ def _scalar(node: ScalarNode) -> Any:
 __all__ = [
     "MAX_DEFINITION_BYTES",
     "MAX_DEPTH",
-    "Mapping",
-    "Sequence",
+    "YamlMap",
+    "YamlList",
     "load_yaml",
 ]

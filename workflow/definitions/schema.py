@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from workflow.definitions.loader import Mapping, Sequence
+from workflow.definitions.loader import YamlMap, YamlList
 from workflow.errors import Problem
 from workflow.fields import FIELD_TYPES
 from workflow.guards import did_you_mean
@@ -70,7 +70,7 @@ class _Shape:
 
     def keys(
         self,
-        mapping: Mapping,
+        mapping: YamlMap,
         what: str,
         required: tuple[str, ...],
         optional: tuple[str, ...],
@@ -95,12 +95,12 @@ class _Shape:
                 self.problem(mapping.line, f"{what} has no `{key}`")
 
     def is_mapping(self, value: Any, line: int, what: str) -> bool:
-        if isinstance(value, Mapping):
+        if isinstance(value, YamlMap):
             return True
         self.problem(line, f"{what} must be a mapping of `key: value` lines, not {_kind(value)}")
         return False
 
-    def text(self, mapping: Mapping, key: str, what: str) -> None:
+    def text(self, mapping: YamlMap, key: str, what: str) -> None:
         value = mapping.get(key)
         if key in mapping and (not isinstance(value, str) or not value.strip()):
             hint = "put quotes around it" if value is not None else None
@@ -108,7 +108,7 @@ class _Shape:
                 mapping.line_of(key), f"`{key}` of {what} must be text, not {_kind(value)}", hint
             )
 
-    def boolean(self, mapping: Mapping, key: str, what: str) -> None:
+    def boolean(self, mapping: YamlMap, key: str, what: str) -> None:
         value = mapping.get(key)
         if key in mapping and not isinstance(value, bool):
             self.problem(
@@ -118,34 +118,35 @@ class _Shape:
             )
 
     def integer(
-        self, mapping: Mapping, key: str, what: str, low: int | None = 0, high: int | None = None
+        self, mapping: YamlMap, key: str, what: str, low: int | None = 0, high: int | None = None
     ) -> None:
         if key not in mapping:
             return
         value = mapping[key]
         if not isinstance(value, int) or isinstance(value, bool):
+            shown = f"`{value}`" if isinstance(value, Decimal) else _kind(value)
             self.problem(
-                mapping.line_of(key), f"`{key}` of {what} must be a whole number, not {_kind(value)}"
+                mapping.line_of(key), f"`{key}` of {what} must be a whole number, not {shown}"
             )
         elif (low is not None and value < low) or (high is not None and value > high):
             bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
             self.problem(mapping.line_of(key), f"`{key}` of {what} must be {bounds}, not {value}")
 
-    def number(self, mapping: Mapping, key: str, what: str) -> None:
+    def number(self, mapping: YamlMap, key: str, what: str) -> None:
         value = mapping.get(key)
         if key in mapping and (not isinstance(value, int | Decimal) or isinstance(value, bool)):
             self.problem(
                 mapping.line_of(key), f"`{key}` of {what} must be a number, not {_kind(value)}"
             )
 
-    def label(self, mapping: Mapping, key: str, what: str) -> None:
+    def label(self, mapping: YamlMap, key: str, what: str) -> None:
         if key not in mapping:
             return
         value = mapping[key]
         line = mapping.line_of(key)
         if isinstance(value, str) and value.strip():
             return
-        if not isinstance(value, Mapping):
+        if not isinstance(value, YamlMap):
             self.problem(
                 line,
                 f"`{key}` of {what} must be text or `{{zh: …, en: …}}`, not {_kind(value)}",
@@ -158,14 +159,14 @@ class _Shape:
             self.text(value, lang, f"`{key}` of {what}")
 
     def names(
-        self, mapping: Mapping, key: str, what: str, *, nonempty: bool = True
-    ) -> Sequence | None:
+        self, mapping: YamlMap, key: str, what: str, *, nonempty: bool = True
+    ) -> YamlList | None:
         """A list of names (roles, states, choices): text items, by default at least one."""
         if key not in mapping:
             return None
         value = mapping[key]
         line = mapping.line_of(key)
-        if not isinstance(value, Sequence):
+        if not isinstance(value, YamlList):
             self.problem(
                 line, f"`{key}` of {what} must be a list such as [a, b], not {_kind(value)}"
             )
@@ -239,9 +240,8 @@ class _Shape:
             return
         own = FIELD_TYPE_KEYS[kind]
         misplaced = {
-            key: f"`{key}` is for fields of type " + ", ".join(
-                t for t, keys in FIELD_TYPE_KEYS.items() if key in keys
-            )
+            key: f"`{key}` is for fields of type "
+            + ", ".join(t for t, keys in FIELD_TYPE_KEYS.items() if key in keys)
             for key in FIELD_KEYS
             if key not in FIELD_COMMON and key not in own
         }
@@ -279,7 +279,7 @@ class _Shape:
         for name in list(states):
             spec = states[name]
             if spec is None:  # `approved:` with nothing after it is a state with no options
-                spec = states[name] = Mapping(states.line_of(name))
+                spec = states[name] = YamlMap(states.line_of(name))
             self.state(name, spec, states.line_of(name))
 
     def state(self, name: str, spec: Any, line: int) -> None:
@@ -304,7 +304,7 @@ class _Shape:
             route_line = spec.line_of("on_approve")
             if isinstance(routes, str) and routes.strip():
                 return
-            if not isinstance(routes, Sequence) or not routes:
+            if not isinstance(routes, YamlList) or not routes:
                 self.problem(
                     route_line,
                     f"`on_approve` of {what} must be a state name or a list of "
@@ -319,10 +319,11 @@ class _Shape:
                     self.text(route, "when", route_what)
 
     def transitions(self, transitions: Any, line: int) -> None:
-        if not isinstance(transitions, Sequence):
+        if not isinstance(transitions, YamlList):
             self.problem(
                 line,
-                f"`transitions` must be a list (lines starting with `- `), not {_kind(transitions)}",
+                "`transitions` must be a list (lines starting with `- `), "
+                f"not {_kind(transitions)}",
             )
             return
         for index, item in enumerate(transitions):
@@ -343,7 +344,7 @@ class _Shape:
                 self.text(item, "from", what)
             if "checks" in item:
                 checks = item["checks"]
-                if not isinstance(checks, Sequence):
+                if not isinstance(checks, YamlList):
                     self.problem(
                         item.line_of("checks"),
                         f"`checks` of {what} must be a list of `{{rule: …, message: …}}`",

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
-from workflow.definitions.loader import Mapping, Sequence
+from workflow.definitions.loader import YamlMap, YamlList
 from workflow.definitions.spec import FieldSpec, Label
 from workflow.errors import DefinitionError, InvalidData, Problem
 from workflow.fields import clean_data, with_defaults
@@ -83,7 +83,7 @@ class Validated:
     fields: tuple[FieldSpec, ...]
     guards: dict[str, Guard]
     # One (transition mapping, source state) per TransitionSpec, in definition order.
-    expanded: tuple[tuple[Mapping, str], ...]
+    expanded: tuple[tuple[YamlMap, str], ...]
     example: dict[str, Any]
 
 
@@ -105,9 +105,9 @@ def _line_in(node: Any, key: str, fallback: int) -> int:
     """The line of the value at clean_data's error key inside a loaded mapping."""
     line = fallback
     for part in _path_parts(key):
-        if isinstance(part, str) and isinstance(node, Mapping) and part in node:
+        if isinstance(part, str) and isinstance(node, YamlMap) and part in node:
             line, node = node.line_of(part), node[part]
-        elif isinstance(part, int) and isinstance(node, Sequence) and 0 < part <= len(node):
+        elif isinstance(part, int) and isinstance(node, YamlList) and 0 < part <= len(node):
             line, node = node.line_of(part - 1), node[part - 1]
         else:
             break
@@ -115,13 +115,15 @@ def _line_in(node: Any, key: str, fallback: int) -> int:
 
 
 class _Validator:
-    def __init__(self, tree: Mapping, path: str) -> None:
+    def __init__(self, tree: YamlMap, path: str) -> None:
         self.tree = tree
         self.path = path
         self.problems: list[Problem] = []
         self.guards: dict[str, Guard] = {}
         self.field_names: frozenset[str] = frozenset()
-        self.states: Mapping = tree["states"]
+        self.bad_fields: set[str] = set()
+        self.unknown_states = False  # then reachability would only repeat the misspelling
+        self.states: YamlMap = tree["states"]
 
     def problem(self, line: int | None, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(self.path, line, message, hint))
@@ -129,6 +131,7 @@ class _Validator:
     # --- names, roles, states, guards -----------------------------------------------------
 
     def name(self, kind: str, name: str, line: int, reserved: Iterable[str] = ()) -> bool:
+        a_kind = f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
         if not NAME_RE.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
             self.problem(
                 line,
@@ -140,21 +143,26 @@ class _Validator:
         if name in YAML_WORDS:
             self.problem(
                 line,
-                f"`{name}` cannot be a {kind} name: YAML tools read it as true, false or null",
+                f"`{name}` cannot be {a_kind} name: YAML tools read it as true, false or null",
                 "choose a word such as `accepted` or `declined`",
             )
             return False
         if name in reserved:
+            why = (
+                "guards use `today` and the expression language's keywords"
+                if reserved is EXPRESSION_NAMES
+                else "the engine and its state machine use it"
+            )
             self.problem(
                 line,
-                f"`{name}` is reserved and cannot be a {kind} name",
-                "the engine uses it for its own actions; choose another name",
+                f"`{name}` is reserved and cannot be {a_kind} name",
+                f"{why}; choose another name",
             )
             return False
         if kind in ("action", "state") and name.startswith(MACHINE_PREFIXES):
             self.problem(
                 line,
-                f"`{name}` cannot be a {kind} name: names starting with "
+                f"`{name}` cannot be {a_kind} name: names starting with "
                 + ", ".join(f"`{p}`" for p in MACHINE_PREFIXES)
                 + " are reserved",
                 "the state machine adds methods with these prefixes; choose another name",
@@ -162,7 +170,7 @@ class _Validator:
             return False
         return True
 
-    def roles(self, roles: Sequence | None, line: int, context: str) -> None:
+    def roles(self, roles: YamlList | None, line: int, context: str) -> None:
         for index, role in enumerate(roles or ()):
             role_line = roles.line_of(index) if roles is not None else line
             if role not in ROLES:
@@ -186,6 +194,7 @@ class _Validator:
     def known_state(self, name: str, line: int, context: str) -> bool:
         if name in self.states:
             return True
+        self.unknown_states = True
         suggestion = did_you_mean(name, self.states)
         message = f"unknown state `{name}` {context}"
         self.problem(
@@ -217,16 +226,19 @@ class _Validator:
                     f"name the file `{name}.yaml` or the flow `{stem}`",
                 )
 
-    def fields(self, fields: Mapping, table: str | None = None) -> tuple[FieldSpec, ...]:
+    def fields(self, fields: YamlMap, table: str | None = None) -> tuple[FieldSpec, ...]:
         specs = []
         kind = "column" if table else "field"
         for name, node in fields.items():
             line = fields.line_of(name)
+            before = len(self.problems)
             self.name(kind, name, line, EXPRESSION_NAMES)
             specs.append(self.field(name, node, table))
+            if len(self.problems) > before and table is None:
+                self.bad_fields.add(name)  # the example is not checked against a broken field
         return tuple(specs)
 
-    def field(self, name: str, node: Mapping, table: str | None) -> FieldSpec:
+    def field(self, name: str, node: YamlMap, table: str | None) -> FieldSpec:
         kind = node["type"]
         what = f"column `{name}` of table `{table}`" if table else f"field `{name}`"
         bound: type = Decimal if kind == "decimal" else int
@@ -272,7 +284,9 @@ class _Validator:
             for key, messages in exc.errors.items():
                 for message in messages:
                     self.problem(
-                        _line_in(node.get("default"), key.removeprefix(name), node.line_of("default")),
+                        _line_in(
+                            node.get("default"), key.removeprefix(name), node.line_of("default")
+                        ),
                         f"`default` of {what}: {message}",
                     )
             return spec
@@ -294,7 +308,7 @@ class _Validator:
                 f"give `{initial}` an `editable_by` list of the roles that fill in the document",
             )
 
-    def state(self, name: str, node: Mapping) -> None:
+    def state(self, name: str, node: YamlMap) -> None:
         line = self.states.line_of(name)
         review = node.get("review")
         final = node.get("final", False)
@@ -356,13 +370,13 @@ class _Validator:
         if "on_approve" in node:
             self.routes(name, node)
 
-    def routes(self, name: str, node: Mapping) -> None:
+    def routes(self, name: str, node: YamlMap) -> None:
         routes = node["on_approve"]
         line = node.line_of("on_approve")
         if isinstance(routes, str):
-            if self.known_state(routes, line, f"in `on_approve` of state `{name}`"):
-                if routes == name:
-                    self.problem(line, f"`on_approve` of `{name}` leads back to it")
+            context = f"in `on_approve` of state `{name}`"
+            if self.known_state(routes, line, context) and routes == name:
+                self.problem(line, f"`on_approve` of `{name}` leads back to it")
             return
         fallback: int | None = None
         for index, route in enumerate(routes, start=1):
@@ -393,8 +407,8 @@ class _Validator:
                 "end the list with a route that has no `when`",
             )
 
-    def transitions(self) -> list[tuple[Mapping, str]]:
-        expanded: list[tuple[Mapping, str]] = []
+    def transitions(self) -> list[tuple[YamlMap, str]]:
+        expanded: list[tuple[YamlMap, str]] = []
         star_sources = [
             name
             for name, node in self.states.items()
@@ -466,7 +480,7 @@ class _Validator:
                 self.guard(check["rule"], check.line_of("rule"), f"check {number} of {what}")
         return expanded
 
-    def reachability(self, expanded: list[tuple[Mapping, str]]) -> None:
+    def reachability(self, expanded: list[tuple[YamlMap, str]]) -> None:
         edges: dict[str, list[str]] = {name: [] for name in self.states}
         for item, source in expanded:
             edges[source].append(item["to"])
@@ -479,7 +493,7 @@ class _Validator:
             if node.get("on_reject"):
                 edges[name].append(node["on_reject"])
         initial = self.tree["initial"]
-        if initial not in self.states:
+        if self.unknown_states:
             return
         seen = {initial}
         queue = deque([initial])
@@ -530,6 +544,8 @@ class _Validator:
             return clean_data(fields, with_defaults(fields, example))
         except InvalidData as exc:
             for key, messages in sorted(exc.errors.items()):
+                if _path_parts(key)[0] in self.bad_fields:
+                    continue
                 for message in messages:
                     self.problem(
                         _line_in(example, key, self.tree.line_of("example")),
@@ -554,6 +570,6 @@ class _Validator:
         return Validated(fields, self.guards, tuple(expanded), example)
 
 
-def validate(tree: Mapping, path: str = "<text>") -> Validated:
+def validate(tree: YamlMap, path: str = "<text>") -> Validated:
     """Check the meaning of a shape-checked definition; raise DefinitionError with every problem."""
     return _Validator(tree, path).run()

@@ -1,0 +1,143 @@
+"""Template helpers: two-language texts, money, times, and harmless user text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask_babel import format_datetime
+from markupsafe import Markup
+
+from webui.i18n import lang
+from webui.inbox import bp
+from workflow.db import as_utc
+
+# Bidi embedding/override/isolate controls: they could make "¥100" read as "001¥" on screen.
+BIDI_RE = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_bidi(value: Any) -> Any:
+    """Jinja `finalize`: every printed value loses bidi controls (Markup stays Markup)."""
+    if isinstance(value, Markup):
+        return Markup(BIDI_RE.sub("", str(value)))
+    if isinstance(value, str):
+        return BIDI_RE.sub("", value)
+    return value
+
+
+@bp.record_once
+def _install(state) -> None:  # noqa: ANN001
+    state.app.jinja_env.finalize = strip_bidi
+
+
+@bp.app_template_global()
+def t(zh: str, en: str) -> str:
+    """The text in the language of this request (simplified Chinese by default)."""
+    return en if lang() == "en" else zh
+
+
+@bp.app_template_filter("label")
+def label(value: Any) -> str:
+    """A definition Label in the request's language."""
+    return value.get(lang()) if value is not None else ""
+
+
+@bp.app_template_filter("money")
+def money(value: Any, places: int = 2) -> str:
+    if value is None or value == "":
+        return ""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    return f"¥{number:,.{places}f}"
+
+
+@bp.app_template_filter("when")
+def when(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return format_datetime(as_utc(value), "yyyy-MM-dd HH:mm")
+
+
+@bp.app_template_filter("waited")
+def waited(value: dt.datetime | None) -> str:
+    """How long since `value`, e.g. "2 天 3 小时" / "2 d 3 h"."""
+    if value is None:
+        return ""
+    seconds = max(0, int((dt.datetime.now(dt.UTC) - as_utc(value)).total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return t(f"{days} 天 {hours} 小时", f"{days} d {hours} h")
+    if hours:
+        return t(f"{hours} 小时 {minutes} 分", f"{hours} h {minutes} min")
+    return t(f"{minutes} 分钟", f"{minutes} min")
+
+
+ACTION_NAMES = {
+    "create": ("创建", "Created"),
+    "edit": ("修改", "Edited"),
+    "approve": ("同意", "Approved"),
+    "reject": ("驳回", "Rejected"),
+}
+
+FIELD_MESSAGES = {
+    "is required": "必填",
+    "must be a whole number": "须为整数",
+    "must be a date written YYYY-MM-DD": "日期格式须为 YYYY-MM-DD",
+    "is not a field of this flow": "不是本流程的字段",
+}
+
+
+@bp.app_template_filter("field_message")
+def field_message(message: str) -> str:
+    """An engine field message, in Chinese when a translation is known."""
+    if lang() == "en":
+        return message
+    return FIELD_MESSAGES.get(message, message)
+
+
+@bp.app_template_global()
+def action_name(process: Any, action: str) -> str:
+    """What to call an action: approve/reject, or the definition's transition label."""
+    if action in ACTION_NAMES:
+        return t(*ACTION_NAMES[action])
+    for transition in process.spec.transitions:
+        if transition.action == action and transition.source == process.document.state:
+            return transition.label.get(lang())
+    return action
+
+
+@bp.app_template_global()
+def event_name(spec: Any, action: str) -> str:
+    if action in ACTION_NAMES:
+        return t(*ACTION_NAMES[action])
+    for transition in spec.transitions:
+        if transition.action == action:
+            return transition.label.get(lang())
+    return action
+
+
+@bp.app_template_global()
+def state_label(spec: Any, name: str | None) -> str:
+    if not name or not spec.has_state(name):
+        return name or ""
+    return spec.state(name).label.get(lang())
+
+
+@bp.app_template_filter("shown")
+def shown(value: Any, field: Any) -> str:
+    """A stored value as text for a field (money formatted, booleans as 是/否)."""
+    if value is None or value == "":
+        return "—"
+    if field is not None and field.type == "decimal":
+        return money(value, field.places)
+    if field is not None and field.type == "boolean" or isinstance(value, bool):
+        return t("是", "Yes") if value else t("否", "No")
+    if isinstance(value, list):
+        return t(f"{len(value)} 行", f"{len(value)} rows")
+    return str(value)

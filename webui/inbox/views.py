@@ -1,0 +1,135 @@
+"""Inbox views: parse, one engine call, render or redirect. Errors are mapped in webui/errors.py."""
+
+from __future__ import annotations
+
+from itertools import groupby
+from typing import Any
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from webui.extensions import db
+from webui.inbox import bp
+from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name, search_args
+from webui.inbox.helpers import t
+from workflow import queries, services
+from workflow.services import current_version
+
+
+@bp.before_request
+@login_required
+def _signed_in() -> None:
+    """Every page here needs a signed-in, active user (checked again on every request)."""
+
+
+@bp.get("/inbox")
+def inbox():  # noqa: ANN201
+    criteria, problems = search_args(request.args)
+    items = queries.search_inbox(db.session, current_user.row, **criteria)
+    ordered = sorted(items, key=lambda p: (p.document.flow_name, p.document.entered_at))
+    groups = [(name, list(group)) for name, group in groupby(ordered, lambda p: p.document.flow_name)]
+    groups.sort(key=lambda pair: pair[1][0].document.entered_at)
+    return render_template(
+        "inbox/inbox.html",
+        groups=groups,
+        total=len(items),
+        problems=problems,
+        searching=bool(criteria),
+        startable=queries.startable_flows(db.session, current_user.row),
+        queries=queries,
+    )
+
+
+@bp.get("/mine")
+def mine():  # noqa: ANN201
+    documents = queries.my_documents(db.session, current_user.row)
+    return render_template("inbox/mine.html", documents=documents, queries=queries)
+
+
+@bp.get("/documents/<int:doc_id>")
+def document(doc_id: int):  # noqa: ANN201
+    user = current_user.row
+    process = services.get_document(db.session, doc_id, user)
+    events = [e for e in queries.history(db.session, doc_id, user) if e.outcome == "ok"]
+    revisions = {r.number: r for r in queries.revisions(db.session, doc_id, user)}
+    diffs = {
+        n: queries.field_diff(process, revisions[n - 1].data, r.data)
+        for n, r in revisions.items()
+        if n - 1 in revisions
+    }
+    return render_template(
+        "inbox/document.html",
+        process=process,
+        doc=process.document,
+        actions=process.actions_for(user),
+        can_edit=process.can_edit(user),
+        approvals=process.current_approvals(),
+        events=events,
+        diffs=diffs,
+        overdue=queries.is_overdue(process),
+        queries=queries,
+    )
+
+
+def _render_form(spec: Any, values: dict[str, Any], errors: dict[str, Any], **context: Any) -> str:
+    return render_template(
+        "inbox/form.html",
+        spec=spec,
+        values=values,
+        errors=errors or {},
+        blank_rows=BLANK_ROWS,
+        row_name=row_name,
+        **context,
+    )
+
+
+@bp.route("/new/<flow_name>", methods=["GET", "POST"])
+def create(flow_name: str):  # noqa: ANN201
+    version = current_version(db.session, flow_name)
+    if version is None:
+        abort(404)
+    spec = queries.compiled(version).spec
+    if request.method == "GET":
+        values = form_values(spec.fields, {})
+        return _render_form(spec, values, {}, doc=None)
+    data = form_data(spec.fields, request.form)
+    # On InvalidData webui/errors.py re-renders this form with the messages and what was typed.
+    g.rerender = lambda errors: _render_form(spec, data, errors, doc=None)
+    process = services.create_document(db.session, current_user.row, flow_name, data)
+    flash(t("已保存草稿。", "Draft saved."), "ok")
+    return redirect(url_for("inbox.document", doc_id=process.document.id), 303)
+
+
+@bp.route("/documents/<int:doc_id>/edit", methods=["GET", "POST"])
+def edit(doc_id: int):  # noqa: ANN201
+    process = services.get_document(db.session, doc_id, current_user.row)
+    if request.method == "GET":
+        if not process.can_edit(current_user.row):
+            flash(t("此状态下你不能修改本单据。", "You cannot edit this document now."), "error")
+            return redirect(url_for("inbox.document", doc_id=doc_id))
+        values = form_values(process.spec.fields, process.document.data)
+        return _render_form(process.spec, values, {}, doc=process.document,
+                            revision=process.document.revision)
+    data = form_data(process.spec.fields, request.form)
+    revision = request.form.get("revision", type=int)
+    g.rerender = lambda errors: _render_form(process.spec, data, errors, doc=process.document,
+                                             revision=revision)
+    services.edit_document(db.session, doc_id, current_user.row, data, revision)
+    flash(t("已保存修改。", "Changes saved."), "ok")
+    return redirect(url_for("inbox.document", doc_id=doc_id), 303)
+
+
+@bp.post("/documents/<int:doc_id>/act")
+def act(doc_id: int):  # noqa: ANN201
+    action = request.form.get("action", "")
+    revision = request.form.get("revision", type=int)
+    comment = request.form.get("comment", "")
+    process = services.act(db.session, doc_id, current_user.row, action, revision, comment)
+    flash(t("已提交：", "Done: ") + state_text(process), "ok")
+    return redirect(url_for("inbox.document", doc_id=doc_id), 303)
+
+
+def state_text(process: Any) -> str:
+    from webui.i18n import lang
+
+    return process.state.label.get(lang())
