@@ -169,8 +169,7 @@ def app(db_url: str):
     yield application
     with application.app_context():
         db.session.remove()
-        if not db_url.startswith("postgresql"):
-            db.engine.dispose()
+        db.engine.dispose()
 
 
 @pytest.fixture

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import inspect, select
 
@@ -15,9 +16,13 @@ from webui.extensions import db
 from workflow import audit
 from workflow.errors import DefinitionError, WorkflowError
 from workflow.models import User
+from workflow.process import compiled
 from workflow.services import (
+    act,
+    create_document,
     create_user,
     issue_token,
+    list_flows,
     publish_files,
     revoke_tokens,
     set_active,
@@ -147,10 +152,22 @@ def audit_verify() -> None:
     click.echo(f"head {result.root}  ({result.chains} chains; keep this line outside the database)")
 
 
+@click.command("tick")
+@with_appcontext
+@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), default=None, help="For testing.")
+def tick(today) -> None:
+    """Timed work: record overdue deposits once (safe to run on many hosts at once)."""
+    from workflow.services import record_overdue
+
+    recorded = record_overdue(db.session, today.date() if today else None)
+    click.echo(f"{len(recorded)} newly overdue document(s)" + (f": {recorded}" if recorded else ""))
+
+
 @click.command("setup")
+@with_appcontext
 @click.option("--demo/--no-demo", default=True, help="Create demo users when the database is new.")
 def setup(demo: bool) -> None:
-    """Create or upgrade the database, publish the shipped flows, and create demo users once."""
+    """Create or upgrade the database, publish the shipped flows, and create demo data once."""
     new = "users" not in inspect(db.engine).get_table_names()
     upgrade()
     db.session.remove()
@@ -159,12 +176,38 @@ def setup(demo: bool) -> None:
     for line in publish_files(db.session, _definition_files(())):
         click.echo(line)
     if new and demo and db.session.scalar(select(User.id).limit(1)) is None:
-        click.echo("\nDemo users (created because the database is new):")
-        for username, display, roles in DEMO_USERS:
+        _create_demo_data()
+    _print_demo_users()
+    port = os.environ.get("PORT", "5000")
+    click.echo(f"\nServing on http://127.0.0.1:{port}")
+
+
+def _create_demo_data() -> None:
+    """Demo users for every role, and each flow's `example` document (the shipment submitted)."""
+    users = {
+        username: create_user(db.session, username, username + DEMO_PASSWORD_SUFFIX, roles, display)
+        for username, display, roles in DEMO_USERS
+    }
+    for version in list_flows(db.session):
+        spec = compiled(version).spec
+        editors = set(spec.state(spec.initial).editable_by)
+        author = next(u for u in users.values() if editors & u.roles)
+        process = create_document(db.session, author, spec.name, spec.example)
+        if spec.name == "shipment":
+            act(db.session, process.document.id, author, "submit", 1, "请复核")
+    click.echo("\nDemo data created (the database was new).")
+
+
+def _print_demo_users() -> None:
+    names = [u for u, _, _ in DEMO_USERS]
+    present = set(db.session.scalars(select(User.username).where(User.username.in_(names))))
+    if not present:
+        return
+    click.echo("\nDemo users (password = name + '-demo-2026', unless changed since):")
+    for username, display, roles in DEMO_USERS:
+        if username in present:
             password = username + DEMO_PASSWORD_SUFFIX
-            create_user(db.session, username, password, roles, display)
             click.echo(f"  {username:<8} {password:<18} {', '.join(roles):<15} {display}")
-    click.echo(f"\nServing on http://127.0.0.1:{current_app.config.get('PORT', 5000)}")
 
 
 def register(app: Flask) -> None:
@@ -172,3 +215,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(flows_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(setup)
+    app.cli.add_command(tick)

@@ -9,16 +9,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
+from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from webui.extensions import db
 from workflow.errors import (
+    CheckFailed,
     DefinitionError,
     Forbidden,
     InvalidData,
     NotFound,
     Refused,
+    StaleRevision,
     Unauthorized,
     WorkflowError,
 )
@@ -84,14 +88,70 @@ def register(app: Flask) -> None:
         db.session.rollback()
         return error_response(status_of(error), error.code, error.message, details_of(error))
 
+    # The reviewers' HTML forms (webui/inbox): friendly answers instead of an error page.
+    def _document_page(message: str):  # noqa: ANN202
+        flash(message, "error")
+        doc_id = (request.view_args or {}).get("doc_id")
+        if doc_id is None:
+            return redirect(url_for("inbox.inbox"), 303)
+        return redirect(url_for("inbox.document", doc_id=doc_id), 303)
+
+    def _html_form() -> bool:
+        return (
+            request.blueprint in ("inbox", "auth")
+            and request.method == "POST"
+            and not wants_json()
+        )
+
+    @app.errorhandler(StaleRevision)
+    def _stale(error: StaleRevision):  # noqa: ANN202
+        db.session.rollback()
+        if not _html_form():
+            return _workflow_error(error)
+        from webui.inbox.helpers import t
+
+        return _document_page(t("此单据已变更，请查看新版本。",
+                                "This document changed — review the new version."))
+
+    @app.errorhandler(CheckFailed)
+    def _check_failed(error: CheckFailed):  # noqa: ANN202
+        db.session.rollback()
+        if not _html_form():
+            return _workflow_error(error)
+        from webui.i18n import lang
+
+        message = (error.details or {}).get("message", {}).get(lang()) or error.message
+        return _document_page(message)
+
+    @app.errorhandler(InvalidData)
+    def _invalid(error: InvalidData):  # noqa: ANN202
+        db.session.rollback()
+        if not _html_form():
+            return _workflow_error(error)
+        rerender = g.get("rerender")
+        if rerender is not None:
+            return rerender(error.errors), 422
+        messages = "; ".join(
+            f"{key}: {', '.join(value) if isinstance(value, list) else value}"
+            for key, value in error.errors.items()
+        )
+        return _document_page(messages or error.message)
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         db.session.rollback()
         status = error.code or 500
         if status == 401 and not wants_json():
             return error.get_response()
-        code = HTTP_CODES.get(status, "error")
+        code = "csrf_failed" if isinstance(error, CSRFError) else HTTP_CODES.get(status, "error")
         return error_response(status, code, error.description or code)
+
+    @app.errorhandler(ValidationError)
+    def _invalid_request(error: ValidationError):  # noqa: ANN202
+        # A request body or query that does not fit its marshmallow schema (webui/api).
+        db.session.rollback()
+        return error_response(422, "invalid_request", "the request does not validate; "
+                              "see details", error.messages)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

@@ -197,3 +197,15 @@ class LoginAttempt(Base):
     username: Mapped[str] = mapped_column(String(64), index=True)
     remote_addr: Mapped[str] = mapped_column(String(64), default="")
     at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+
+class OverdueNotice(Base):
+    """One notice per document and due date: any number of hosts may run `tick` at once."""
+
+    __tablename__ = "overdue_notices"
+    __table_args__ = (UniqueConstraint("document_id", "due_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    due_date: Mapped[str] = mapped_column(String(10))
+    noticed_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)

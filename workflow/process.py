@@ -81,6 +81,7 @@ class DocumentProcess:
             approved_other_states=frozenset(
                 r.user_id for r in reviews if r.decision == "approve" and r.state != doc.state
             ),
+            approver_roles={r.user_id: r.user.roles for r in this_round},
         )
 
     def current_approvals(self) -> list[Review]:
@@ -111,7 +112,7 @@ class DocumentProcess:
                     f"`{action}` is not possible while the document is in review "
                     f"(`{self.document.state}`): approve or reject"
                 )
-            return rules.refusal(self.review_facts(), user.id, roles)
+            return rules.refusal(self.review_facts(), user.id, roles, action)
         candidates = [
             t for t in self.spec.transitions_from(self.document.state) if t.action == action
         ]

@@ -45,6 +45,20 @@ def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
     return values
 
 
+def _cursor_id(value: Any) -> int:
+    """A cursor's id part: a forged cursor is a bad request, never a database error."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise InvalidData({"cursor": ["is not a cursor this server gave out"]})
+    return value
+
+
+def _cursor_time(value: Any) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidData({"cursor": ["is not a cursor this server gave out"]}) from exc
+
+
 def _limit(limit: int | None, default: int = 50) -> int:
     if limit is None:
         return default
@@ -87,7 +101,8 @@ def inbox(
     )
     after = decode_cursor(cursor, 2)
     if after:
-        at = as_utc(dt.datetime.fromisoformat(after[0]))
+        at = as_utc(_cursor_time(after[0]))
+        _cursor_id(after[1])
         stmt = stmt.where(
             or_(Document.entered_at > at, and_(Document.entered_at == at, Document.id > after[1]))
         )
@@ -167,7 +182,7 @@ def audit_events(
         stmt = stmt.where(AuditEvent.at < until)
     after = decode_cursor(cursor, 1)
     if after:
-        stmt = stmt.where(AuditEvent.id > after[0])
+        stmt = stmt.where(AuditEvent.id > _cursor_id(after[0]))
     rows = list(session.scalars(stmt.limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]

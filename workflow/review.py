@@ -6,8 +6,8 @@ and may relax only the cross-level rule for one state, explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from workflow.definitions.spec import StateSpec
 from workflow.errors import AlreadyReviewed, Refused, RoleNotAllowed, SelfReview
@@ -25,10 +25,13 @@ class ReviewFacts:
     decided_this_round: frozenset[int]  # approved or rejected in this state's current round
     approved_this_round: tuple[int, ...]
     approved_other_states: frozenset[int]  # approvers of any other review state of this doc
+    approver_roles: Mapping[int, frozenset[str]] = field(default_factory=dict)
 
 
-def refusal(facts: ReviewFacts, user_id: int, roles: Collection[str]) -> Refused | None:
-    """The refusal a review decision by this person would meet, or None if they may decide."""
+def refusal(
+    facts: ReviewFacts, user_id: int, roles: Collection[str], action: str = "approve"
+) -> Refused | None:
+    """The refusal `action` (approve or reject) by this person would meet, or None."""
     review = facts.state.review
     if review is None:
         raise ValueError(f"state {facts.state.name} is not a review state")
@@ -51,13 +54,53 @@ def refusal(facts: ReviewFacts, user_id: int, roles: Collection[str]) -> Refused
             "you approved an earlier review level of this document; "
             "a different person must approve this level"
         )
+    if review.require_each_role and action == "approve":
+        approvers = [facts.approver_roles.get(a, frozenset()) for a in facts.approved_this_round]
+        approvers.append(frozenset(roles))
+        uncovered = len(review.roles) - _covered_roles(approvers, review.roles)
+        if uncovered > review.required - len(approvers):
+            return RoleNotAllowed(
+                "this review needs one approval from each of the roles "
+                f"{', '.join(review.roles)}; the remaining approvals must come from the "
+                "roles not yet represented"
+            )
     return None
 
 
-def quorum_reached(facts: ReviewFacts, new_approver: int | None = None) -> bool:
+def _covered_roles(approvers: Sequence[frozenset[str]], roles: Sequence[str]) -> int:
+    """How many of `roles` distinct approvers can stand for at once (bipartite matching)."""
+    holder: dict[str, int] = {}
+
+    def assign(index: int, seen: set[str]) -> bool:
+        for role in roles:
+            if role in approvers[index] and role not in seen:
+                seen.add(role)
+                if role not in holder or assign(holder[role], seen):
+                    holder[role] = index
+                    return True
+        return False
+
+    for index in range(len(approvers)):
+        assign(index, set())
+    return len(holder)
+
+
+def quorum_reached(
+    facts: ReviewFacts, new_approver: int | None = None, new_roles: Collection[str] = ()
+) -> bool:
     """True when the distinct approvers of this round (with `new_approver`) reach `required`."""
     assert facts.state.review is not None
+    review = facts.state.review
     approvers = set(facts.approved_this_round)
     if new_approver is not None:
         approvers.add(new_approver)
-    return len(approvers) >= facts.state.review.required
+    if len(approvers) < review.required:
+        return False
+    if review.require_each_role:
+        known = {
+            **facts.approver_roles,
+            **({new_approver: frozenset(new_roles)} if new_approver else {}),
+        }
+        held = [known.get(a, frozenset()) for a in sorted(approvers)]
+        return _covered_roles(held, review.roles) == len(review.roles)
+    return True

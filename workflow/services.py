@@ -266,9 +266,9 @@ def publish_flow(
     session: Session, text: str, path: str, actor: User | None = None
 ) -> tuple[FlowVersion, bool]:
     """Store `text` as the flow's next version; (version, False) if it equals the current one."""
-    spec = load_flow(text, path)
-    if actor is not None and "flow_admin" not in actor.roles:
+    if actor is not None and ("flow_admin" not in actor.roles or not actor.active):
         raise Forbidden("only a flow administrator (流程管理员) may publish flows")
+    spec = load_flow(text, path)
     digest = content_hash(text)
     current = current_version(session, spec.name)
     if current is not None and current.content_hash == digest:
@@ -468,7 +468,7 @@ def _decide(
     if relaxed:
         details["relaxed"] = "allow_earlier_reviewers"
     target = document.state
-    if quorum_reached(facts, actor.id):
+    if quorum_reached(facts, actor.id, actor.roles):
         resolved = process.flow.resolve("approve", document.state, process.typed_data())
         if resolved is None:
             raise ActionNotAllowed("no approval route applies to this document's data")
@@ -629,3 +629,51 @@ def list_flows(session: Session) -> list[FlowVersion]:
         .order_by(FlowVersion.flow_name)
     )
     return list(session.scalars(stmt))
+
+
+def record_overdue(session: Session, today: dt.date | None = None) -> list[int]:
+    """Record an `overdue` audit event once per overdue document and due date.
+
+    Safe to run from many hosts at once: the unique notice row decides who records it, and the
+    loser's transaction is rolled back whole.
+    """
+    from workflow.models import OverdueNotice
+    from workflow.queries import overdue
+
+    recorded = []
+    for process in overdue(session, today):
+        document = process.document
+        due = document.data[process.spec.overdue.field]  # type: ignore[union-attr]
+        doc_id = document.id
+        exists = select(OverdueNotice.id).where(
+            OverdueNotice.document_id == doc_id, OverdueNotice.due_date == due
+        )
+        if session.scalar(exists) is not None:
+            continue
+        try:
+            session.execute(select(Document.id).where(Document.id == doc_id).with_for_update())
+            if session.scalar(exists) is not None:
+                session.rollback()
+                continue
+            session.add(OverdueNotice(document_id=doc_id, due_date=due))
+            session.flush()
+            audit.append(
+                session,
+                audit.document_chain(doc_id),
+                document_id=doc_id,
+                flow=document.flow_name,
+                flow_version=document.flow_version.version,
+                actor=None,
+                action="overdue",
+                outcome="ok",
+                from_state=document.state,
+                to_state=document.state,
+                revision=document.revision,
+                details={"due": due},
+            )
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            continue
+        recorded.append(doc_id)
+    return recorded

@@ -166,6 +166,31 @@ def test_yaml_traps_are_refused(text: str, fragment: str):
     assert fragment in str(info.value)
 
 
+def test_control_characters_are_refused_with_their_line():
+    with pytest.raises(DefinitionError) as info:
+        load_yaml("a: 1\nb: x\x07y\n", "c.yaml")
+    (problem,) = info.value.problems
+    assert (problem.line, problem.message) == (2, "the text contains the control character U+0007")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ("from: draft", "from: 5", "`from` of transition `submit` must be a state, a list of"),
+        ("from: draft", "from: []", "`from` of transition `submit` is an empty list"),
+        ("title: Minimal", "title: {cn: 最小}", "unknown key `cn` in `title` of the flow"),
+        ("title: Minimal", "title: 12", "`title` of the flow must be text or `{zh: …, en: …}`"),
+        ("states:\n", "states: [a]\nold_states:\n", "`states` must be a mapping"),
+        ("required: 2,", "required: 2.0,", "must be a whole number, not `2.0`"),
+        ("transitions:\n", "transitions: 5\nold:\n", "`transitions` must be a list"),
+        ('example: {amount: "1.00"}', "example: [1]", "`example` must be a mapping"),
+    ],
+)
+def test_shape_messages(old: str, new: str, fragment: str):
+    assert old in MINIMAL
+    assert fragment in messages(MINIMAL.replace(old, new, 1))
+
+
 def test_a_quoted_merge_key_is_plain_text():
     assert load_yaml("'<<': 1\n") == {"<<": 1}
 

@@ -2,40 +2,65 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
-from flask_babel import gettext as _
-from flask_login import login_required, login_user, logout_user
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
 
 from webui.auth import bp
-from webui.auth.forms import LoginForm
+from webui.auth.forms import LanguageForm, LoginForm, PasswordForm
 from webui.auth_loader import SessionUser
 from webui.extensions import db
-from workflow.services import authenticate
+from webui.inbox.helpers import t
+from workflow.services import (
+    authenticate,
+    change_password,
+    clear_login_failures,
+    login_locked,
+    record_login_failure,
+    set_language,
+)
 
 
 def safe_next(target: str | None) -> str:
     """Only same-site paths: never another host, scheme or a protocol-relative URL."""
+    home = url_for("inbox.inbox")
     if not target:
-        return url_for("main.index")
+        return home
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("main.index")
-    if "\\" in target:
-        return url_for("main.index")
+        return home
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return home
     return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():  # noqa: ANN201
     form = LoginForm()
+    status = 200
     if form.validate_on_submit():
-        user = authenticate(db.session, form.username.data, form.password.data)
+        username = form.username.data.strip()
+        config = current_app.config
+        if login_locked(db.session, username, config["LOGIN_MAX_FAILURES"],
+                        config["LOGIN_LOCK_MINUTES"]):
+            minutes = config["LOGIN_LOCK_MINUTES"]
+            flash(t(f"登录失败次数过多，请 {minutes} 分钟后再试。",
+                    f"Too many failed sign-ins; try again in {minutes} minutes."), "error")
+            return render_template("auth/login.html", form=form), 429
+        user = authenticate(db.session, username, form.password.data)
         if user is not None:
+            clear_login_failures(db.session, username)
+            keep_lang = session.get("lang")
             session.clear()  # a fresh session at login: no fixation
+            if keep_lang:
+                session["lang"] = keep_lang
             login_user(SessionUser(user), remember=form.remember.data)
             return redirect(safe_next(request.args.get("next")))
-        flash(_("用户名或密码不正确。 Wrong username or password."), "error")
-    return render_template("auth/login.html", form=form), 200 if request.method == "GET" else 401
+        record_login_failure(db.session, username, request.remote_addr or "")
+        flash(t("用户名或密码不正确。", "Wrong username or password."), "error")
+        status = 401
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/login.html", form=form), status
 
 
 @bp.post("/logout")
@@ -44,3 +69,45 @@ def logout():  # noqa: ANN201
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def password():  # noqa: ANN201
+    form = PasswordForm()
+    if form.validate_on_submit():
+        # A wrong current password comes back as InvalidData: webui/errors.py re-renders this form.
+        g.rerender = lambda errors: render_template("auth/password.html", form=form, errors=errors)
+        row = current_user.row
+        change_password(db.session, row, form.old_password.data, form.new_password.data)
+        login_user(SessionUser(row))  # the session id carries the password stamp: renew it
+        flash(t("密码已修改。", "Your password was changed."), "ok")
+        return redirect(url_for("inbox.inbox"), 303)
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/password.html", form=form, errors={}), status
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required
+def settings():  # noqa: ANN201
+    form = LanguageForm(language=current_user.row.language or "")
+    if form.validate_on_submit():
+        set_language(db.session, current_user.row, form.language.data or None)
+        session.pop("lang", None)
+        flash(t("已保存。", "Saved."), "ok")
+        return redirect(url_for("auth.settings"), 303)
+    return render_template("auth/settings.html", form=form)
+
+
+@bp.post("/language")
+def language():  # noqa: ANN201
+    """The language of this browser (before sign-in, or when the user has no saved choice)."""
+    form = LanguageForm()
+    if form.validate_on_submit():
+        if form.language.data:
+            session["lang"] = form.language.data
+        else:
+            session.pop("lang", None)
+        if current_user.is_authenticated:
+            set_language(db.session, current_user.row, form.language.data or None)
+    return redirect(safe_next(request.form.get("back")), 303)

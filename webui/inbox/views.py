@@ -13,6 +13,7 @@ from webui.inbox import bp
 from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name, search_args
 from webui.inbox.helpers import t
 from workflow import queries, services
+from workflow.process import compiled
 from workflow.services import current_version
 
 
@@ -27,7 +28,7 @@ def inbox():  # noqa: ANN201
     criteria, problems = search_args(request.args)
     items = queries.search_inbox(db.session, current_user.row, **criteria)
     ordered = sorted(items, key=lambda p: (p.document.flow_name, p.document.entered_at))
-    groups = [(name, list(group)) for name, group in groupby(ordered, lambda p: p.document.flow_name)]
+    groups = [(n, list(group)) for n, group in groupby(ordered, lambda p: p.document.flow_name)]
     groups.sort(key=lambda pair: pair[1][0].document.entered_at)
     return render_template(
         "inbox/inbox.html",
@@ -88,7 +89,7 @@ def create(flow_name: str):  # noqa: ANN201
     version = current_version(db.session, flow_name)
     if version is None:
         abort(404)
-    spec = queries.compiled(version).spec
+    spec = compiled(version).spec
     if request.method == "GET":
         values = form_values(spec.fields, {})
         return _render_form(spec, values, {}, doc=None)

@@ -74,6 +74,7 @@ def _state(name: str, node: YamlMap, checked: Validated) -> StateSpec:
             required=review["required"],
             roles=tuple(review["roles"]),
             allow_earlier_reviewers=review.get("allow_earlier_reviewers", False),
+            require_each_role=review.get("require_each_role", False),
         )
         if review is not None
         else None,

@@ -363,7 +363,7 @@ def _scalar(node: ScalarNode) -> Any:
 __all__ = [
     "MAX_DEFINITION_BYTES",
     "MAX_DEPTH",
-    "YamlMap",
     "YamlList",
+    "YamlMap",
     "load_yaml",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from workflow.definitions.loader import YamlMap, YamlList
+from workflow.definitions.loader import YamlList, YamlMap
 from workflow.errors import Problem
 from workflow.fields import FIELD_TYPES
 from workflow.guards import did_you_mean
@@ -32,7 +32,7 @@ FIELD_KEYS = FIELD_COMMON + tuple(
     dict.fromkeys(key for keys in FIELD_TYPE_KEYS.values() for key in keys)
 )
 STATE_KEYS = ("label", "editable_by", "review", "on_approve", "on_reject", "final")
-REVIEW_KEYS = ("required", "roles", "allow_earlier_reviewers")
+REVIEW_KEYS = ("required", "roles", "allow_earlier_reviewers", "require_each_role")
 TRANSITION_REQUIRED = ("action", "from", "to", "roles")
 TRANSITION_OPTIONAL = ("when", "checks", "label")
 ROUTE_KEYS = ("to", "when")
@@ -295,10 +295,16 @@ class _Shape:
             review = spec["review"]
             review_what = f"the review of {what}"
             if self.is_mapping(review, spec.line_of("review"), f"`review` of {what}"):
-                self.keys(review, review_what, ("required", "roles"), ("allow_earlier_reviewers",))
+                self.keys(
+                    review,
+                    review_what,
+                    ("required", "roles"),
+                    ("allow_earlier_reviewers", "require_each_role"),
+                )
                 self.integer(review, "required", review_what, None)
                 self.names(review, "roles", review_what)
                 self.boolean(review, "allow_earlier_reviewers", review_what)
+                self.boolean(review, "require_each_role", review_what)
         if "on_approve" in spec:
             routes = spec["on_approve"]
             route_line = spec.line_of("on_approve")
@@ -338,10 +344,15 @@ class _Shape:
             self.text(item, "when", what)
             self.label(item, "label", what)
             self.names(item, "roles", what)
-            if "from" in item and not isinstance(item["from"], str):
+            source = item.get("from")
+            if isinstance(source, YamlList):
                 self.names(item, "from", what)
-            elif "from" in item:
-                self.text(item, "from", what)
+            elif "from" in item and (not isinstance(source, str) or not source.strip()):
+                self.problem(
+                    item.line_of("from"),
+                    f"`from` of {what} must be a state, a list of states or '*', "
+                    f"not {_kind(source)}",
+                )
             if "checks" in item:
                 checks = item["checks"]
                 if not isinstance(checks, YamlList):

@@ -64,6 +64,8 @@ class ReviewSpec:
     required: int
     roles: tuple[str, ...]
     allow_earlier_reviewers: bool = False
+    # Every listed role must be among the approvers (内勤 + 库管, not two 内勤).
+    require_each_role: bool = False
 
 
 @dataclass(frozen=True)

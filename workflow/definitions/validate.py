@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
-from workflow.definitions.loader import YamlMap, YamlList
+from workflow.definitions.loader import YamlList, YamlMap
 from workflow.definitions.spec import FieldSpec, Label
 from workflow.errors import DefinitionError, InvalidData, Problem
 from workflow.fields import clean_data, with_defaults
@@ -329,6 +329,14 @@ class _Validator:
                     f"{MAX_REVIEWERS} are allowed",
                 )
             self.roles(review["roles"], review.line_of("roles"), f"the review of state `{name}`")
+            roles_listed = review["roles"] if isinstance(review["roles"], list) else []
+            if review.get("require_each_role") and len(roles_listed) > required:
+                self.problem(
+                    review.line_of("require_each_role"),
+                    f"review state `{name}` requires each of {len(roles_listed)} roles but only "
+                    f"{required} approvals",
+                    f"raise `required` to {len(roles_listed)} or list fewer roles",
+                )
             for key, why in (
                 ("on_approve", "where the document goes when enough people approve"),
                 ("on_reject", "where the document goes when someone rejects it"),

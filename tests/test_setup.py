@@ -1,0 +1,98 @@
+"""`flask setup` on an empty database (what `make run` does), migrations, and timed work."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+
+from tests.conftest import PG_URL, backends
+from webui import create_app
+from webui.extensions import db
+from workflow import audit, services
+from workflow.db import Base, make_engine, normalize_url
+from workflow.models import AuditEvent, Document
+
+
+@pytest.fixture(params=backends())
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all (a fresh schema on PostgreSQL)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    schema = f"fuhe_fresh_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(PG_URL or "")
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(normalize_url(PG_URL or "")).update_query_dict(
+        {"options": f"-csearch_path={schema}"}
+    )
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_setup_migrates_publishes_and_creates_demo_data_once(empty_db: str) -> None:
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": empty_db})
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["setup"])
+    assert first.exit_code == 0, first.output
+    assert "shipment: version 1 (published)" in first.output
+    assert "zhang-demo-2026" in first.output
+    assert "Demo data created" in first.output
+    with app.app_context():
+        # the migrations produce exactly the models' schema
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+        documents = db.session.scalars(select(Document)).all()
+        assert {d.flow_name for d in documents} == {
+            "shipment", "invoicing", "expense", "tender_deposit"
+        }
+        assert audit.verify(db.session).ok
+        db.session.remove()
+    second = runner.invoke(args=["setup"])
+    assert second.exit_code == 0, second.output
+    assert "unchanged" in second.output and "Demo data created" not in second.output
+    assert "zhang-demo-2026" in second.output  # demo users are printed on every start
+    assert app.test_client().get("/healthz").status_code == 200
+    verify = runner.invoke(args=["audit", "verify"])
+    assert verify.exit_code == 0 and verify.output.startswith("OK ")
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_tick_records_each_overdue_deposit_once(session, flows, people) -> None:  # noqa: ANN001
+    example = {
+        "tender_name": "安庆市立医院医疗设备采购",
+        "tender_no": "AQZB-2026-118",
+        "agency": "安庆某招标代理有限公司",
+        "amount": "50000.00",
+        "bid_date": "2026-10-10",
+        "cycle_end": "2026-10-30",
+        "expected_refund_date": "2026-11-20",
+        "payee_account": "安庆某招标代理有限公司 1308 0101 0902 4567 890",
+    }
+    doc = services.create_document(session, people["zhang"], "tender_deposit", example).document
+    services.act(session, doc.id, people["zhang"], "submit", 1)
+    services.act(session, doc.id, people["liu"], "approve", 1)
+    services.act(session, doc.id, people["zhao"], "approve", 1)
+    today = dt.date(2026, 11, 24)
+    from workflow.queries import overdue
+
+    assert [p.document.id for p in overdue(session, today)] == [doc.id]
+    assert overdue(session, dt.date(2026, 11, 20)) == []
+    assert services.record_overdue(session, today) == [doc.id]
+    assert services.record_overdue(session, today) == []  # a second host finds it done
+    events = session.scalars(select(AuditEvent).where(AuditEvent.action == "overdue")).all()
+    assert len(events) == 1
+    assert audit.verify(session).ok

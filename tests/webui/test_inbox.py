@@ -1,0 +1,335 @@
+"""The reviewers' HTML screens through the Flask test client, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from webui.extensions import db
+from workflow import services
+from workflow.models import AuditEvent, Document, User
+
+SHIPMENT_FORM = {
+    "customer": "安庆某医药公司",
+    "order_no": "SO-2026-1024",
+    "items-0-product": "阿莫西林胶囊",
+    "items-0-spec": "0.25g*24粒",
+    "items-0-qty": "100",
+    "items-0-unit_price": "28.00",
+    "items-1-product": "布洛芬缓释胶囊",
+    "items-1-spec": "0.3g*20粒",
+    "items-1-qty": "200",
+    "items-1-unit_price": "50.00",
+    "items-2-product": "",
+    "items-2-qty": "",
+    "amount": "12800.00",
+    "carrier": "物流",
+    "ship_by": "2026-12-01",
+    "paid": "true",
+    "held_orders": "0",
+}
+
+
+def csrf(client, url: str) -> str:  # noqa: ANN001
+    page = client.get(url).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
+    assert match, page[:500]
+    return match.group(1)
+
+
+def create(client, data=None) -> int:  # noqa: ANN001
+    token = csrf(client, "/new/shipment")
+    response = client.post("/new/shipment", data={**(data or SHIPMENT_FORM), "csrf_token": token})
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    return int(response.headers["Location"].rsplit("/", 1)[1])
+
+
+def doc_row(app, doc_id: int) -> Document:  # noqa: ANN001
+    with app.app_context():
+        document = db.session.get(Document, doc_id)
+        db.session.expunge_all()
+        return document
+
+
+def act(client, doc_id: int, action: str, comment: str = "", revision=None):  # noqa: ANN001
+    page = client.get(f"/documents/{doc_id}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    if revision is None:
+        revision = re.search(r'name="revision" value="(\d+)"', page)
+        revision = revision.group(1) if revision else "1"
+    return client.post(f"/documents/{doc_id}/act", data={
+        "csrf_token": token, "action": action, "revision": revision, "comment": comment})
+
+
+@pytest.fixture
+def submitted(app, login_as):  # noqa: ANN001, ANN201
+    """zhang creates and submits a paid shipment through the forms: in double_check."""
+    zhang = login_as("zhang")
+    doc_id = create(zhang)
+    response = act(zhang, doc_id, "submit")
+    assert response.status_code == 303
+    assert doc_row(app, doc_id).state == "double_check"
+    return doc_id, zhang
+
+
+def test_pages_need_sign_in(client):  # noqa: ANN001
+    for url in ("/inbox", "/mine", "/documents/1", "/new/shipment", "/auth/password"):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert "/auth/login" in response.headers["Location"]
+
+
+def test_create_form_renders_fields_from_definition(login_as):  # noqa: ANN001
+    page = login_as("zhang").get("/new/shipment").get_data(as_text=True)
+    assert "发货明细" in page and "客户" in page
+    assert 'name="items-0-qty"' in page and 'name="items-1-qty"' in page  # blank rows, no JS
+    assert '<option value="物流"' in page
+    assert 'type="date"' in page
+
+
+def test_create_form_in_english(login_as):  # noqa: ANN001
+    c = login_as("zhang")
+    page = c.get("/new/shipment", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Customer" in page and "Items" in page
+
+
+def test_create_and_document_page(app, login_as):  # noqa: ANN001
+    zhang = login_as("zhang")
+    doc_id = create(zhang)
+    document = doc_row(app, doc_id)
+    assert document.state == "draft"
+    assert len(document.data["items"]) == 2  # the blank third row is dropped
+    page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert "¥12,800.00" in page
+    assert "¥28.00" in page and "阿莫西林胶囊" in page
+    assert 'aria-current="step"' in page
+    assert 'data-action="submit"' in page
+    assert "修改" in page  # zhang may edit the draft
+
+
+def test_invalid_form_keeps_what_was_typed_and_marks_fields(app, login_as):  # noqa: ANN001
+    zhang = login_as("zhang")
+    token = csrf(zhang, "/new/shipment")
+    data = {**SHIPMENT_FORM, "items-1-qty": "lots", "customer": "", "csrf_token": token}
+    response = zhang.post("/new/shipment", data=data)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'value="lots"' in page
+    assert 'value="阿莫西林胶囊"' in page
+    assert 'id="err-items-2-qty"' in page  # items[2].qty: the second row's quantity
+    assert 'id="err-customer"' in page and "必填" in page
+    with app.app_context():
+        assert db.session.query(Document).count() == 0
+
+
+def test_self_review_button_absent_and_post_refused(app, submitted):  # noqa: ANN001
+    doc_id, zhang = submitted
+    page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert 'data-action="approve"' not in page
+    assert 'data-action="reject"' not in page
+    response = act(zhang, doc_id, "approve", revision="1")
+    assert response.status_code == 403
+    assert doc_row(app, doc_id).state == "double_check"
+    with app.app_context():
+        refused = db.session.query(AuditEvent).filter_by(outcome="refused", action="approve").all()
+        assert [e.code for e in refused] == ["self_review"]
+
+
+def test_two_reviewers_approve_from_their_inboxes(app, login_as, submitted):  # noqa: ANN001
+    doc_id, _ = submitted
+    for name in ("wang", "li"):
+        reviewer = login_as(name)
+        inbox = reviewer.get("/inbox").get_data(as_text=True)
+        assert f'href="/documents/{doc_id}"' in inbox
+        assert "安庆某医药公司" in inbox and "¥12,800.00" in inbox
+        page = reviewer.get(f"/documents/{doc_id}").get_data(as_text=True)
+        assert 'data-action="approve"' in page and 'data-action="reject"' in page
+        assert act(reviewer, doc_id, "approve", "核对无误").status_code == 303
+        if name == "wang":
+            page = reviewer.get(f"/documents/{doc_id}").get_data(as_text=True)
+            assert "1/2" in page and "核对无误" in page
+            assert f'href="/documents/{doc_id}"' not in reviewer.get("/inbox").get_data(as_text=True)
+    assert doc_row(app, doc_id).state == "ready_to_ship"
+
+
+def test_reject_needs_a_reason_and_the_submitter_sees_it(app, login_as, submitted):  # noqa: ANN001
+    doc_id, zhang = submitted
+    wang = login_as("wang")
+    response = act(wang, doc_id, "reject", "")
+    assert response.status_code == 303
+    page = wang.get(response.headers["Location"]).get_data(as_text=True)
+    assert "reason" in page or "原因" in page
+    assert doc_row(app, doc_id).state == "double_check"
+    assert act(wang, doc_id, "reject", "数量与订单不符").status_code == 303
+    assert doc_row(app, doc_id).state == "draft"
+    page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert "已被驳回" in page and "数量与订单不符" in page
+
+
+def test_stale_revision_gives_the_friendly_message(app, login_as, submitted):  # noqa: ANN001
+    doc_id, zhang = submitted
+    wang = login_as("wang")
+    assert act(wang, doc_id, "reject", "请改单价").status_code == 303
+    # zhang edits the draft (revision 2); li still holds a page showing revision 1
+    token = csrf(zhang, f"/documents/{doc_id}/edit")
+    data = {**SHIPMENT_FORM, "order_no": "SO-2026-1025", "revision": "1", "csrf_token": token}
+    assert zhang.post(f"/documents/{doc_id}/edit", data=data).status_code == 303
+    assert act(zhang, doc_id, "submit", revision="2").status_code == 303
+    li = login_as("li")
+    response = act(li, doc_id, "approve", revision="1")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/documents/{doc_id}")
+    page = li.get(response.headers["Location"]).get_data(as_text=True)
+    assert "此单据已变更，请查看新版本" in page
+    assert doc_row(app, doc_id).state == "double_check"
+
+
+def test_stale_edit_gives_the_friendly_message(app, login_as):  # noqa: ANN001
+    zhang = login_as("zhang")
+    doc_id = create(zhang)
+    token = csrf(zhang, f"/documents/{doc_id}/edit")
+    first = {**SHIPMENT_FORM, "order_no": "SO-1", "revision": "1", "csrf_token": token}
+    assert zhang.post(f"/documents/{doc_id}/edit", data=first).status_code == 303
+    second = {**SHIPMENT_FORM, "order_no": "SO-2", "revision": "1", "csrf_token": token}
+    response = zhang.post(f"/documents/{doc_id}/edit", data=second)
+    assert response.status_code == 303
+    page = zhang.get(response.headers["Location"]).get_data(as_text=True)
+    assert "此单据已变更" in page
+    assert doc_row(app, doc_id).data["order_no"] == "SO-1"
+
+
+def test_history_shows_the_field_diff(app, login_as):  # noqa: ANN001
+    zhang = login_as("zhang")
+    doc_id = create(zhang)
+    token = csrf(zhang, f"/documents/{doc_id}/edit")
+    data = {**SHIPMENT_FORM, "order_no": "SO-9999", "revision": "1", "csrf_token": token}
+    assert zhang.post(f"/documents/{doc_id}/edit", data=data).status_code == 303
+    page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
+    diff = page[page.index('class="diff"'):]
+    assert "订单号" in diff and "SO-2026-1024" in diff and "SO-9999" in diff
+
+
+def test_csrf_missing_is_refused(app, submitted, login_as):  # noqa: ANN001
+    doc_id, _ = submitted
+    wang = login_as("wang")
+    response = wang.post(f"/documents/{doc_id}/act",
+                         data={"action": "approve", "revision": "1", "comment": ""})
+    assert response.status_code == 400
+    assert doc_row(app, doc_id).state == "double_check"
+    response = wang.post("/new/shipment", data=SHIPMENT_FORM)
+    assert response.status_code == 400
+
+
+def test_check_failure_is_a_friendly_message(app, login_as):  # noqa: ANN001
+    zhang = login_as("zhang")
+    doc_id = create(zhang, {**SHIPMENT_FORM, "amount": "1.00"})
+    response = act(zhang, doc_id, "submit")
+    assert response.status_code == 303
+    page = zhang.get(response.headers["Location"]).get_data(as_text=True)
+    assert "金额与明细合计" in page
+    assert doc_row(app, doc_id).state == "draft"
+
+
+def test_inbox_groups_and_search(app, login_as):  # noqa: ANN001
+    zhang = login_as("zhang")
+    ids = []
+    for customer, amount, qty in (("甲医院", "100.00", "1"), ("乙药房", "5000.00", "50")):
+        data = {**SHIPMENT_FORM, "customer": customer, "amount": amount,
+                "items-0-qty": qty, "items-0-unit_price": "100.00"}
+        for key in list(data):
+            if key.startswith("items-1-"):
+                data.pop(key)
+        doc_id = create(zhang, data)
+        assert act(zhang, doc_id, "submit").status_code == 303
+        ids.append(doc_id)
+    wang = login_as("wang")
+    page = wang.get("/inbox").get_data(as_text=True)
+    assert re.search(r"发货 <span class=\"count\"[^>]*>2</span>", page)
+    assert page.index("甲医院") < page.index("乙药房")  # oldest first
+    page = wang.get("/inbox?q=乙").get_data(as_text=True)
+    assert "乙药房" in page and "甲医院" not in page
+    page = wang.get(f"/inbox?number={ids[0]}").get_data(as_text=True)
+    assert "甲医院" in page and "乙药房" not in page
+    page = wang.get("/inbox?min=1000&max=6000").get_data(as_text=True)
+    assert "乙药房" in page and "甲医院" not in page
+    page = wang.get("/inbox?min=abc").get_data(as_text=True)
+    assert "搜索条件有误" in page
+
+
+def test_overdue_is_highlighted(app, login_as):  # noqa: ANN001
+    from tests.conftest import DEFINITIONS  # noqa: F401 - the shipped flows are published
+    from workflow.definitions.build import load_flow
+
+    example = load_flow((DEFINITIONS[0].parent / "tender_deposit.yaml").read_text(),
+                        "tender_deposit.yaml").example
+    data = {**example, "bid_date": "2020-01-10", "cycle_end": "2020-02-10",
+            "expected_refund_date": "2020-02-20"}
+    with app.app_context():
+        people = {u.username: u for u in db.session.query(User)}
+        doc_id = services.create_document(db.session, people["zhang"], "tender_deposit",
+                                          data).document.id
+        services.act(db.session, doc_id, people["zhang"], "submit", 1)
+        services.act(db.session, doc_id, people["liu"], "approve", 1)
+        services.act(db.session, doc_id, people["zhao"], "approve", 1)
+        assert db.session.get(Document, doc_id).state == "awaiting_payment"
+        db.session.remove()
+    page = login_as("qian").get("/inbox").get_data(as_text=True)
+    row = page[page.index('<tr class="overdue">'):]
+    assert f'href="/documents/{doc_id}"' in row[:400] and "已逾期" in row
+
+
+def test_my_documents(app, login_as):  # noqa: ANN001
+    zhang = login_as("zhang")
+    doc_id = create(zhang)
+    page = zhang.get("/mine").get_data(as_text=True)
+    assert f'href="/documents/{doc_id}"' in page and "草稿" in page
+    assert "我发起的单据" in page
+    assert f'href="/documents/{doc_id}"' not in login_as("wang").get("/mine").get_data(as_text=True)
+
+
+def test_someone_outside_the_flow_cannot_see_the_document(app, login_as, submitted):  # noqa: ANN001
+    doc_id, _ = submitted
+    response = login_as("zhao").get(f"/documents/{doc_id}")
+    assert response.status_code == 404
+
+
+def test_user_text_is_text_and_bidi_controls_are_removed(app, login_as):  # noqa: ANN001
+    zhang = login_as("zhang")
+    evil = "<script>alert(1)</script>{{ 7*7 }}\u202eevil\u2066"
+    doc_id = create(zhang, {**SHIPMENT_FORM, "customer": evil})
+    page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;{{ 7*7 }}evil" in page
+    assert "\u202e" not in page and "\u2066" not in page
+    assert "49" not in page.split("evil")[0][-40:]
+
+
+def test_disabled_user_is_refused_on_the_next_request(app, login_as, submitted):  # noqa: ANN001
+    doc_id, _ = submitted
+    wang = login_as("wang")
+    assert wang.get("/inbox").status_code == 200
+    page = wang.get(f"/documents/{doc_id}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    with app.app_context():
+        services.set_active(db.session, "wang", False)
+        db.session.remove()
+    response = wang.post(f"/documents/{doc_id}/act",
+                         data={"csrf_token": token, "action": "approve", "revision": "1"})
+    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+    assert doc_row(app, doc_id).state == "double_check"
+    with app.app_context():
+        assert db.session.query(User).filter_by(username="wang").one().active is False
+
+
+def test_stripped_role_loses_the_buttons_at_once(app, login_as, submitted):  # noqa: ANN001
+    doc_id, _ = submitted
+    wang = login_as("wang")
+    with app.app_context():
+        services.set_roles(db.session, "wang", ["sales"])
+        db.session.remove()
+    response = wang.get(f"/documents/{doc_id}")
+    assert response.status_code == 404 or 'data-action="approve"' not in response.get_data(
+        as_text=True)
+    response = act(wang, doc_id, "approve", revision="1") if response.status_code == 200 else None
+    assert doc_row(app, doc_id).state == "double_check"

@@ -1,0 +1,286 @@
+"""The endpoints: parse with a schema, call one engine function, dump with a schema.
+
+No view decides who may do what: the engine does (get_document → NotFound, actions_for,
+Refused…), and webui/errors.py maps its errors to HTTP.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from flask import Response, request, stream_with_context
+from flask_login import current_user
+from marshmallow import Schema
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from webui.api import bp
+from webui.api import schemas as s
+from webui.extensions import db
+from workflow import queries, services
+from workflow.definitions.spec import FlowSpec, Label
+from workflow.errors import NotFound
+from workflow.models import FlowVersion, Review
+from workflow.process import DocumentProcess, compiled
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+DOC = "/documents/<int(min=1, max=2147483647):doc_id>"
+
+
+# --- the operation registry (the OpenAPI document is generated from it) ------------------------
+@dataclass
+class Operation:
+    rule: str
+    method: str
+    endpoint: str
+    summary: str
+    description: str
+    response: type[Schema] | None
+    status: int
+    body: type[Schema] | None = None
+    query: type[Schema] | None = None
+    errors: tuple[int, ...] = ()
+    extra_content: dict[str, Any] = field(default_factory=dict)
+    raw_body: dict[str, Any] | None = None
+    alt_status: tuple[int, ...] = ()
+    public: bool = False
+
+
+OPERATIONS: list[Operation] = []
+
+
+def operation(
+    rule: str,
+    method: str,
+    summary: str,
+    response: type[Schema] | None,
+    status: int = 200,
+    **meta: Any,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a view and describe it for the OpenAPI document."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        bp.add_url_rule(rule, endpoint=view.__name__, view_func=view, methods=[method])
+        OPERATIONS.append(Operation(rule, method, view.__name__, summary,
+                                    (view.__doc__ or "").strip(), response, status, **meta))
+        return view
+
+    return decorate
+
+
+def json_body(schema: type[Schema]) -> dict[str, Any]:
+    """The request's JSON body loaded by `schema` (415 not JSON, 400 malformed, 422 invalid)."""
+    if not request.is_json:
+        raise UnsupportedMediaType("send the body as JSON (Content-Type: application/json)")
+    try:
+        payload = request.get_json()
+    except RecursionError:
+        raise BadRequest("the JSON is nested too deeply") from None
+    return schema().load(payload)
+
+
+def query_args(schema: type[Schema]) -> dict[str, Any]:
+    return schema().load(request.args.to_dict())
+
+
+def dump(schema: type[Schema], obj: Any, status: int = 200) -> tuple[Any, int]:
+    return schema().dump(obj), status
+
+
+def me():  # noqa: ANN201 - the engine's User row of the caller
+    return current_user.row
+
+
+# --- views of engine objects, dumped by the schemas ---------------------------------------------
+@dataclass
+class ReviewStatus:
+    required: int
+    roles: tuple[str, ...]
+    approvals: list[Review]
+
+
+class DocumentView:
+    """One document as the caller sees it (the contract's document shape)."""
+
+    def __init__(self, process: DocumentProcess, user: Any) -> None:
+        document = process.document
+        self.id = document.id
+        self.flow = document.flow_name
+        self.flow_version = document.flow_version.version
+        self.state = document.state
+        self.state_label = process.state.label
+        self.revision = document.revision
+        self.data = document.data
+        self.created_by = document.created_by.username
+        self.created_at = document.created_at
+        rule = process.state.review
+        self.review = (
+            ReviewStatus(rule.required, rule.roles, process.current_approvals()) if rule else None
+        )
+        self.actions = process.actions_for(user)
+        self.can_edit = process.can_edit(user)
+        self.overdue = queries.is_overdue(process)
+
+
+class FlowView:
+    """A published flow version with its parsed definition."""
+
+    def __init__(self, version: FlowVersion) -> None:
+        self.version_row = version
+        self.name = version.flow_name
+        self.version = version.version
+        self.title = self.titles = Label(version.title_zh, version.title_en)
+        self.published_at = version.created_at
+        self.yaml = version.yaml_text
+
+    @cached_property
+    def spec(self) -> FlowSpec:
+        return compiled(self.version_row).spec
+
+    def __getattr__(self, name: str) -> Any:  # initial, states, fields, transitions
+        if name in ("initial", "states", "fields", "transitions"):
+            return getattr(self.spec, name)
+        raise AttributeError(name)
+
+
+def document_response(process: DocumentProcess, status: int = 200) -> tuple[Any, int]:
+    return dump(s.DocumentSchema, DocumentView(process, me()), status)
+
+
+# --- flows ---------------------------------------------------------------------------------------
+@operation("/flows", "GET", "Published flows", s.FlowPageSchema)
+def list_flows():  # noqa: ANN201
+    """The current version of every published flow: name, title, version."""
+    flows = [FlowView(v) for v in services.list_flows(db.session)]
+    return dump(s.FlowPageSchema, queries.Page(flows, None))
+
+
+@operation("/flows/<flowname:name>", "GET", "A flow's current version", s.FlowSchema,
+           errors=(404,))
+def get_flow(name: str):  # noqa: ANN201
+    """The current version: name, version, title, the YAML text, states and fields."""
+    version = services.current_version(db.session, name)
+    if version is None:
+        raise NotFound(f"no published flow named `{name}`")
+    return dump(s.FlowSchema, FlowView(version))
+
+
+@operation("/flows/<flowname:name>", "PUT", "Publish a new version", s.PublishedSchema, 201,
+           errors=(403, 415, 422), alt_status=(200,),
+           raw_body={"type": "string", "maxLength": 65536,
+                     "description": "The definition's YAML text; its `name` must be the URL's."})
+def put_flow(name: str):  # noqa: ANN201
+    """`flow_admin` only. 201 with the new version; 200 with the current version when the text
+    is unchanged; 422 with `details` a list of `{line, message}` when it does not validate."""
+    if request.mimetype not in YAML_TYPES:
+        raise UnsupportedMediaType("send the definition as YAML (Content-Type: application/yaml)")
+    text = request.get_data(as_text=True)
+    version, created = services.publish_flow(db.session, text, f"{name}.yaml", me())
+    return dump(s.PublishedSchema, version, 201 if created else 200)
+
+
+# --- documents -----------------------------------------------------------------------------------
+@operation("/documents", "POST", "Start a document", s.DocumentSchema, 201,
+           body=s.DocumentCreateSchema, errors=(403, 404, 415, 422))
+def create_document():  # noqa: ANN201
+    """Starts a document on the flow's current version; 422 lists field errors in `details`."""
+    args = json_body(s.DocumentCreateSchema)
+    process = services.create_document(db.session, me(), args["flow"], args["data"])
+    return document_response(process, 201)
+
+
+@operation(DOC, "GET", "A document", s.DocumentSchema, errors=(404,))
+def get_document(doc_id: int):  # noqa: ANN201
+    """The document with its review status and the actions the caller may take now."""
+    return document_response(services.get_document(db.session, doc_id, me()))
+
+
+@operation(DOC, "PATCH", "Edit a document's data", s.DocumentSchema,
+           body=s.DocumentEditSchema, errors=(403, 404, 409, 415, 422))
+def edit_document(doc_id: int):  # noqa: ANN201
+    """Changes the given fields in an editable state; starts a new revision (voiding approvals)."""
+    args = json_body(s.DocumentEditSchema)
+    process = services.edit_document(db.session, doc_id, me(), args["data"], args["revision"])
+    return document_response(process)
+
+
+@operation(DOC + "/actions", "POST", "Act on a document", s.DocumentSchema,
+           body=s.ActionSchema, errors=(403, 404, 409, 415, 422))
+def act(doc_id: int):  # noqa: ANN201
+    """approve, reject (with a comment) or a flow action, on the revision the caller saw.
+    403 self_review, already_reviewed, role_not_allowed, action_not_allowed; 409 stale_revision,
+    conflict; 422 a bad body or a failed check (check_failed)."""
+    args = json_body(s.ActionSchema)
+    process = services.act(db.session, doc_id, me(), args["action"], args["revision"],
+                           args["comment"])
+    return document_response(process)
+
+
+@operation(DOC + "/history", "GET", "A document's history", s.EventPageSchema, errors=(404,))
+def history(doc_id: int):  # noqa: ANN201
+    """The audit events of this document, oldest first (`next` is always null)."""
+    events = queries.history(db.session, doc_id, me())
+    return dump(s.EventPageSchema, queries.Page(events, None))
+
+
+@operation("/tasks", "GET", "The caller's inbox", s.DocumentPageSchema,
+           query=s.PageQuerySchema, errors=(422,))
+def tasks():  # noqa: ANN201
+    """Documents where the caller has an action now, longest-waiting first."""
+    args = query_args(s.PageQuerySchema)
+    page = queries.inbox(db.session, me(), args.get("limit"), args.get("cursor"))
+    user = me()
+    items = [DocumentView(p, user) for p in page.items]
+    return dump(s.DocumentPageSchema, queries.Page(items, page.next))
+
+
+# --- audit ---------------------------------------------------------------------------------------
+@operation("/audit", "GET", "Search the audit log", s.EventPageSchema,
+           query=s.AuditQuerySchema, errors=(403, 422),
+           extra_content={"text/csv": {"schema": {"type": "string"}}})
+def audit():  # noqa: ANN201
+    """`auditor` only. Events oldest first, filtered; `?format=csv` exports every matching
+    event (UTF-8 with BOM; cells that a spreadsheet would run are prefixed with `'`)."""
+    args = query_args(s.AuditQuerySchema)
+    fmt = args.pop("format")
+    page = queries.audit_events(db.session, me(), **args)
+    if fmt == "csv":
+        return csv_response(page, args)
+    return dump(s.EventPageSchema, page)
+
+
+def csv_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(CSV_DANGEROUS) else text
+
+
+def csv_response(first: queries.Page, args: dict[str, Any]) -> Response:
+    user = me()
+    columns = list(s.EventSchema().fields)
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        yield codecs.BOM_UTF8.decode()
+        writer.writerow(columns)
+        page = first
+        while True:
+            for event in s.EventSchema(many=True).dump(page.items):
+                writer.writerow([csv_cell(event[c]) for c in columns])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if not page.next or args.get("limit"):
+                return
+            page = queries.audit_events(db.session, user, **{**args, "cursor": page.next})
+
+    response = Response(stream_with_context(rows()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="audit.csv"'
+    response.content_type = "text/csv; charset=utf-8"
+    return response
