@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from webui.extensions import db
 from workflow.errors import (
+    ActionNotAllowed,
     CheckFailed,
     DefinitionError,
     Forbidden,
@@ -113,6 +114,17 @@ def register(app: Flask) -> None:
         return _document_page(t("此单据已变更，请查看新版本。",
                                 "This document changed — review the new version."))
 
+    @app.errorhandler(ActionNotAllowed)
+    def _moved_on(error: ActionNotAllowed):  # noqa: ANN202
+        # Our pages only offer allowed actions: refused now means the document moved on.
+        db.session.rollback()
+        if not _html_form():
+            return _workflow_error(error)
+        from webui.inbox.helpers import t
+
+        return _document_page(t("此单据已变更，请查看新版本。",
+                                "This document changed — review the new version."))
+
     @app.errorhandler(CheckFailed)
     def _check_failed(error: CheckFailed):  # noqa: ANN202
         db.session.rollback()
@@ -147,7 +159,7 @@ def register(app: Flask) -> None:
         return error_response(status, code, error.description or code)
 
     @app.errorhandler(ValidationError)
-    def _invalid_request(error: ValidationError):  # noqa: ANN202
+    def _invalid_request(error: ValidationError):
         # A request body or query that does not fit its marshmallow schema (webui/api).
         db.session.rollback()
         return error_response(422, "invalid_request", "the request does not validate; "

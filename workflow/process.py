@@ -7,7 +7,6 @@ the process never mixes the machine into the SQLAlchemy model.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import select
@@ -47,6 +46,30 @@ class DocumentProcess:
         self.session = session
         self.document = document
         self.flow = compiled(document.flow_version)
+        self._prefetched: tuple[list[Review], set[int]] | None = None
+
+    @classmethod
+    def prefetch(cls, session: Session, documents: list[Document]) -> list[DocumentProcess]:
+        """Processes for a read-only list, loading reviews and editors in two queries, not 2N."""
+        ids = [d.id for d in documents]
+        reviews: dict[int, list[Review]] = {i: [] for i in ids}
+        editors: dict[int, set[int]] = {i: set() for i in ids}
+        if ids:
+            for review in session.scalars(select(Review).where(Review.document_id.in_(ids))):
+                reviews[review.document_id].append(review)
+            rows = session.execute(
+                select(DocumentRevision.document_id, DocumentRevision.author_id).where(
+                    DocumentRevision.document_id.in_(ids)
+                )
+            )
+            for document_id, author_id in rows:
+                editors[document_id].add(author_id)
+        processes = []
+        for document in documents:
+            process = cls(session, document)
+            process._prefetched = (reviews[document.id], editors[document.id])
+            processes.append(process)
+        return processes
 
     @property
     def spec(self) -> FlowSpec:
@@ -61,12 +84,18 @@ class DocumentProcess:
 
     # --- review facts -------------------------------------------------------------------------
     def review_facts(self) -> rules.ReviewFacts:
+        """Read fresh from the database (or from `prefetch`), never cached across an action."""
         doc = self.document
-        reviews = list(self.session.scalars(select(Review).where(Review.document_id == doc.id)))
+        if self._prefetched is not None:
+            reviews, editors = self._prefetched
+        else:
+            reviews = list(self.session.scalars(select(Review).where(Review.document_id == doc.id)))
+            editors = set(
+                self.session.scalars(
+                    select(DocumentRevision.author_id).where(DocumentRevision.document_id == doc.id)
+                )
+            )
         this_round = [r for r in reviews if r.state == doc.state and r.round == doc.review_round]
-        editors = self.session.scalars(
-            select(DocumentRevision.author_id).where(DocumentRevision.document_id == doc.id)
-        )
         return rules.ReviewFacts(
             state=self.state,
             creator_id=doc.created_by_id,
@@ -101,7 +130,9 @@ class DocumentProcess:
         )
 
     # --- what may this person do ----------------------------------------------------------------
-    def refusal(self, user: User, action: str) -> Refused | None:
+    def refusal(
+        self, user: User, action: str, facts: rules.ReviewFacts | None = None
+    ) -> Refused | None:
         """Why `user` may not take `action` now (checks of data excluded), or None."""
         roles = user.roles if user.active else frozenset()
         if not user.active:
@@ -112,7 +143,7 @@ class DocumentProcess:
                     f"`{action}` is not possible while the document is in review "
                     f"(`{self.document.state}`): approve or reject"
                 )
-            return rules.refusal(self.review_facts(), user.id, roles, action)
+            return rules.refusal(facts or self.review_facts(), user.id, roles, action)
         candidates = [
             t for t in self.spec.transitions_from(self.document.state) if t.action == action
         ]
@@ -137,9 +168,9 @@ class DocumentProcess:
     def actions_for(self, user: User) -> list[str]:
         """The actions `user` may take now, in definition order (what the UI offers)."""
         if self.state.is_review:
-            candidates: Collection[str] = REVIEW_ACTIONS
-        else:
-            candidates = self.flow.actions_from(self.document.state)
+            facts = self.review_facts()  # one read for both approve and reject
+            return [a for a in REVIEW_ACTIONS if self.refusal(user, a, facts) is None]
+        candidates = self.flow.actions_from(self.document.state)
         return [a for a in candidates if self.refusal(user, a) is None]
 
     def can_edit(self, user: User) -> bool:

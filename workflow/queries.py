@@ -89,6 +89,10 @@ def inbox(
 ) -> Page:
     """Documents where `user` has an action now, longest-waiting first."""
     limit = _limit(limit)
+    after = decode_cursor(cursor, 2)
+    if after:
+        at = as_utc(_cursor_time(after[0]))
+        _cursor_id(after[1])
     if not user.active or "auditor" in user.roles:
         return Page([], None)
     pairs = _candidate_states(session, user)
@@ -99,33 +103,33 @@ def inbox(
         .where(tuple_(Document.flow_version_id, Document.state).in_(pairs))
         .order_by(Document.entered_at, Document.id)
     )
-    after = decode_cursor(cursor, 2)
     if after:
-        at = as_utc(_cursor_time(after[0]))
-        _cursor_id(after[1])
         stmt = stmt.where(
             or_(Document.entered_at > at, and_(Document.entered_at == at, Document.id > after[1]))
         )
     items: list[DocumentProcess] = []
     last: Document | None = None
     # The SQL narrows by role; the rules (self-review, already reviewed…) are the engine's.
-    for document in _batched(session, stmt, limit * 4):
-        last = document
-        process = DocumentProcess(session, document)
-        if process.actions_for(user):
-            items.append(process)
-            if len(items) == limit:
-                break
+    for batch in _batched(session, stmt, limit * 2):
+        for process in DocumentProcess.prefetch(session, batch):
+            last = process.document
+            if process.actions_for(user):
+                items.append(process)
+                if len(items) == limit:
+                    break
+        if len(items) == limit:
+            break
     more = last is not None and len(items) == limit
     next_cursor = encode_cursor(as_utc(last.entered_at), last.id) if more and last else None
     return Page(items, next_cursor)
 
 
-def _batched(session: Session, stmt: Select[Any], size: int) -> Iterable[Document]:
+def _batched(session: Session, stmt: Select[Any], size: int) -> Iterable[list[Document]]:
     offset = 0
     while True:
         rows = list(session.scalars(stmt.limit(size).offset(offset)))
-        yield from rows
+        if rows:
+            yield rows
         if len(rows) < size:
             return
         offset += size

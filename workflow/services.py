@@ -320,15 +320,37 @@ def create_document(session: Session, actor: User, flow_name: str, data: Any) ->
     """Start a document on the flow's current version with validated data (revision 1)."""
     version = current_version(session, flow_name) if isinstance(flow_name, str) else None
     if version is None:
+        session.rollback()
         raise NotFound(f"no published flow named `{flow_name}`")
     spec = compiled(version).spec
     initial = spec.state(spec.initial)
     if not actor.active or not (set(initial.editable_by) & actor.roles) or "auditor" in actor.roles:
-        raise RoleNotAllowed(
+        refused = RoleNotAllowed(
             f"starting a `{flow_name}` document needs one of the roles "
             f"{', '.join(initial.editable_by)}"
         )
-    clean = field_types.clean_data(spec.fields, field_types.with_defaults(spec.fields, data or {}))
+        number = version.version
+        session.rollback()  # a refusal leaves an audit event and nothing else (rule 6)
+        audit.append(
+            session,
+            audit.SYSTEM_CHAIN,
+            actor=actor.username,
+            action="create",
+            outcome="refused",
+            code=refused.code,
+            flow=flow_name,
+            flow_version=number,
+            details={"message": refused.message},
+        )
+        session.commit()
+        raise refused
+    try:
+        clean = field_types.clean_data(
+            spec.fields, field_types.with_defaults(spec.fields, data or {})
+        )
+    except InvalidData:
+        session.rollback()  # end the transaction: on SQLite it holds the write lock
+        raise
     document = Document(
         flow_name=flow_name,
         flow_version_id=version.id,
@@ -372,13 +394,16 @@ def edit_document(
                 + (f" by you (editable by {editors})" if editors else "")
             )
         _check_revision(process.document, revision)
+        if not isinstance(data, Mapping):
+            raise InvalidData({"data": ["must be an object of field values"]})
+        document = process.document
+        merged = {**document.data, **data}
+        clean = field_types.clean_data(process.spec.fields, merged)
     except Refused as refused:
         _refuse(session, process.document, actor, "edit", refused, "")
-    if not isinstance(data, Mapping):
-        raise InvalidData({"data": ["must be an object of field values"]})
-    document = process.document
-    merged = {**document.data, **data}
-    clean = field_types.clean_data(process.spec.fields, merged)
+    except InvalidData:
+        session.rollback()  # release the row lock (and SQLite's write lock) before raising
+        raise
     changed = sorted(
         k for k in set(clean) | set(document.data) if clean.get(k) != document.data.get(k)
     )
@@ -436,6 +461,9 @@ def act(
             _transition(session, process, actor, action, comment)
     except Refused as refused:
         _refuse(session, document, actor, action, refused, comment)
+    except Exception:
+        session.rollback()  # release the row lock (and SQLite's write lock) before raising
+        raise
     _commit(session)
     return process
 

@@ -17,10 +17,34 @@ from workflow.definitions.build import load_flow_file
 
 SPECS = {path.stem: load_flow_file(path) for path in DEFINITIONS}
 ZONED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00$")
-DOCUMENT_KEYS = {"id", "flow", "flow_version", "state", "revision", "data", "created_by",
-                 "created_at", "review", "actions"}
-EVENT_KEYS = {"seq", "at", "document_id", "flow", "flow_version", "actor", "action", "outcome",
-              "code", "from_state", "to_state", "revision", "comment", "hash"}
+DOCUMENT_KEYS = {
+    "id",
+    "flow",
+    "flow_version",
+    "state",
+    "revision",
+    "data",
+    "created_by",
+    "created_at",
+    "review",
+    "actions",
+}
+EVENT_KEYS = {
+    "seq",
+    "at",
+    "document_id",
+    "flow",
+    "flow_version",
+    "actor",
+    "action",
+    "outcome",
+    "code",
+    "from_state",
+    "to_state",
+    "revision",
+    "comment",
+    "hash",
+}
 SHIPMENT = SPECS["shipment"].example
 
 
@@ -61,13 +85,22 @@ class Api:
         assert response.status_code == 201, response.get_json()
         return response.get_json()
 
-    def act(self, doc: dict | int, user: str, action: str, comment: str = "",
-            revision: int | None = None) -> Any:
+    def act(
+        self,
+        doc: dict | int,
+        user: str,
+        action: str,
+        comment: str = "",
+        revision: int | None = None,
+    ) -> Any:
         doc_id = doc if isinstance(doc, int) else doc["id"]
         if revision is None:
             revision = self.get(f"/documents/{doc_id}", "shen").get_json()["revision"]
-        return self.post(f"/documents/{doc_id}/actions", user,
-                         json={"action": action, "revision": revision, "comment": comment})
+        return self.post(
+            f"/documents/{doc_id}/actions",
+            user,
+            json={"action": action, "revision": revision, "comment": comment},
+        )
 
     def submitted(self, user: str = "zhang") -> dict:
         doc = self.create(user)
@@ -77,7 +110,7 @@ class Api:
 
 
 @pytest.fixture
-def api(client, api_as) -> Api:  # noqa: ANN001
+def api(client, api_as) -> Api:
     return Api(client, api_as)
 
 
@@ -89,7 +122,7 @@ def error_code(response: Any) -> str:
 
 def check_document(doc: dict, spec_name: str) -> None:
     spec = SPECS[spec_name]
-    assert DOCUMENT_KEYS <= set(doc)
+    assert set(doc) >= DOCUMENT_KEYS
     assert doc["flow"] == spec_name and isinstance(doc["flow_version"], int)
     assert isinstance(doc["revision"], int) and doc["revision"] >= 1
     assert ZONED.match(doc["created_at"])
@@ -109,7 +142,7 @@ def check_document(doc: dict, spec_name: str) -> None:
             assert isinstance(doc["data"][field.name], str)
 
 
-# --- authentication and headers --------------------------------------------------------------------
+# --- authentication and headers ------------------------------------------------------------------
 ENDPOINTS = [
     ("GET", "/flows"),
     ("GET", "/flows/shipment"),
@@ -125,19 +158,19 @@ ENDPOINTS = [
 
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
-def test_no_credentials_is_401_json_never_a_redirect(api, method, path):  # noqa: ANN001
+def test_no_credentials_is_401_json_never_a_redirect(api, method, path):
     response = api.call(method, path, None, json={})
     assert response.status_code == 401
     assert error_code(response) == "unauthorized"
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_unknown_token_is_401(api):  # noqa: ANN001
+def test_unknown_token_is_401(api):
     response = api.get("/tasks", None, headers={"Authorization": "Bearer not-a-token"})
     assert response.status_code == 401 and error_code(response) == "unauthorized"
 
 
-def test_revoked_token_is_401(app, api):  # noqa: ANN001
+def test_revoked_token_is_401(app, api):
     assert api.get("/tasks", "li").status_code == 200
     result = app.test_cli_runner().invoke(args=["users", "token", "li", "--revoke"])
     assert result.exit_code == 0, result.output
@@ -145,21 +178,21 @@ def test_revoked_token_is_401(app, api):  # noqa: ANN001
     assert response.status_code == 401 and error_code(response) == "unauthorized"
 
 
-def test_token_from_the_cli_works(app, api):  # noqa: ANN001
+def test_token_from_the_cli_works(app, api):
     result = app.test_cli_runner().invoke(args=["users", "token", "wang"])
     token = result.output.strip().splitlines()[-1]
     response = api.get("/tasks", None, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
 
 
-def test_security_headers_on_authenticated_responses(api):  # noqa: ANN001
+def test_security_headers_on_authenticated_responses(api):
     response = api.get("/flows", "zhang")
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_browser_session_reads_and_needs_csrf_to_write(app, login_as):  # noqa: ANN001
+def test_browser_session_reads_and_needs_csrf_to_write(app, login_as):
     browser = login_as("zhang")
     assert browser.get("/api/v1/tasks").status_code == 200
     body = {"flow": "shipment", "data": SHIPMENT}
@@ -168,19 +201,18 @@ def test_browser_session_reads_and_needs_csrf_to_write(app, login_as):  # noqa: 
     page = browser.get("/").get_data(as_text=True)
     token = re.search(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"', page)
     assert token, "no CSRF token on the signed-in page"
-    created = browser.post("/api/v1/documents", json=body,
-                           headers={"X-CSRFToken": token.group(1)})
+    created = browser.post("/api/v1/documents", json=body, headers={"X-CSRFToken": token.group(1)})
     assert created.status_code == 201
     assert created.headers["Cache-Control"] == "no-store"
 
 
-def test_unknown_api_path_is_json_404(api):  # noqa: ANN001
+def test_unknown_api_path_is_json_404(api):
     response = api.get("/nothing-here", "zhang")
     assert response.status_code == 404 and error_code(response) == "not_found"
 
 
 # --- flows ---------------------------------------------------------------------------------------
-def test_list_flows(api):  # noqa: ANN001
+def test_list_flows(api):
     body = api.get("/flows", "xu").get_json()
     assert body["next"] is None
     assert [f["name"] for f in body["items"]] == sorted(SPECS)
@@ -189,24 +221,31 @@ def test_list_flows(api):  # noqa: ANN001
     assert shipment["titles"] == {"zh": "发货", "en": "Shipment"}
 
 
-def test_get_flow(api):  # noqa: ANN001
+def test_get_flow(api):
     body = api.get("/flows/shipment", "li", headers={"Accept-Language": "en"}).get_json()
     assert body["name"] == "shipment" and body["version"] == 1
-    assert body["yaml"] == (DEFINITIONS[[p.stem for p in DEFINITIONS].index("shipment")]
-                            .read_text(encoding="utf-8"))
+    assert body["yaml"] == (
+        DEFINITIONS[[p.stem for p in DEFINITIONS].index("shipment")].read_text(encoding="utf-8")
+    )
     states = {s["name"]: s for s in body["states"]}
-    assert states["double_check"]["review"] == {"required": 2, "roles": ["sales_admin",
-                                                                         "warehouse"]}
+    assert states["double_check"]["review"] == {
+        "required": 2,
+        "roles": ["sales_admin", "warehouse"],
+    }
     assert states["draft"]["review"] is None and states["draft"]["editable_by"] == ["sales_admin"]
     assert states["delivered"]["final"] is True
     fields = {f["name"]: f for f in body["fields"]}
     assert fields["carrier"]["choices"] == ["自提", "物流", "快递"]
     assert fields["amount"]["type"] == "decimal" and fields["amount"]["required"] is True
-    assert [c["name"] for c in fields["items"]["columns"]] == ["product", "spec", "qty",
-                                                               "unit_price"]
+    assert [c["name"] for c in fields["items"]["columns"]] == [
+        "product",
+        "spec",
+        "qty",
+        "unit_price",
+    ]
 
 
-def test_get_unknown_flow_is_404(api):  # noqa: ANN001
+def test_get_unknown_flow_is_404(api):
     response = api.get("/flows/nosuchflow", "zhang")
     assert response.status_code == 404 and error_code(response) == "not_found"
 
@@ -215,28 +254,31 @@ def shipment_yaml() -> str:
     return next(p for p in DEFINITIONS if p.stem == "shipment").read_text(encoding="utf-8")
 
 
-def put_yaml(api: Api, user: str, text: str, name: str = "shipment",
-             content_type: str = "application/yaml") -> Any:
-    return api.put(f"/flows/{name}", user, data=text.encode(),
-                   headers={"Content-Type": content_type})
+def put_yaml(
+    api: Api, user: str, text: str, name: str = "shipment", content_type: str = "application/yaml"
+) -> Any:
+    return api.put(
+        f"/flows/{name}", user, data=text.encode(), headers={"Content-Type": content_type}
+    )
 
 
-def test_publish_flow_needs_flow_admin(api):  # noqa: ANN001
+def test_publish_flow_needs_flow_admin(api):
     for user in ("zhang", "shen", "ma"):
         response = put_yaml(api, user, shipment_yaml() + "\n# changed\n")
         assert response.status_code == 403 and error_code(response) == "forbidden"
     assert api.get("/flows/shipment", "zhang").get_json()["version"] == 1
 
 
-def test_publish_unchanged_text_makes_no_version(api):  # noqa: ANN001
+def test_publish_unchanged_text_makes_no_version(api):
     response = put_yaml(api, "admin", shipment_yaml())
     assert response.status_code == 200 and response.get_json() == {"version": 1}
 
 
 @pytest.mark.parametrize("content_type", ["application/yaml", "text/yaml", "text/plain"])
-def test_publish_new_version(api, content_type):  # noqa: ANN001
-    text = shipment_yaml().replace("title: {zh: 发货, en: Shipment}",
-                                   "title: {zh: 发货单, en: Shipment}")
+def test_publish_new_version(api, content_type):
+    text = shipment_yaml().replace(
+        "title: {zh: 发货, en: Shipment}", "title: {zh: 发货单, en: Shipment}"
+    )
     response = put_yaml(api, "admin", text, content_type=content_type)
     assert response.status_code == 201 and response.get_json() == {"version": 2}
     assert api.get("/flows/shipment", "zhang").get_json()["title"] == "发货单"
@@ -244,7 +286,7 @@ def test_publish_new_version(api, content_type):  # noqa: ANN001
     assert doc["flow_version"] == 2
 
 
-def test_publish_invalid_definition_is_422_with_lines(api):  # noqa: ANN001
+def test_publish_invalid_definition_is_422_with_lines(api):
     text = shipment_yaml().replace("on_approve: ready_to_ship", "on_approve: ready_to_shp")
     response = put_yaml(api, "admin", text)
     assert response.status_code == 422
@@ -255,25 +297,26 @@ def test_publish_invalid_definition_is_422_with_lines(api):  # noqa: ANN001
     assert api.get("/flows/shipment", "zhang").get_json()["version"] == 1
 
 
-def test_publish_name_must_match_the_url(api):  # noqa: ANN001
+def test_publish_name_must_match_the_url(api):
     response = put_yaml(api, "admin", shipment_yaml(), name="invoicing")
     assert response.status_code == 422 and error_code(response) == "invalid_definition"
 
 
-def test_publish_wrong_content_type_is_415(api):  # noqa: ANN001
+def test_publish_wrong_content_type_is_415(api):
     response = put_yaml(api, "admin", shipment_yaml(), content_type="application/json")
     assert response.status_code == 415 and error_code(response) == "unsupported_media_type"
 
 
-# --- documents -------------------------------------------------------------------------------------
+# --- documents -----------------------------------------------------------------------------------
 def creator_for(flow: str) -> str:
     editable = SPECS[flow].state(SPECS[flow].initial).editable_by
-    return next(name for name, roles in PEOPLE.items() if set(roles) & set(editable)
-                and name != "duo")
+    return next(
+        name for name, roles in PEOPLE.items() if set(roles) & set(editable) and name != "duo"
+    )
 
 
 @pytest.mark.parametrize("flow", sorted(SPECS))
-def test_document_shape_for_every_flow(api, flow):  # noqa: ANN001
+def test_document_shape_for_every_flow(api, flow):
     user = creator_for(flow)
     doc = api.create(user, flow, SPECS[flow].example)
     check_document(doc, flow)
@@ -287,7 +330,7 @@ def test_document_shape_for_every_flow(api, flow):  # noqa: ANN001
     assert [e["action"] for e in history["items"]] == ["create", doc["actions"][0]]
 
 
-def test_complete_review_cycle(api):  # noqa: ANN001
+def test_complete_review_cycle(api):
     doc = api.create("zhang")
     assert doc["state"] == "draft" and "submit" in doc["actions"]
     assert doc["data"]["amount"] == "12800.00"
@@ -298,7 +341,9 @@ def test_complete_review_cycle(api):  # noqa: ANN001
     assert wang.status_code == 200
     body = wang.get_json()
     assert body["state"] == "double_check"
-    assert [(a["user"], a["comment"]) for a in body["review"]["approvals"]] == [("wang", "核对无误")]
+    assert [(a["user"], a["comment"]) for a in body["review"]["approvals"]] == [
+        ("wang", "核对无误")
+    ]
     li = api.act(doc, "li", "approve", "数量规格一致").get_json()
     assert li["state"] == "ready_to_ship" and li["review"] is None
     history = api.get(f"/documents/{doc['id']}/history", "zhang").get_json()
@@ -316,38 +361,41 @@ def test_complete_review_cycle(api):  # noqa: ANN001
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
 
 
-def test_create_with_field_errors_is_422(api):  # noqa: ANN001
-    response = api.post("/documents", "zhang",
-                        json={"flow": "shipment", "data": {**SHIPMENT, "amount": "1.005"}})
+def test_create_with_field_errors_is_422(api):
+    response = api.post(
+        "/documents", "zhang", json={"flow": "shipment", "data": {**SHIPMENT, "amount": "1.005"}}
+    )
     assert response.status_code == 422 and error_code(response) == "invalid_data"
     assert "amount" in response.get_json()["error"]["details"]
 
 
-def test_create_in_unknown_flow_is_404(api):  # noqa: ANN001
+def test_create_in_unknown_flow_is_404(api):
     response = api.post("/documents", "zhang", json={"flow": "nosuchflow", "data": {}})
     assert response.status_code == 404
 
 
-def test_create_needs_the_initial_states_role(api):  # noqa: ANN001
+def test_create_needs_the_initial_states_role(api):
     for user in ("li", "shen", "admin"):
         response = api.post("/documents", user, json={"flow": "shipment", "data": SHIPMENT})
         assert response.status_code == 403 and error_code(response) == "role_not_allowed"
 
 
-def test_money_sent_as_json_number_is_kept_exact(api):  # noqa: ANN001
+def test_money_sent_as_json_number_is_kept_exact(api):
     raw = json.dumps({"flow": "shipment", "data": SHIPMENT}).replace('"12800.00"', "12800.00")
-    response = api.post("/documents", "zhang", data=raw,
-                        headers={"Content-Type": "application/json"})
+    response = api.post(
+        "/documents", "zhang", data=raw, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 201 and response.get_json()["data"]["amount"] == "12800.00"
 
 
-@pytest.mark.parametrize("extra", [{"state": "approved"}, {"approved_by": ["li", "zhou"]},
-                                   {"created_by": "li"}, {"revision": 7}])
-def test_create_refuses_fields_that_are_not_input(api, extra):  # noqa: ANN001
-    response = api.post("/documents", "zhang",
-                        json={"flow": "shipment", "data": SHIPMENT, **extra})
+@pytest.mark.parametrize(
+    "extra",
+    [{"state": "approved"}, {"approved_by": ["li", "zhou"]}, {"created_by": "li"}, {"revision": 7}],
+)
+def test_create_refuses_fields_that_are_not_input(api, extra):
+    response = api.post("/documents", "zhang", json={"flow": "shipment", "data": SHIPMENT, **extra})
     assert response.status_code == 422 and error_code(response) == "invalid_request"
-    assert list(extra)[0] in response.get_json()["error"]["details"]
+    assert next(iter(extra)) in response.get_json()["error"]["details"]
 
 
 @pytest.mark.parametrize(
@@ -363,27 +411,34 @@ def test_create_refuses_fields_that_are_not_input(api, extra):  # noqa: ANN001
         ('{"flow": "shipment", "data": [1]}', 422, "invalid_request"),
     ],
 )
-def test_bad_bodies(api, body, status, code):  # noqa: ANN001
-    response = api.post("/documents", "zhang", data=body,
-                        headers={"Content-Type": "application/json"})
+def test_bad_bodies(api, body, status, code):
+    response = api.post(
+        "/documents", "zhang", data=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == status, response.get_data(as_text=True)[:300]
     assert error_code(response) == code
     text = response.get_data(as_text=True)
     assert "Traceback" not in text and "sqlalchemy" not in text.lower()
 
 
-def test_wrong_content_type_is_415(api):  # noqa: ANN001
-    response = api.post("/documents", "zhang", data="flow=shipment",
-                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+def test_wrong_content_type_is_415(api):
+    response = api.post(
+        "/documents",
+        "zhang",
+        data="flow=shipment",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 415 and error_code(response) == "unsupported_media_type"
 
 
-def test_too_large_body_is_413(app, api):  # noqa: ANN001
+def test_too_large_body_is_413(app, api):
     assert app.config["MAX_CONTENT_LENGTH"]
-    body = json.dumps({"flow": "shipment", "data": {"samples": "x" * app.config[
-        "MAX_CONTENT_LENGTH"]}})
-    response = api.post("/documents", "zhang", data=body,
-                        headers={"Content-Type": "application/json"})
+    body = json.dumps(
+        {"flow": "shipment", "data": {"samples": "x" * app.config["MAX_CONTENT_LENGTH"]}}
+    )
+    response = api.post(
+        "/documents", "zhang", data=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413 and error_code(response) == "too_large"
 
 
@@ -396,19 +451,19 @@ def test_too_large_body_is_413(app, api):  # noqa: ANN001
     ],
     ids=["too-many-keys", "too-many-rows", "too-deep"],
 )
-def test_list_lengths_are_capped_before_loading(api, data):  # noqa: ANN001
+def test_list_lengths_are_capped_before_loading(api, data):
     response = api.post("/documents", "zhang", json={"flow": "shipment", "data": data})
     assert response.status_code == 422 and error_code(response) == "invalid_request"
 
 
-def test_unknown_document_is_404(api):  # noqa: ANN001
+def test_unknown_document_is_404(api):
     for path in ("/documents/999", "/documents/999/history"):
         response = api.get(path, "shen")
         assert response.status_code == 404 and error_code(response) == "not_found"
     assert api.get("/documents/99999999999999999999", "shen").status_code == 404
 
 
-def test_invisible_document_is_404_like_a_missing_one(api):  # noqa: ANN001
+def test_invisible_document_is_404_like_a_missing_one(api):
     doc = api.submitted()
     for user in ("xu", "zhao", "admin"):
         for path in (f"/documents/{doc['id']}", f"/documents/{doc['id']}/history"):
@@ -419,48 +474,60 @@ def test_invisible_document_is_404_like_a_missing_one(api):  # noqa: ANN001
 
 
 # --- editing -------------------------------------------------------------------------------------
-def test_edit_in_draft_makes_a_new_revision(api):  # noqa: ANN001
+def test_edit_in_draft_makes_a_new_revision(api):
     doc = api.create()
-    response = api.patch(f"/documents/{doc['id']}", "zhang",
-                         json={"data": {"samples": "无"}, "revision": 1})
+    response = api.patch(
+        f"/documents/{doc['id']}", "zhang", json={"data": {"samples": "无"}, "revision": 1}
+    )
     assert response.status_code == 200
     body = response.get_json()
     assert body["revision"] == 2 and body["data"]["samples"] == "无"
 
 
-def test_edit_with_a_stale_revision_is_409(api):  # noqa: ANN001
+def test_edit_with_a_stale_revision_is_409(api):
     doc = api.create()
     api.patch(f"/documents/{doc['id']}", "zhang", json={"data": {"samples": "无"}, "revision": 1})
-    response = api.patch(f"/documents/{doc['id']}", "wang",
-                         json={"data": {"samples": "有"}, "revision": 1})
+    response = api.patch(
+        f"/documents/{doc['id']}", "wang", json={"data": {"samples": "有"}, "revision": 1}
+    )
     assert response.status_code == 409 and error_code(response) == "stale_revision"
 
 
-def test_edit_in_review_is_refused(api):  # noqa: ANN001
+def test_edit_in_review_is_refused(api):
     doc = api.submitted()
-    response = api.patch(f"/documents/{doc['id']}", "wang",
-                         json={"data": {"samples": "无"}, "revision": doc["revision"]})
+    response = api.patch(
+        f"/documents/{doc['id']}",
+        "wang",
+        json={"data": {"samples": "无"}, "revision": doc["revision"]},
+    )
     assert response.status_code == 403 and error_code(response) == "action_not_allowed"
 
 
-@pytest.mark.parametrize("body", [{"data": {"samples": "x"}}, {"revision": 1},
-                                  {"data": {}, "revision": "1"}, {"data": {}, "revision": True},
-                                  {"data": {}, "revision": 1, "state": "approved"}])
-def test_edit_bad_bodies_are_422(api, body):  # noqa: ANN001
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": {"samples": "x"}},
+        {"revision": 1},
+        {"data": {}, "revision": "1"},
+        {"data": {}, "revision": True},
+        {"data": {}, "revision": 1, "state": "approved"},
+    ],
+)
+def test_edit_bad_bodies_are_422(api, body):
     doc = api.create()
     response = api.patch(f"/documents/{doc['id']}", "zhang", json=body)
     assert response.status_code == 422 and error_code(response) == "invalid_request"
     assert api.get(f"/documents/{doc['id']}", "zhang").get_json()["state"] == "draft"
 
 
-# --- actions: every refusal code -------------------------------------------------------------------
-def test_self_review_is_403(api):  # noqa: ANN001
+# --- actions: every refusal code ---------------------------------------------------------------
+def test_self_review_is_403(api):
     doc = api.submitted("zhang")
     response = api.act(doc, "zhang", "approve")
     assert response.status_code == 403 and error_code(response) == "self_review"
 
 
-def test_editor_may_not_approve(api):  # noqa: ANN001
+def test_editor_may_not_approve(api):
     doc = api.create("zhang")
     api.patch(f"/documents/{doc['id']}", "wang", json={"data": {"samples": "无"}, "revision": 1})
     api.act(doc, "zhang", "submit")
@@ -468,7 +535,7 @@ def test_editor_may_not_approve(api):  # noqa: ANN001
     assert response.status_code == 403 and error_code(response) == "self_review"
 
 
-def test_already_reviewed_is_403_and_counts_once(api):  # noqa: ANN001
+def test_already_reviewed_is_403_and_counts_once(api):
     doc = api.submitted()
     assert api.act(doc, "wang", "approve").status_code == 200
     again = api.act(doc, "wang", "approve")
@@ -477,28 +544,28 @@ def test_already_reviewed_is_403_and_counts_once(api):  # noqa: ANN001
     assert body["state"] == "double_check" and len(body["review"]["approvals"]) == 1
 
 
-def test_role_not_allowed_is_403(api):  # noqa: ANN001
+def test_role_not_allowed_is_403(api):
     doc = api.submitted()
     for user in ("liu", "ma", "shen"):
         response = api.act(doc, user, "approve")
         assert response.status_code == 403 and error_code(response) == "role_not_allowed"
 
 
-def test_action_not_allowed_is_403(api):  # noqa: ANN001
+def test_action_not_allowed_is_403(api):
     doc = api.submitted()
     for action in ("ship", "submit", "nosuchaction"):
         response = api.act(doc, "li", action)
         assert response.status_code == 403 and error_code(response) == "action_not_allowed"
 
 
-def test_stale_revision_is_409(api):  # noqa: ANN001
+def test_stale_revision_is_409(api):
     doc = api.submitted()
     response = api.act(doc, "wang", "approve", revision=doc["revision"] + 5)
     assert response.status_code == 409 and error_code(response) == "stale_revision"
     assert response.get_json()["error"]["details"] == {"current_revision": doc["revision"]}
 
 
-def test_conflict_is_409(api, monkeypatch):  # noqa: ANN001
+def test_conflict_is_409(api, monkeypatch):
     from workflow import services
     from workflow.errors import Conflict
 
@@ -512,13 +579,13 @@ def test_conflict_is_409(api, monkeypatch):  # noqa: ANN001
     assert response.status_code == 409 and error_code(response) == "conflict"
 
 
-def test_failed_check_is_422_check_failed(api):  # noqa: ANN001
+def test_failed_check_is_422_check_failed(api):
     doc = api.create(data={**SHIPMENT, "amount": "99.00"})
     response = api.act(doc, "zhang", "submit")
     assert response.status_code == 422 and error_code(response) == "check_failed"
 
 
-def test_reject_needs_a_reason_and_sends_back(api):  # noqa: ANN001
+def test_reject_needs_a_reason_and_sends_back(api):
     doc = api.submitted()
     missing = api.act(doc, "li", "reject")
     assert missing.status_code == 422
@@ -541,7 +608,7 @@ def test_reject_needs_a_reason_and_sends_back(api):  # noqa: ANN001
         [],
     ],
 )
-def test_action_bad_bodies_are_422_and_change_nothing(api, body):  # noqa: ANN001
+def test_action_bad_bodies_are_422_and_change_nothing(api, body):
     doc = api.submitted()
     response = api.post(f"/documents/{doc['id']}/actions", "li", json=body)
     assert response.status_code == 422 and error_code(response) == "invalid_request"
@@ -549,14 +616,14 @@ def test_action_bad_bodies_are_422_and_change_nothing(api, body):  # noqa: ANN00
     assert after["state"] == "double_check" and after["review"]["approvals"] == []
 
 
-def test_refusals_are_audited(api):  # noqa: ANN001
+def test_refusals_are_audited(api):
     doc = api.submitted()
     api.act(doc, "zhang", "approve")
     events = api.get(f"/documents/{doc['id']}/history", "shen").get_json()["items"]
     assert (events[-1]["outcome"], events[-1]["code"]) == ("refused", "self_review")
 
 
-def test_unexpected_errors_hide_the_details(api, monkeypatch):  # noqa: ANN001
+def test_unexpected_errors_hide_the_details(api, monkeypatch):
     from workflow import services
 
     def broken(*args: Any, **kwargs: Any) -> Any:
@@ -569,16 +636,17 @@ def test_unexpected_errors_hide_the_details(api, monkeypatch):  # noqa: ANN001
 
 
 # --- inbox ---------------------------------------------------------------------------------------
-def test_tasks_lists_what_the_caller_may_do_now_oldest_first(api):  # noqa: ANN001
+def test_tasks_lists_what_the_caller_may_do_now_oldest_first(api):
     first, second, third = api.submitted(), api.submitted(), api.submitted("wang")
     assert api.get("/tasks", "zhang").get_json()["items"] == [
-        api.get(f"/documents/{third['id']}", "zhang").get_json()]
+        api.get(f"/documents/{third['id']}", "zhang").get_json()
+    ]
     ids = [d["id"] for d in api.get("/tasks", "li").get_json()["items"]]
     assert ids == [first["id"], second["id"], third["id"]]
     assert api.get("/tasks", "shen").get_json() == {"items": [], "next": None}
 
 
-def test_tasks_paginate_with_a_cursor(api):  # noqa: ANN001
+def test_tasks_paginate_with_a_cursor(api):
     docs = [api.submitted() for _ in range(3)]
     seen, cursor = [], None
     for _ in range(5):
@@ -591,58 +659,78 @@ def test_tasks_paginate_with_a_cursor(api):  # noqa: ANN001
     assert seen == [d["id"] for d in docs]
 
 
-@pytest.mark.parametrize("query", [{"limit": 0}, {"limit": 201}, {"limit": "x"},
-                                   {"cursor": "not-a-cursor"}, {"cursor": "WyJ4IiwgMV0"},
-                                   {"cursor": "WzEsMl0"}, {"page": 2}])
-def test_tasks_bad_limit_or_cursor_is_422(api, query):  # noqa: ANN001
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": 0},
+        {"limit": 201},
+        {"limit": "x"},
+        {"cursor": "not-a-cursor"},
+        {"cursor": "WyJ4IiwgMV0"},
+        {"cursor": "WzEsMl0"},
+        {"page": 2},
+    ],
+)
+def test_tasks_bad_limit_or_cursor_is_422(api, query):
     response = api.get("/tasks", "li", query_string=query)
     assert response.status_code == 422
     assert error_code(response) in ("invalid_request", "invalid_data")
 
 
 # --- audit ---------------------------------------------------------------------------------------
-def test_audit_is_for_auditors_only(api):  # noqa: ANN001
+def test_audit_is_for_auditors_only(api):
     for user in ("zhang", "admin", "ma"):
         response = api.get("/audit", user)
         assert response.status_code == 403 and error_code(response) == "forbidden"
 
 
-def test_audit_filters_and_pages(api):  # noqa: ANN001
+def test_audit_filters_and_pages(api):
     doc = api.submitted()
     api.act(doc, "wang", "approve", "=1+1")
     body = api.get("/audit", "shen", query_string={"flow": "shipment"}).get_json()
     assert all(set(e) == EVENT_KEYS for e in body["items"])
-    assert [e["action"] for e in body["items"]] == ["create", "submit", "approve"]
+    assert [e["action"] for e in body["items"]] == ["publish", "create", "submit", "approve"]
     by_actor = api.get("/audit", "shen", query_string={"actor": "wang"}).get_json()["items"]
-    assert [e["action"] for e in by_actor] == ["approve"]
+    assert [e["action"] for e in by_actor] == ["token_issue", "approve"]
     by_action = api.get("/audit", "shen", query_string={"action": "submit"}).get_json()["items"]
     assert [e["actor"] for e in by_action] == ["zhang"]
     page = api.get("/audit", "shen", query_string={"flow": "shipment", "limit": 2}).get_json()
     assert len(page["items"]) == 2 and page["next"]
     rest = api.get("/audit", "shen", query_string={"flow": "shipment", "cursor": page["next"]})
-    assert [e["action"] for e in rest.get_json()["items"]] == ["approve"]
+    assert [e["action"] for e in rest.get_json()["items"]] == ["submit", "approve"]
     future = api.get("/audit", "shen", query_string={"since": "2999-01-01"}).get_json()
     assert future["items"] == []
     today = body["items"][0]["at"][:10]
-    same_day = api.get("/audit", "shen", query_string={
-        "flow": "shipment", "since": today, "until": today}).get_json()
-    assert len(same_day["items"]) == 3
-    before = api.get("/audit", "shen", query_string={
-        "flow": "shipment", "until": body["items"][0]["at"]}).get_json()
+    same_day = api.get(
+        "/audit", "shen", query_string={"flow": "shipment", "since": today, "until": today}
+    ).get_json()
+    assert len(same_day["items"]) == 4
+    before = api.get(
+        "/audit", "shen", query_string={"flow": "shipment", "until": body["items"][0]["at"]}
+    ).get_json()
     assert before["items"] == []
 
 
-@pytest.mark.parametrize("query", [{"since": "yesterday"}, {"until": "2026-13-01"},
-                                   {"since": "2026-11-24T25:00"}, {"format": "xml"},
-                                   {"limit": "-1"}, {"cursor": "WyJ4Il0"}, {"nosuch": "1"}])
-def test_audit_bad_filters_are_422(api, query):  # noqa: ANN001
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"since": "yesterday"},
+        {"until": "2026-13-01"},
+        {"since": "2026-11-24T25:00"},
+        {"format": "xml"},
+        {"limit": "-1"},
+        {"cursor": "WyJ4Il0"},
+        {"nosuch": "1"},
+    ],
+)
+def test_audit_bad_filters_are_422(api, query):
     response = api.get("/audit", "shen", query_string=query)
     assert response.status_code == 422
 
 
-def test_audit_csv_has_a_bom_and_escapes_formulas(api):  # noqa: ANN001
+def test_audit_csv_has_a_bom_and_escapes_formulas(api):
     doc = api.submitted()
-    api.act(doc, "wang", "approve", "=HYPERLINK(\"http://x\")")
+    api.act(doc, "wang", "approve", '=HYPERLINK("http://x")')
     api.act(doc, "li", "reject", "+1 @sum -2")
     response = api.get("/audit", "shen", query_string={"format": "csv", "flow": "shipment"})
     assert response.status_code == 200
@@ -652,13 +740,21 @@ def test_audit_csv_has_a_bom_and_escapes_formulas(api):  # noqa: ANN001
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert rows[0] == sorted(EVENT_KEYS, key=rows[0].index) and set(rows[0]) == EVENT_KEYS
     comments = [row[rows[0].index("comment")] for row in rows[1:]]
-    assert "'=HYPERLINK(\"http://x\")" in comments and "'+1 @sum -2" in comments
+    assert '\'=HYPERLINK("http://x")' in comments and "'+1 @sum -2" in comments
     assert all(not c.startswith(("=", "+", "-", "@")) for row in rows[1:] for c in row)
 
 
-# --- the authorization matrix ----------------------------------------------------------------------
-ROLE_USERS = {"sales_admin": "zhang", "warehouse": "li", "sales": "xu", "sales_manager": "liu",
-              "finance": "zhao", "gm": "ma", "auditor": "shen", "flow_admin": "admin"}
+# --- the authorization matrix --------------------------------------------------------------------
+ROLE_USERS = {
+    "sales_admin": "zhang",
+    "warehouse": "li",
+    "sales": "xu",
+    "sales_manager": "liu",
+    "finance": "zhao",
+    "gm": "ma",
+    "auditor": "shen",
+    "flow_admin": "admin",
+}
 # endpoint → expected status per role, in ROLE_USERS order. The documents are zhang's shipment:
 # `draft` for PATCH, `double_check` for the others.
 MATRIX = {
@@ -686,8 +782,9 @@ def _request(api: Api, endpoint: str, user: str) -> Any:
         return api.post("/documents", user, json={"flow": "shipment", "data": SHIPMENT})
     if endpoint == "edit_document":
         doc = api.create("zhang")
-        return api.patch(f"/documents/{doc['id']}", user,
-                         json={"data": {"samples": "无"}, "revision": 1})
+        return api.patch(
+            f"/documents/{doc['id']}", user, json={"data": {"samples": "无"}, "revision": 1}
+        )
     doc = api.submitted("zhang")
     if endpoint == "get_document":
         return api.get(f"/documents/{doc['id']}", user)
@@ -702,34 +799,43 @@ def _request(api: Api, endpoint: str, user: str) -> Any:
 
 @pytest.mark.parametrize(
     ("endpoint", "role", "status"),
-    [(endpoint, role, statuses[i]) for endpoint, statuses in MATRIX.items()
-     for i, role in enumerate(ROLE_USERS)],
+    [
+        (endpoint, role, statuses[i])
+        for endpoint, statuses in MATRIX.items()
+        for i, role in enumerate(ROLE_USERS)
+    ],
 )
-def test_authorization_matrix(api, endpoint, role, status):  # noqa: ANN001
+def test_authorization_matrix(api, endpoint, role, status):
     response = _request(api, endpoint, ROLE_USERS[role])
     assert response.status_code == status, response.get_json()
     if status >= 400:
         assert error_code(response)
 
 
-# --- the OpenAPI document and its page -------------------------------------------------------------
-def test_openapi_document_covers_every_endpoint(client):  # noqa: ANN001
+# --- the OpenAPI document and its page -----------------------------------------------------------
+def test_openapi_document_covers_every_endpoint(client):
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
     operations = {(m.upper(), p) for p, item in spec["paths"].items() for m in item}
     assert operations == {
-        ("GET", "/flows"), ("GET", "/flows/{name}"), ("PUT", "/flows/{name}"),
-        ("POST", "/documents"), ("GET", "/documents/{doc_id}"), ("PATCH", "/documents/{doc_id}"),
-        ("POST", "/documents/{doc_id}/actions"), ("GET", "/documents/{doc_id}/history"),
-        ("GET", "/tasks"), ("GET", "/audit"),
+        ("GET", "/flows"),
+        ("GET", "/flows/{name}"),
+        ("PUT", "/flows/{name}"),
+        ("POST", "/documents"),
+        ("GET", "/documents/{doc_id}"),
+        ("PATCH", "/documents/{doc_id}"),
+        ("POST", "/documents/{doc_id}/actions"),
+        ("GET", "/documents/{doc_id}/history"),
+        ("GET", "/tasks"),
+        ("GET", "/audit"),
     }
     schemas = spec["components"]["schemas"]
-    assert DOCUMENT_KEYS <= set(schemas["Document"]["properties"])
+    assert set(schemas["Document"]["properties"]) >= DOCUMENT_KEYS
     assert set(schemas["Event"]["properties"]) == EVENT_KEYS
     assert schemas["Action"]["additionalProperties"] is False
 
 
-def test_openapi_page_is_local(client):  # noqa: ANN001
+def test_openapi_page_is_local(client):
     response = client.get("/api/v1/docs")
     assert response.status_code == 200
     page = response.get_data(as_text=True)

@@ -10,24 +10,24 @@ from workflow import services
 from workflow.models import LoginAttempt, User
 
 
-def token_of(client, url: str = "/auth/login") -> str:  # noqa: ANN001
+def token_of(client, url: str = "/auth/login") -> str:
     page = client.get(url).get_data(as_text=True)
     match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
     assert match
     return match.group(1)
 
 
-def sign_in(client, username: str, password: str = PASSWORD, query: str = "", **extra):  # noqa: ANN001, ANN201
+def sign_in(client, username: str, password: str = PASSWORD, query: str = "", **extra):
     data = {"username": username, "password": password, "csrf_token": token_of(client), **extra}
     return client.post("/auth/login" + query, data=data)
 
 
-def test_login_page_renders_with_csrf(client):  # noqa: ANN001
+def test_login_page_renders_with_csrf(client):
     page = client.get("/auth/login").get_data(as_text=True)
     assert 'name="csrf_token"' in page and 'for="username"' in page and "登录" in page
 
 
-def test_login_sets_httponly_lax_session_cookie(client):  # noqa: ANN001
+def test_login_sets_httponly_lax_session_cookie(client):
     response = sign_in(client, "zhang")
     assert response.status_code == 302
     assert response.headers["Location"] == "/inbox"
@@ -37,26 +37,28 @@ def test_login_sets_httponly_lax_session_cookie(client):  # noqa: ANN001
     assert client.get("/inbox").status_code == 200
 
 
-def test_remember_me_sets_a_httponly_remember_cookie(client):  # noqa: ANN001
+def test_remember_me_sets_a_httponly_remember_cookie(client):
     response = sign_in(client, "zhang", remember="y")
-    remember = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("remember_token=")]
+    remember = [
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith("remember_token=")
+    ]
     assert remember and "HttpOnly" in remember[0] and "SameSite=Lax" in remember[0]
 
 
-def test_wrong_password_is_refused(client):  # noqa: ANN001
+def test_wrong_password_is_refused(client):
     response = sign_in(client, "zhang", "wrong-password")
     assert response.status_code == 401
     assert "用户名或密码不正确" in response.get_data(as_text=True)
     assert client.get("/inbox").status_code == 302
 
 
-def test_login_without_csrf_is_refused(client):  # noqa: ANN001
+def test_login_without_csrf_is_refused(client):
     response = client.post("/auth/login", data={"username": "zhang", "password": PASSWORD})
     assert response.status_code == 400
     assert client.get("/inbox").status_code == 302
 
 
-def test_throttling_locks_after_repeated_failures_across_processes(app, client, db_url):  # noqa: ANN001
+def test_throttling_locks_after_repeated_failures_across_processes(app, client, db_url):
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):
         assert sign_in(client, "zhang", "wrong-password").status_code == 401
     response = sign_in(client, "zhang")  # even the right password is refused now
@@ -71,11 +73,10 @@ def test_throttling_locks_after_repeated_failures_across_processes(app, client, 
     with other.app_context():
         assert db.session.query(LoginAttempt).filter_by(username="zhang").count() == 5
         db.session.remove()
-        if not db_url.startswith("postgresql"):
-            db.engine.dispose()
+        db.engine.dispose()  # this second app's own pool: close it now, not at garbage collection
 
 
-def test_successful_login_clears_failures(app, client):  # noqa: ANN001
+def test_successful_login_clears_failures(app, client):
     for _ in range(app.config["LOGIN_MAX_FAILURES"] - 1):
         sign_in(client, "zhang", "wrong-password")
     assert sign_in(client, "zhang").status_code == 302
@@ -83,7 +84,7 @@ def test_successful_login_clears_failures(app, client):  # noqa: ANN001
         assert db.session.query(LoginAttempt).filter_by(username="zhang").count() == 0
 
 
-def test_safe_next(client):  # noqa: ANN001
+def test_safe_next(client):
     assert sign_in(client, "zhang", query="?next=/mine").headers["Location"] == "/mine"
     for bad in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:x"):
         c = client.application.test_client()
@@ -91,7 +92,7 @@ def test_safe_next(client):  # noqa: ANN001
         assert response.headers["Location"] == "/inbox", bad
 
 
-def test_new_session_at_login(client):  # noqa: ANN001
+def test_new_session_at_login(client):
     client.get("/auth/login")
     with client.session_transaction() as sess:
         sess["planted"] = "by an attacker"
@@ -101,7 +102,7 @@ def test_new_session_at_login(client):  # noqa: ANN001
         assert sess.get("_user_id")
 
 
-def test_logout_needs_post_with_csrf_and_ends_the_session(login_as):  # noqa: ANN001
+def test_logout_needs_post_with_csrf_and_ends_the_session(login_as):
     c = login_as("zhang")
     assert c.get("/auth/logout").status_code == 405
     assert c.post("/auth/logout").status_code == 400  # no CSRF token
@@ -114,14 +115,14 @@ def test_logout_needs_post_with_csrf_and_ends_the_session(login_as):  # noqa: AN
         assert "_user_id" not in sess
 
 
-def test_disabled_user_cannot_sign_in(app, client):  # noqa: ANN001
+def test_disabled_user_cannot_sign_in(app, client):
     with app.app_context():
         services.set_active(db.session, "zhang", False)
         db.session.remove()
     assert sign_in(client, "zhang").status_code == 401
 
 
-def test_disabled_user_is_signed_out_on_the_next_request(app, login_as):  # noqa: ANN001
+def test_disabled_user_is_signed_out_on_the_next_request(app, login_as):
     c = login_as("zhang")
     assert c.get("/inbox").status_code == 200
     with app.app_context():
@@ -130,22 +131,40 @@ def test_disabled_user_is_signed_out_on_the_next_request(app, login_as):  # noqa
     assert c.get("/inbox").status_code == 302
 
 
-def test_change_password(app, login_as, client):  # noqa: ANN001
+def test_change_password(app, login_as, client):
     c = login_as("zhang")
     other_browser = login_as("zhang")
     token = token_of(c, "/auth/password")
-    response = c.post("/auth/password", data={
-        "csrf_token": token, "old_password": "not-it-at-all", "new_password": "new-secret-42",
-        "confirm": "new-secret-42"})
+    response = c.post(
+        "/auth/password",
+        data={
+            "csrf_token": token,
+            "old_password": "not-it-at-all",
+            "new_password": "new-secret-42",
+            "confirm": "new-secret-42",
+        },
+    )
     assert response.status_code == 422
     assert "is not your current password" in response.get_data(as_text=True)
-    response = c.post("/auth/password", data={
-        "csrf_token": token, "old_password": PASSWORD, "new_password": "new-secret-42",
-        "confirm": "different-42"})
+    response = c.post(
+        "/auth/password",
+        data={
+            "csrf_token": token,
+            "old_password": PASSWORD,
+            "new_password": "new-secret-42",
+            "confirm": "different-42",
+        },
+    )
     assert response.status_code == 422
-    response = c.post("/auth/password", data={
-        "csrf_token": token, "old_password": PASSWORD, "new_password": "new-secret-42",
-        "confirm": "new-secret-42"})
+    response = c.post(
+        "/auth/password",
+        data={
+            "csrf_token": token,
+            "old_password": PASSWORD,
+            "new_password": "new-secret-42",
+            "confirm": "new-secret-42",
+        },
+    )
     assert response.status_code == 303
     assert c.get("/inbox").status_code == 200  # this browser stays signed in
     assert other_browser.get("/inbox").status_code == 302  # every other session ends
@@ -153,14 +172,14 @@ def test_change_password(app, login_as, client):  # noqa: ANN001
     assert sign_in(app.test_client(), "zhang").status_code == 401
 
 
-def test_language_chinese_by_default_english_by_browser(login_as):  # noqa: ANN001
+def test_language_chinese_by_default_english_by_browser(login_as):
     c = login_as("zhang")
     assert "待我处理" in c.get("/inbox").get_data(as_text=True)
     page = c.get("/inbox", headers={"Accept-Language": "en-US,en;q=0.9"}).get_data(as_text=True)
     assert "Waiting for me" in page and 'lang="en"' in page
 
 
-def test_language_saved_per_user(app, login_as):  # noqa: ANN001
+def test_language_saved_per_user(app, login_as):
     c = login_as("zhang")
     token = token_of(c, "/auth/settings")
     assert c.post("/auth/settings", data={"csrf_token": token, "language": "en"}).status_code == 303
@@ -171,9 +190,10 @@ def test_language_saved_per_user(app, login_as):  # noqa: ANN001
     assert "Waiting for me" in page
 
 
-def test_language_switch_before_sign_in(client):  # noqa: ANN001
+def test_language_switch_before_sign_in(client):
     token = token_of(client)
-    response = client.post("/auth/language", data={"csrf_token": token, "language": "en",
-                                                   "back": "/auth/login"})
+    response = client.post(
+        "/auth/language", data={"csrf_token": token, "language": "en", "back": "/auth/login"}
+    )
     assert response.status_code == 303 and response.headers["Location"] == "/auth/login"
     assert "Sign in" in client.get("/auth/login").get_data(as_text=True)

@@ -31,39 +31,41 @@ SHIPMENT_FORM = {
 }
 
 
-def csrf(client, url: str) -> str:  # noqa: ANN001
+def csrf(client, url: str) -> str:
     page = client.get(url).get_data(as_text=True)
     match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
     assert match, page[:500]
     return match.group(1)
 
 
-def create(client, data=None) -> int:  # noqa: ANN001
+def create(client, data=None) -> int:
     token = csrf(client, "/new/shipment")
     response = client.post("/new/shipment", data={**(data or SHIPMENT_FORM), "csrf_token": token})
     assert response.status_code == 303, response.get_data(as_text=True)[:2000]
     return int(response.headers["Location"].rsplit("/", 1)[1])
 
 
-def doc_row(app, doc_id: int) -> Document:  # noqa: ANN001
+def doc_row(app, doc_id: int) -> Document:
     with app.app_context():
         document = db.session.get(Document, doc_id)
         db.session.expunge_all()
         return document
 
 
-def act(client, doc_id: int, action: str, comment: str = "", revision=None):  # noqa: ANN001
+def act(client, doc_id: int, action: str, comment: str = "", revision=None):
     page = client.get(f"/documents/{doc_id}").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     if revision is None:
         revision = re.search(r'name="revision" value="(\d+)"', page)
         revision = revision.group(1) if revision else "1"
-    return client.post(f"/documents/{doc_id}/act", data={
-        "csrf_token": token, "action": action, "revision": revision, "comment": comment})
+    return client.post(
+        f"/documents/{doc_id}/act",
+        data={"csrf_token": token, "action": action, "revision": revision, "comment": comment},
+    )
 
 
 @pytest.fixture
-def submitted(app, login_as):  # noqa: ANN001, ANN201
+def submitted(app, login_as):
     """zhang creates and submits a paid shipment through the forms: in double_check."""
     zhang = login_as("zhang")
     doc_id = create(zhang)
@@ -73,14 +75,14 @@ def submitted(app, login_as):  # noqa: ANN001, ANN201
     return doc_id, zhang
 
 
-def test_pages_need_sign_in(client):  # noqa: ANN001
+def test_pages_need_sign_in(client):
     for url in ("/inbox", "/mine", "/documents/1", "/new/shipment", "/auth/password"):
         response = client.get(url)
         assert response.status_code == 302
         assert "/auth/login" in response.headers["Location"]
 
 
-def test_create_form_renders_fields_from_definition(login_as):  # noqa: ANN001
+def test_create_form_renders_fields_from_definition(login_as):
     page = login_as("zhang").get("/new/shipment").get_data(as_text=True)
     assert "发货明细" in page and "客户" in page
     assert 'name="items-0-qty"' in page and 'name="items-1-qty"' in page  # blank rows, no JS
@@ -88,13 +90,13 @@ def test_create_form_renders_fields_from_definition(login_as):  # noqa: ANN001
     assert 'type="date"' in page
 
 
-def test_create_form_in_english(login_as):  # noqa: ANN001
+def test_create_form_in_english(login_as):
     c = login_as("zhang")
     page = c.get("/new/shipment", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Customer" in page and "Items" in page
 
 
-def test_create_and_document_page(app, login_as):  # noqa: ANN001
+def test_create_and_document_page(app, login_as):
     zhang = login_as("zhang")
     doc_id = create(zhang)
     document = doc_row(app, doc_id)
@@ -108,7 +110,7 @@ def test_create_and_document_page(app, login_as):  # noqa: ANN001
     assert "修改" in page  # zhang may edit the draft
 
 
-def test_invalid_form_keeps_what_was_typed_and_marks_fields(app, login_as):  # noqa: ANN001
+def test_invalid_form_keeps_what_was_typed_and_marks_fields(app, login_as):
     zhang = login_as("zhang")
     token = csrf(zhang, "/new/shipment")
     data = {**SHIPMENT_FORM, "items-1-qty": "lots", "customer": "", "csrf_token": token}
@@ -123,7 +125,7 @@ def test_invalid_form_keeps_what_was_typed_and_marks_fields(app, login_as):  # n
         assert db.session.query(Document).count() == 0
 
 
-def test_self_review_button_absent_and_post_refused(app, submitted):  # noqa: ANN001
+def test_self_review_button_absent_and_post_refused(app, submitted):
     doc_id, zhang = submitted
     page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
     assert 'data-action="approve"' not in page
@@ -136,7 +138,7 @@ def test_self_review_button_absent_and_post_refused(app, submitted):  # noqa: AN
         assert [e.code for e in refused] == ["self_review"]
 
 
-def test_two_reviewers_approve_from_their_inboxes(app, login_as, submitted):  # noqa: ANN001
+def test_two_reviewers_approve_from_their_inboxes(app, login_as, submitted):
     doc_id, _ = submitted
     for name in ("wang", "li"):
         reviewer = login_as(name)
@@ -149,11 +151,13 @@ def test_two_reviewers_approve_from_their_inboxes(app, login_as, submitted):  # 
         if name == "wang":
             page = reviewer.get(f"/documents/{doc_id}").get_data(as_text=True)
             assert "1/2" in page and "核对无误" in page
-            assert f'href="/documents/{doc_id}"' not in reviewer.get("/inbox").get_data(as_text=True)
+            assert f'href="/documents/{doc_id}"' not in reviewer.get("/inbox").get_data(
+                as_text=True
+            )
     assert doc_row(app, doc_id).state == "ready_to_ship"
 
 
-def test_reject_needs_a_reason_and_the_submitter_sees_it(app, login_as, submitted):  # noqa: ANN001
+def test_reject_needs_a_reason_and_the_submitter_sees_it(app, login_as, submitted):
     doc_id, zhang = submitted
     wang = login_as("wang")
     response = act(wang, doc_id, "reject", "")
@@ -167,7 +171,7 @@ def test_reject_needs_a_reason_and_the_submitter_sees_it(app, login_as, submitte
     assert "已被驳回" in page and "数量与订单不符" in page
 
 
-def test_stale_revision_gives_the_friendly_message(app, login_as, submitted):  # noqa: ANN001
+def test_stale_revision_gives_the_friendly_message(app, login_as, submitted):
     doc_id, zhang = submitted
     wang = login_as("wang")
     assert act(wang, doc_id, "reject", "请改单价").status_code == 303
@@ -185,7 +189,7 @@ def test_stale_revision_gives_the_friendly_message(app, login_as, submitted):  #
     assert doc_row(app, doc_id).state == "double_check"
 
 
-def test_stale_edit_gives_the_friendly_message(app, login_as):  # noqa: ANN001
+def test_stale_edit_gives_the_friendly_message(app, login_as):
     zhang = login_as("zhang")
     doc_id = create(zhang)
     token = csrf(zhang, f"/documents/{doc_id}/edit")
@@ -199,29 +203,30 @@ def test_stale_edit_gives_the_friendly_message(app, login_as):  # noqa: ANN001
     assert doc_row(app, doc_id).data["order_no"] == "SO-1"
 
 
-def test_history_shows_the_field_diff(app, login_as):  # noqa: ANN001
+def test_history_shows_the_field_diff(app, login_as):
     zhang = login_as("zhang")
     doc_id = create(zhang)
     token = csrf(zhang, f"/documents/{doc_id}/edit")
     data = {**SHIPMENT_FORM, "order_no": "SO-9999", "revision": "1", "csrf_token": token}
     assert zhang.post(f"/documents/{doc_id}/edit", data=data).status_code == 303
     page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
-    diff = page[page.index('class="diff"'):]
+    diff = page[page.index('class="diff"') :]
     assert "订单号" in diff and "SO-2026-1024" in diff and "SO-9999" in diff
 
 
-def test_csrf_missing_is_refused(app, submitted, login_as):  # noqa: ANN001
+def test_csrf_missing_is_refused(app, submitted, login_as):
     doc_id, _ = submitted
     wang = login_as("wang")
-    response = wang.post(f"/documents/{doc_id}/act",
-                         data={"action": "approve", "revision": "1", "comment": ""})
+    response = wang.post(
+        f"/documents/{doc_id}/act", data={"action": "approve", "revision": "1", "comment": ""}
+    )
     assert response.status_code == 400
     assert doc_row(app, doc_id).state == "double_check"
     response = wang.post("/new/shipment", data=SHIPMENT_FORM)
     assert response.status_code == 400
 
 
-def test_check_failure_is_a_friendly_message(app, login_as):  # noqa: ANN001
+def test_check_failure_is_a_friendly_message(app, login_as):
     zhang = login_as("zhang")
     doc_id = create(zhang, {**SHIPMENT_FORM, "amount": "1.00"})
     response = act(zhang, doc_id, "submit")
@@ -231,12 +236,17 @@ def test_check_failure_is_a_friendly_message(app, login_as):  # noqa: ANN001
     assert doc_row(app, doc_id).state == "draft"
 
 
-def test_inbox_groups_and_search(app, login_as):  # noqa: ANN001
+def test_inbox_groups_and_search(app, login_as):
     zhang = login_as("zhang")
     ids = []
     for customer, amount, qty in (("甲医院", "100.00", "1"), ("乙药房", "5000.00", "50")):
-        data = {**SHIPMENT_FORM, "customer": customer, "amount": amount,
-                "items-0-qty": qty, "items-0-unit_price": "100.00"}
+        data = {
+            **SHIPMENT_FORM,
+            "customer": customer,
+            "amount": amount,
+            "items-0-qty": qty,
+            "items-0-unit_price": "100.00",
+        }
         for key in list(data):
             if key.startswith("items-1-"):
                 data.pop(key)
@@ -257,29 +267,35 @@ def test_inbox_groups_and_search(app, login_as):  # noqa: ANN001
     assert "搜索条件有误" in page
 
 
-def test_overdue_is_highlighted(app, login_as):  # noqa: ANN001
-    from tests.conftest import DEFINITIONS  # noqa: F401 - the shipped flows are published
+def test_overdue_is_highlighted(app, login_as):
+    from tests.conftest import DEFINITIONS
     from workflow.definitions.build import load_flow
 
-    example = load_flow((DEFINITIONS[0].parent / "tender_deposit.yaml").read_text(),
-                        "tender_deposit.yaml").example
-    data = {**example, "bid_date": "2020-01-10", "cycle_end": "2020-02-10",
-            "expected_refund_date": "2020-02-20"}
+    example = load_flow(
+        (DEFINITIONS[0].parent / "tender_deposit.yaml").read_text(), "tender_deposit.yaml"
+    ).example
+    data = {
+        **example,
+        "bid_date": "2020-01-10",
+        "cycle_end": "2020-02-10",
+        "expected_refund_date": "2020-02-20",
+    }
     with app.app_context():
         people = {u.username: u for u in db.session.query(User)}
-        doc_id = services.create_document(db.session, people["zhang"], "tender_deposit",
-                                          data).document.id
+        doc_id = services.create_document(
+            db.session, people["zhang"], "tender_deposit", data
+        ).document.id
         services.act(db.session, doc_id, people["zhang"], "submit", 1)
         services.act(db.session, doc_id, people["liu"], "approve", 1)
         services.act(db.session, doc_id, people["zhao"], "approve", 1)
         assert db.session.get(Document, doc_id).state == "awaiting_payment"
         db.session.remove()
     page = login_as("qian").get("/inbox").get_data(as_text=True)
-    row = page[page.index('<tr class="overdue">'):]
+    row = page[page.index('<tr class="overdue">') :]
     assert f'href="/documents/{doc_id}"' in row[:400] and "已逾期" in row
 
 
-def test_my_documents(app, login_as):  # noqa: ANN001
+def test_my_documents(app, login_as):
     zhang = login_as("zhang")
     doc_id = create(zhang)
     page = zhang.get("/mine").get_data(as_text=True)
@@ -288,13 +304,13 @@ def test_my_documents(app, login_as):  # noqa: ANN001
     assert f'href="/documents/{doc_id}"' not in login_as("wang").get("/mine").get_data(as_text=True)
 
 
-def test_someone_outside_the_flow_cannot_see_the_document(app, login_as, submitted):  # noqa: ANN001
+def test_someone_outside_the_flow_cannot_see_the_document(app, login_as, submitted):
     doc_id, _ = submitted
     response = login_as("zhao").get(f"/documents/{doc_id}")
     assert response.status_code == 404
 
 
-def test_user_text_is_text_and_bidi_controls_are_removed(app, login_as):  # noqa: ANN001
+def test_user_text_is_text_and_bidi_controls_are_removed(app, login_as):
     zhang = login_as("zhang")
     evil = "<script>alert(1)</script>{{ 7*7 }}\u202eevil\u2066"
     doc_id = create(zhang, {**SHIPMENT_FORM, "customer": evil})
@@ -305,7 +321,7 @@ def test_user_text_is_text_and_bidi_controls_are_removed(app, login_as):  # noqa
     assert "49" not in page.split("evil")[0][-40:]
 
 
-def test_disabled_user_is_refused_on_the_next_request(app, login_as, submitted):  # noqa: ANN001
+def test_disabled_user_is_refused_on_the_next_request(app, login_as, submitted):
     doc_id, _ = submitted
     wang = login_as("wang")
     assert wang.get("/inbox").status_code == 200
@@ -314,15 +330,16 @@ def test_disabled_user_is_refused_on_the_next_request(app, login_as, submitted):
     with app.app_context():
         services.set_active(db.session, "wang", False)
         db.session.remove()
-    response = wang.post(f"/documents/{doc_id}/act",
-                         data={"csrf_token": token, "action": "approve", "revision": "1"})
+    response = wang.post(
+        f"/documents/{doc_id}/act", data={"csrf_token": token, "action": "approve", "revision": "1"}
+    )
     assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
     assert doc_row(app, doc_id).state == "double_check"
     with app.app_context():
         assert db.session.query(User).filter_by(username="wang").one().active is False
 
 
-def test_stripped_role_loses_the_buttons_at_once(app, login_as, submitted):  # noqa: ANN001
+def test_stripped_role_loses_the_buttons_at_once(app, login_as, submitted):
     doc_id, _ = submitted
     wang = login_as("wang")
     with app.app_context():
@@ -330,6 +347,31 @@ def test_stripped_role_loses_the_buttons_at_once(app, login_as, submitted):  # n
         db.session.remove()
     response = wang.get(f"/documents/{doc_id}")
     assert response.status_code == 404 or 'data-action="approve"' not in response.get_data(
-        as_text=True)
+        as_text=True
+    )
     response = act(wang, doc_id, "approve", revision="1") if response.status_code == 200 else None
     assert doc_row(app, doc_id).state == "double_check"
+
+
+def test_action_no_longer_possible_is_a_friendly_message(app, login_as, submitted):
+    doc_id, _ = submitted
+    li = login_as("li")
+    page = li.get(f"/documents/{doc_id}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert act(login_as("wang"), doc_id, "reject", "不对").status_code == 303  # back to draft
+    response = li.post(
+        f"/documents/{doc_id}/act", data={"csrf_token": token, "action": "approve", "revision": "1"}
+    )
+    assert response.status_code == 303
+    assert "此单据已变更" in li.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_buttons_and_history_use_the_transition_that_applies(app, login_as):
+    zhang = login_as("zhang")
+    doc_id = create(zhang)  # paid: submit goes to the double check, not the GM exception
+    page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert "提交复核</button>" in page and "需总经理特批）</button>" not in page
+    act(zhang, doc_id, "submit")
+    page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
+    history = page[page.index('class="timeline"') :]
+    assert "提交复核" in history and "需总经理特批" not in history

@@ -26,7 +26,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import DEFINITIONS, PASSWORD
@@ -295,6 +295,10 @@ def predict_edit(doc: ModelDoc, user: str, label: str, patch: Any, revision: Any
     return None
 
 
+def _short_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA busy_timeout=2000")
+
+
 # --- the machine --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Snapshot:
@@ -308,23 +312,27 @@ class ShipmentMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="fuhe_stateful_"))
-        self.engine = make_engine(f"sqlite:///{self.tmp / 'db.sqlite3'}")
+        url = f"sqlite:///{self.tmp / 'db.sqlite3'}"
+        self.engine = make_engine(url)
         Base.metadata.create_all(self.engine)
-        factory = sessionmaker(self.engine, expire_on_commit=False)
-        self.session: Session = factory()  # what the engine's services use
-        self.reader: Session = factory()  # what the checks read with (never writes)
+        self.session: Session = sessionmaker(self.engine, expire_on_commit=False)()
+        # The checks read on their own connection; a transaction the engine left open (and so
+        # SQLite's write lock) makes them fail within 2 s instead of waiting 30.
+        self.read_engine = make_engine(url)
+        event.listen(self.read_engine, "connect", _short_busy_timeout)
+        self.reader: Session = sessionmaker(self.read_engine)()
         services.publish_files(self.session, DEFINITIONS)
         self.users: dict[str, User] = {
             name: services.create_user(self.session, name, PASSWORD, roles)
             for name, roles in USERS.items()
         }
         self.docs: list[ModelDoc] = []
-        self.last_error: WorkflowError | None = None
 
     def teardown(self) -> None:
         self.session.close()
         self.reader.close()
         self.engine.dispose()
+        self.read_engine.dispose()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # --- helpers ------------------------------------------------------------------------------
@@ -379,9 +387,10 @@ class ShipmentMachine(RuleBasedStateMachine):
         try:
             call()
         except WorkflowError as exc:
-            self.last_error = exc
             assert expected is not None, f"{user} {action}: engine refused {exc!r}, model allowed"
             assert type(exc) is expected, f"{user} {action}: engine raised {exc!r}, model {expected}"
+            # a failed command leaves no transaction (and so no lock) behind
+            assert not self.session.in_transaction(), f"{action} left its transaction open"
             after = self.snapshot()
             assert replace(after, last_event=before.last_event) == before, (
                 f"{user} {action} was refused ({exc.code}) but changed the data"
@@ -397,8 +406,6 @@ class ShipmentMachine(RuleBasedStateMachine):
                 assert event.from_state == event.to_state
             else:  # invalid input / not found: nothing changes, at most a refusal is recorded
                 assert len(events) <= 1 and all(e.outcome == "refused" for e in events)
-            # a failed command leaves no transaction (and so no lock) behind
-            assert not self.session.in_transaction(), f"{action} left its transaction open"
             return False
         assert expected is None, f"{user} {action}: engine allowed it, model expected {expected}"
         assert not self.session.in_transaction()
@@ -434,6 +441,7 @@ class ShipmentMachine(RuleBasedStateMachine):
             call()
         except RoleNotAllowed as exc:
             assert expected is RoleNotAllowed, exc
+            assert not self.session.in_transaction(), "a refused create left its transaction open"
             after = self.snapshot()
             assert replace(after, last_event=before.last_event) == before
             events = self.new_events(before.last_event)
@@ -441,7 +449,6 @@ class ShipmentMachine(RuleBasedStateMachine):
             assert (events[0].outcome, events[0].code, events[0].actor) == (
                 "refused", "role_not_allowed", user,
             )  # fmt: skip
-            assert not self.session.in_transaction()
             return
         assert expected is None, f"{user} created a document"
         self.docs.append(ModelDoc(id=created[0], creator=user, data=data, entered_by=user,
@@ -506,8 +513,8 @@ class ShipmentMachine(RuleBasedStateMachine):
         if expected is None and merged == doc.data:  # a no-op edit: nothing at all happens
             before = self.snapshot()
             services.edit_document(self.session, doc.id, self.users[user], patch, rev)
+            self.session.rollback()  # it hands back the document, read in a new transaction
             assert self.snapshot() == before
-            assert not self.session.in_transaction()
             return
         ok = self.attempt(
             expected,

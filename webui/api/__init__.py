@@ -27,7 +27,7 @@ class FlowNameConverter(BaseConverter):
 
 
 @bp.record_once
-def _register_converters(state) -> None:  # noqa: ANN001
+def _register_converters(state) -> None:
     state.app.url_map.converters.setdefault("flowname", FlowNameConverter)
 
 
@@ -44,7 +44,7 @@ def _authenticate() -> None:
 
 
 @bp.after_request
-def _challenge(response):  # noqa: ANN001, ANN202
+def _challenge(response):
     if response.status_code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="fuhe"'
     return response

@@ -19,7 +19,7 @@ ERROR_TEXT = {
     400: "Malformed JSON, or a missing CSRF token on a browser-session request",
     401: "No valid credentials (code `unauthorized`)",
     403: "Not allowed (codes: forbidden, self_review, already_reviewed, role_not_allowed, "
-         "action_not_allowed)",
+    "action_not_allowed)",
     404: "Not found, or not visible to the caller",
     409: "stale_revision, or conflict when a concurrent change won",
     413: "The body is larger than the server accepts",
@@ -46,8 +46,10 @@ def _path_parameters(rule: str) -> list[dict[str, Any]]:
 
 
 def _error(status: int) -> dict[str, Any]:
-    return {"description": ERROR_TEXT.get(status, "Error"),
-            "content": {"application/json": {"schema": "Error"}}}
+    return {
+        "description": ERROR_TEXT.get(status, "Error"),
+        "content": {"application/json": {"schema": "Error"}},
+    }
 
 
 def _operation(op: Operation) -> dict[str, Any]:
@@ -59,8 +61,10 @@ def _operation(op: Operation) -> dict[str, Any]:
         responses[str(status)] = success
     for status in sorted({*COMMON_ERRORS, *op.errors}):
         responses[str(status)] = _error(status)
-    responses["default"] = {"description": "Any other error, in the same shape",
-                            "content": {"application/json": {"schema": "Error"}}}
+    responses["default"] = {
+        "description": "Any other error, in the same shape",
+        "content": {"application/json": {"schema": "Error"}},
+    }
     spec: dict[str, Any] = {
         "operationId": op.endpoint,
         "summary": op.summary,
@@ -71,13 +75,18 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.query is not None:
         spec["parameters"].append({"in": "query", "schema": op.query})
     if op.body is not None:
-        spec["requestBody"] = {"required": True,
-                               "content": {"application/json": {"schema": op.body}}}
+        spec["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": op.body}},
+        }
     if op.raw_body is not None:
-        spec["requestBody"] = {"required": True, "content": {
-            "application/yaml": {"schema": op.raw_body},
-            "text/plain": {"schema": op.raw_body},
-        }}
+        spec["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/yaml": {"schema": op.raw_body},
+                "text/plain": {"schema": op.raw_body},
+            },
+        }
     return spec
 
 
@@ -87,17 +96,20 @@ def build_spec() -> dict[str, Any]:
         version="1",
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
-        info={"description": "Dual-review approvals for sales administration. Authenticate "
-                             "with `Authorization: Bearer <token>` (`flask --app wsgi users "
-                             "token NAME`) or the browser session (then send `X-CSRFToken` "
-                             "on POST, PATCH and PUT). Errors are "
-                             '`{"error": {"code", "message", "details"}}`.'},
+        info={
+            "description": "Dual-review approvals for sales administration. Authenticate "
+            "with `Authorization: Bearer <token>` (`flask --app wsgi users "
+            "token NAME`) or the browser session (then send `X-CSRFToken` "
+            "on POST, PATCH and PUT). Errors are "
+            '`{"error": {"code", "message", "details"}}`.'
+        },
         servers=[{"url": "/api/v1"}],
         security=[{"bearer": []}, {"session": []}],
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie",
-                                                 "name": "session"})
+    spec.components.security_scheme(
+        "session", {"type": "apiKey", "in": "cookie", "name": "session"}
+    )
     spec.components.schema("Error", schema=s.ErrorSchema)
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
@@ -108,7 +120,7 @@ def build_spec() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
-def openapi_json():  # noqa: ANN201
+def openapi_json():
     spec = current_app.extensions.get("fuhe_openapi")
     if spec is None:
         spec = current_app.extensions["fuhe_openapi"] = build_spec()
@@ -116,7 +128,7 @@ def openapi_json():  # noqa: ANN201
 
 
 @bp.get("/docs")
-def openapi_page():  # noqa: ANN201
+def openapi_page():
     """A readable list of the operations, rendered on the server from the same document."""
     spec = current_app.extensions.get("fuhe_openapi") or build_spec()
     operations = [
@@ -124,7 +136,14 @@ def openapi_page():  # noqa: ANN201
         for path, item in spec["paths"].items()
         for method, body in item.items()
     ]
-    schemas = {name: json.dumps(body, ensure_ascii=False, indent=2)
-               for name, body in spec["components"]["schemas"].items()}
-    return render_template("api/docs.html", spec=spec, operations=operations, schemas=schemas,
-                           dumps=lambda v: json.dumps(v, ensure_ascii=False, indent=2))
+    schemas = {
+        name: json.dumps(body, ensure_ascii=False, indent=2)
+        for name, body in spec["components"]["schemas"].items()
+    }
+    return render_template(
+        "api/docs.html",
+        spec=spec,
+        operations=operations,
+        schemas=schemas,
+        dumps=lambda v: json.dumps(v, ensure_ascii=False, indent=2),
+    )

@@ -34,7 +34,7 @@ def no_control(value: str) -> None:
         raise ValidationError("contains control characters")
 
 
-# --- custom fields ---------------------------------------------------------------------------------
+# --- custom fields -------------------------------------------------------------------------------
 class LocalDateTime(fields.DateTime):
     """A stored (UTC) time written in the display zone, e.g. 2026-11-24T09:30:00+08:00."""
 
@@ -117,39 +117,62 @@ def _check_size(value: Any, depth: int) -> None:
         _check_size(child, depth + 1)
 
 
-# --- requests --------------------------------------------------------------------------------------
+# --- requests ------------------------------------------------------------------------------------
 class InputSchema(Schema):
     class Meta:
         unknown = RAISE
 
 
 class DocumentCreateSchema(InputSchema):
-    flow = fields.String(required=True, validate=validate.Regexp(NAME_PATTERN),
-                         metadata={"description": "The flow's name, e.g. shipment."})
-    data = DocumentData(required=True, metadata={
-        "description": f"Field values (at most {MAX_DATA_KEYS} keys, tables at most "
-                       f"{MAX_LIST_ITEMS} rows); money as decimal text such as \"12800.00\"."})
+    flow = fields.String(
+        required=True,
+        validate=validate.Regexp(NAME_PATTERN),
+        metadata={"description": "The flow's name, e.g. shipment."},
+    )
+    data = DocumentData(
+        required=True,
+        metadata={
+            "description": f"Field values (at most {MAX_DATA_KEYS} keys, tables at most "
+            f'{MAX_LIST_ITEMS} rows); money as decimal text such as "12800.00".'
+        },
+    )
 
 
 class DocumentEditSchema(InputSchema):
     data = DocumentData(required=True, metadata={"description": "The fields to change."})
-    revision = fields.Integer(required=True, strict=True, validate=validate.Range(1, MAX_ID),
-                              metadata={"description": "The revision you are editing."})
+    revision = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(1, MAX_ID),
+        metadata={"description": "The revision you are editing."},
+    )
 
 
 class ActionSchema(InputSchema):
-    action = fields.String(required=True, validate=validate.Regexp(NAME_PATTERN),
-                           metadata={"description": "approve, reject, or a flow action."})
-    revision = fields.Integer(required=True, strict=True, validate=validate.Range(1, MAX_ID),
-                              metadata={"description": "The revision you reviewed."})
-    comment = fields.String(load_default="", validate=[validate.Length(max=2000), no_control],
-                            metadata={"description": "Required to reject (the reason)."})
+    action = fields.String(
+        required=True,
+        validate=validate.Regexp(NAME_PATTERN),
+        metadata={"description": "approve, reject, or a flow action."},
+    )
+    revision = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(1, MAX_ID),
+        metadata={"description": "The revision you reviewed."},
+    )
+    comment = fields.String(
+        load_default="",
+        validate=[validate.Length(max=2000), no_control],
+        metadata={"description": "Required to reject (the reason)."},
+    )
 
 
 class PageQuerySchema(InputSchema):
     limit = fields.Integer(validate=validate.Range(1, 200), metadata={"description": "1–200."})
-    cursor = fields.String(validate=[validate.Length(1, 500), no_control],
-                           metadata={"description": "`next` of the previous page."})
+    cursor = fields.String(
+        validate=[validate.Length(1, 500), no_control],
+        metadata={"description": "`next` of the previous page."},
+    )
 
 
 class AuditQuerySchema(PageQuerySchema):
@@ -157,13 +180,18 @@ class AuditQuerySchema(PageQuerySchema):
     actor = fields.String(validate=[validate.Length(1, 64), no_control])
     action = fields.String(validate=[validate.Length(1, 40), no_control])
     since = Moment(metadata={"description": "From this date or time (inclusive)."})
-    until = Moment(end=True, metadata={
-        "description": "Up to this time (exclusive); a date includes the whole day."})
-    format = fields.String(validate=validate.OneOf(["json", "csv"]), load_default="json",
-                           metadata={"description": "csv: UTF-8 with BOM, for Excel."})
+    until = Moment(
+        end=True,
+        metadata={"description": "Up to this time (exclusive); a date includes the whole day."},
+    )
+    format = fields.String(
+        validate=validate.OneOf(["json", "csv"]),
+        load_default="json",
+        metadata={"description": "csv: UTF-8 with BOM, for Excel."},
+    )
 
 
-# --- responses -------------------------------------------------------------------------------------
+# --- responses -----------------------------------------------------------------------------------
 class OutputSchema(Schema):
     """Responses may gain fields in later versions (the contract is extended, never broken)."""
 
@@ -190,8 +218,11 @@ class ApprovalSchema(OutputSchema):
 class ReviewStatusSchema(OutputSchema):
     required = fields.Integer(required=True)
     roles = fields.List(fields.String(), required=True)
-    approvals = fields.List(fields.Nested(ApprovalSchema), required=True,
-                            metadata={"description": "Approvals of the current round."})
+    approvals = fields.List(
+        fields.Nested(ApprovalSchema),
+        required=True,
+        metadata={"description": "Approvals of the current round."},
+    )
 
 
 class DocumentSchema(OutputSchema):
@@ -204,10 +235,15 @@ class DocumentSchema(OutputSchema):
     data = fields.Dict(required=True, metadata={"description": "Money as decimal text."})
     created_by = fields.String(required=True)
     created_at = LocalDateTime(required=True)
-    review = fields.Nested(ReviewStatusSchema, allow_none=True, required=True,
-                           metadata={"description": "null outside review states."})
-    actions = fields.List(fields.String(), required=True,
-                          metadata={"description": "What the caller may do now."})
+    review = fields.Nested(
+        ReviewStatusSchema,
+        allow_none=True,
+        required=True,
+        metadata={"description": "null outside review states."},
+    )
+    actions = fields.List(
+        fields.String(), required=True, metadata={"description": "What the caller may do now."}
+    )
     can_edit = fields.Boolean(required=True)
     overdue = fields.Boolean(required=True)
 
@@ -298,8 +334,9 @@ class FlowSchema(FlowSummarySchema):
     yaml = fields.String(required=True, metadata={"description": "The definition's text."})
     initial = fields.String(required=True)
     states = fields.List(fields.Nested(StateSchema), required=True)
-    fields_ = fields.List(fields.Nested(FieldSchema), data_key="fields", attribute="fields",
-                          required=True)
+    fields_ = fields.List(
+        fields.Nested(FieldSchema), data_key="fields", attribute="fields", required=True
+    )
     transitions = fields.List(fields.Nested(TransitionSchema), required=True)
 
 

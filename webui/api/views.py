@@ -67,8 +67,18 @@ def operation(
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         bp.add_url_rule(rule, endpoint=view.__name__, view_func=view, methods=[method])
-        OPERATIONS.append(Operation(rule, method, view.__name__, summary,
-                                    (view.__doc__ or "").strip(), response, status, **meta))
+        OPERATIONS.append(
+            Operation(
+                rule,
+                method,
+                view.__name__,
+                summary,
+                (view.__doc__ or "").strip(),
+                response,
+                status,
+                **meta,
+            )
+        )
         return view
 
     return decorate
@@ -93,7 +103,7 @@ def dump(schema: type[Schema], obj: Any, status: int = 200) -> tuple[Any, int]:
     return schema().dump(obj), status
 
 
-def me():  # noqa: ANN201 - the engine's User row of the caller
+def me():
     return current_user.row
 
 
@@ -155,15 +165,14 @@ def document_response(process: DocumentProcess, status: int = 200) -> tuple[Any,
 
 # --- flows ---------------------------------------------------------------------------------------
 @operation("/flows", "GET", "Published flows", s.FlowPageSchema)
-def list_flows():  # noqa: ANN201
+def list_flows():
     """The current version of every published flow: name, title, version."""
     flows = [FlowView(v) for v in services.list_flows(db.session)]
     return dump(s.FlowPageSchema, queries.Page(flows, None))
 
 
-@operation("/flows/<flowname:name>", "GET", "A flow's current version", s.FlowSchema,
-           errors=(404,))
-def get_flow(name: str):  # noqa: ANN201
+@operation("/flows/<flowname:name>", "GET", "A flow's current version", s.FlowSchema, errors=(404,))
+def get_flow(name: str):
     """The current version: name, version, title, the YAML text, states and fields."""
     version = services.current_version(db.session, name)
     if version is None:
@@ -171,11 +180,21 @@ def get_flow(name: str):  # noqa: ANN201
     return dump(s.FlowSchema, FlowView(version))
 
 
-@operation("/flows/<flowname:name>", "PUT", "Publish a new version", s.PublishedSchema, 201,
-           errors=(403, 415, 422), alt_status=(200,),
-           raw_body={"type": "string", "maxLength": 65536,
-                     "description": "The definition's YAML text; its `name` must be the URL's."})
-def put_flow(name: str):  # noqa: ANN201
+@operation(
+    "/flows/<flowname:name>",
+    "PUT",
+    "Publish a new version",
+    s.PublishedSchema,
+    201,
+    errors=(403, 415, 422),
+    alt_status=(200,),
+    raw_body={
+        "type": "string",
+        "maxLength": 65536,
+        "description": "The definition's YAML text; its `name` must be the URL's.",
+    },
+)
+def put_flow(name: str):
     """`flow_admin` only. 201 with the new version; 200 with the current version when the text
     is unchanged; 422 with `details` a list of `{line, message}` when it does not validate."""
     if request.mimetype not in YAML_TYPES:
@@ -186,9 +205,16 @@ def put_flow(name: str):  # noqa: ANN201
 
 
 # --- documents -----------------------------------------------------------------------------------
-@operation("/documents", "POST", "Start a document", s.DocumentSchema, 201,
-           body=s.DocumentCreateSchema, errors=(403, 404, 415, 422))
-def create_document():  # noqa: ANN201
+@operation(
+    "/documents",
+    "POST",
+    "Start a document",
+    s.DocumentSchema,
+    201,
+    body=s.DocumentCreateSchema,
+    errors=(403, 404, 415, 422),
+)
+def create_document():
     """Starts a document on the flow's current version; 422 lists field errors in `details`."""
     args = json_body(s.DocumentCreateSchema)
     process = services.create_document(db.session, me(), args["flow"], args["data"])
@@ -196,42 +222,61 @@ def create_document():  # noqa: ANN201
 
 
 @operation(DOC, "GET", "A document", s.DocumentSchema, errors=(404,))
-def get_document(doc_id: int):  # noqa: ANN201
+def get_document(doc_id: int):
     """The document with its review status and the actions the caller may take now."""
     return document_response(services.get_document(db.session, doc_id, me()))
 
 
-@operation(DOC, "PATCH", "Edit a document's data", s.DocumentSchema,
-           body=s.DocumentEditSchema, errors=(403, 404, 409, 415, 422))
-def edit_document(doc_id: int):  # noqa: ANN201
+@operation(
+    DOC,
+    "PATCH",
+    "Edit a document's data",
+    s.DocumentSchema,
+    body=s.DocumentEditSchema,
+    errors=(403, 404, 409, 415, 422),
+)
+def edit_document(doc_id: int):
     """Changes the given fields in an editable state; starts a new revision (voiding approvals)."""
     args = json_body(s.DocumentEditSchema)
     process = services.edit_document(db.session, doc_id, me(), args["data"], args["revision"])
     return document_response(process)
 
 
-@operation(DOC + "/actions", "POST", "Act on a document", s.DocumentSchema,
-           body=s.ActionSchema, errors=(403, 404, 409, 415, 422))
-def act(doc_id: int):  # noqa: ANN201
+@operation(
+    DOC + "/actions",
+    "POST",
+    "Act on a document",
+    s.DocumentSchema,
+    body=s.ActionSchema,
+    errors=(403, 404, 409, 415, 422),
+)
+def act(doc_id: int):
     """approve, reject (with a comment) or a flow action, on the revision the caller saw.
     403 self_review, already_reviewed, role_not_allowed, action_not_allowed; 409 stale_revision,
     conflict; 422 a bad body or a failed check (check_failed)."""
     args = json_body(s.ActionSchema)
-    process = services.act(db.session, doc_id, me(), args["action"], args["revision"],
-                           args["comment"])
+    process = services.act(
+        db.session, doc_id, me(), args["action"], args["revision"], args["comment"]
+    )
     return document_response(process)
 
 
 @operation(DOC + "/history", "GET", "A document's history", s.EventPageSchema, errors=(404,))
-def history(doc_id: int):  # noqa: ANN201
+def history(doc_id: int):
     """The audit events of this document, oldest first (`next` is always null)."""
     events = queries.history(db.session, doc_id, me())
     return dump(s.EventPageSchema, queries.Page(events, None))
 
 
-@operation("/tasks", "GET", "The caller's inbox", s.DocumentPageSchema,
-           query=s.PageQuerySchema, errors=(422,))
-def tasks():  # noqa: ANN201
+@operation(
+    "/tasks",
+    "GET",
+    "The caller's inbox",
+    s.DocumentPageSchema,
+    query=s.PageQuerySchema,
+    errors=(422,),
+)
+def tasks():
     """Documents where the caller has an action now, longest-waiting first."""
     args = query_args(s.PageQuerySchema)
     page = queries.inbox(db.session, me(), args.get("limit"), args.get("cursor"))
@@ -241,10 +286,16 @@ def tasks():  # noqa: ANN201
 
 
 # --- audit ---------------------------------------------------------------------------------------
-@operation("/audit", "GET", "Search the audit log", s.EventPageSchema,
-           query=s.AuditQuerySchema, errors=(403, 422),
-           extra_content={"text/csv": {"schema": {"type": "string"}}})
-def audit():  # noqa: ANN201
+@operation(
+    "/audit",
+    "GET",
+    "Search the audit log",
+    s.EventPageSchema,
+    query=s.AuditQuerySchema,
+    errors=(403, 422),
+    extra_content={"text/csv": {"schema": {"type": "string"}}},
+)
+def audit():
     """`auditor` only. Events oldest first, filtered; `?format=csv` exports every matching
     event (UTF-8 with BOM; cells that a spreadsheet would run are prefixed with `'`)."""
     args = query_args(s.AuditQuerySchema)

@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import BooleanField, PasswordField, StringField
+from wtforms.validators import AnyOf, DataRequired, EqualTo, Length
 
 
 class LoginForm(FlaskForm):
@@ -10,10 +10,12 @@ class LoginForm(FlaskForm):
 
 
 class PasswordForm(FlaskForm):
-    old_password = PasswordField("当前密码 Current password",
-                                 validators=[DataRequired(), Length(max=256)])
-    new_password = PasswordField("新密码 New password",
-                                 validators=[DataRequired(), Length(min=8, max=256)])
+    old_password = PasswordField(
+        "当前密码 Current password", validators=[DataRequired(), Length(max=256)]
+    )
+    new_password = PasswordField(
+        "新密码 New password", validators=[DataRequired(), Length(min=8, max=256)]
+    )
     confirm = PasswordField(
         "再次输入新密码 New password again",
         validators=[
@@ -24,7 +26,8 @@ class PasswordForm(FlaskForm):
 
 
 class LanguageForm(FlaskForm):
-    language = SelectField(
-        "界面语言 Language",
-        choices=[("", "跟随浏览器 / Browser"), ("zh", "简体中文"), ("en", "English")],
-    )
+    # Rendered as a <select> by the template (LANGUAGE_CHOICES); only these values pass.
+    language = StringField("界面语言 Language", validators=[AnyOf(["", "zh", "en"])])
+
+
+LANGUAGE_CHOICES = (("", "跟随浏览器 / Browser"), ("zh", "简体中文"), ("en", "English"))

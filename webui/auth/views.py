@@ -6,7 +6,7 @@ from flask import current_app, flash, g, redirect, render_template, request, ses
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webui.auth import bp
-from webui.auth.forms import LanguageForm, LoginForm, PasswordForm
+from webui.auth.forms import LANGUAGE_CHOICES, LanguageForm, LoginForm, PasswordForm
 from webui.auth_loader import SessionUser
 from webui.extensions import db
 from webui.inbox.helpers import t
@@ -34,17 +34,23 @@ def safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():  # noqa: ANN201
+def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
         username = form.username.data.strip()
         config = current_app.config
-        if login_locked(db.session, username, config["LOGIN_MAX_FAILURES"],
-                        config["LOGIN_LOCK_MINUTES"]):
+        if login_locked(
+            db.session, username, config["LOGIN_MAX_FAILURES"], config["LOGIN_LOCK_MINUTES"]
+        ):
             minutes = config["LOGIN_LOCK_MINUTES"]
-            flash(t(f"登录失败次数过多，请 {minutes} 分钟后再试。",
-                    f"Too many failed sign-ins; try again in {minutes} minutes."), "error")
+            flash(
+                t(
+                    f"登录失败次数过多，请 {minutes} 分钟后再试。",
+                    f"Too many failed sign-ins; try again in {minutes} minutes.",
+                ),
+                "error",
+            )
             return render_template("auth/login.html", form=form), 429
         user = authenticate(db.session, username, form.password.data)
         if user is not None:
@@ -65,7 +71,7 @@ def login():  # noqa: ANN201
 
 @bp.post("/logout")
 @login_required
-def logout():  # noqa: ANN201
+def logout():
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
@@ -73,7 +79,7 @@ def logout():  # noqa: ANN201
 
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
-def password():  # noqa: ANN201
+def password():
     form = PasswordForm()
     if form.validate_on_submit():
         # A wrong current password comes back as InvalidData: webui/errors.py re-renders this form.
@@ -89,18 +95,18 @@ def password():  # noqa: ANN201
 
 @bp.route("/settings", methods=["GET", "POST"])
 @login_required
-def settings():  # noqa: ANN201
+def settings():
     form = LanguageForm(language=current_user.row.language or "")
     if form.validate_on_submit():
         set_language(db.session, current_user.row, form.language.data or None)
         session.pop("lang", None)
         flash(t("已保存。", "Saved."), "ok")
         return redirect(url_for("auth.settings"), 303)
-    return render_template("auth/settings.html", form=form)
+    return render_template("auth/settings.html", form=form, choices=LANGUAGE_CHOICES)
 
 
 @bp.post("/language")
-def language():  # noqa: ANN201
+def language():
     """The language of this browser (before sign-in, or when the user has no saved choice)."""
     form = LanguageForm()
     if form.validate_on_submit():

@@ -29,7 +29,7 @@ def strip_bidi(value: Any) -> Any:
 
 
 @bp.record_once
-def _install(state) -> None:  # noqa: ANN001
+def _install(state) -> None:
     state.app.jinja_env.finalize = strip_bidi
 
 
@@ -107,20 +107,19 @@ def action_name(process: Any, action: str) -> str:
     """What to call an action: approve/reject, or the definition's transition label."""
     if action in ACTION_NAMES:
         return t(*ACTION_NAMES[action])
-    for transition in process.spec.transitions:
-        if transition.action == action and transition.source == process.document.state:
-            return transition.label.get(lang())
-    return action
+    transition = process.transition(action)  # the one this document's data selects
+    return transition.label.get(lang()) if transition is not None else action
 
 
 @bp.app_template_global()
-def event_name(spec: Any, action: str) -> str:
+def event_name(spec: Any, action: str, source: str | None = None, dest: str | None = None) -> str:
+    """What to call a history event: the label of the transition it took."""
     if action in ACTION_NAMES:
         return t(*ACTION_NAMES[action])
-    for transition in spec.transitions:
-        if transition.action == action:
-            return transition.label.get(lang())
-    return action
+    candidates = [tr for tr in spec.transitions if tr.action == action]
+    exact = [tr for tr in candidates if tr.source == source and tr.dest == dest]
+    chosen = (exact or candidates or [None])[0]
+    return chosen.label.get(lang()) if chosen is not None else action
 
 
 @bp.app_template_global()

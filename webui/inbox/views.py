@@ -24,7 +24,7 @@ def _signed_in() -> None:
 
 
 @bp.get("/inbox")
-def inbox():  # noqa: ANN201
+def inbox():
     criteria, problems = search_args(request.args)
     items = queries.search_inbox(db.session, current_user.row, **criteria)
     ordered = sorted(items, key=lambda p: (p.document.flow_name, p.document.entered_at))
@@ -42,13 +42,13 @@ def inbox():  # noqa: ANN201
 
 
 @bp.get("/mine")
-def mine():  # noqa: ANN201
+def mine():
     documents = queries.my_documents(db.session, current_user.row)
     return render_template("inbox/mine.html", documents=documents, queries=queries)
 
 
 @bp.get("/documents/<int:doc_id>")
-def document(doc_id: int):  # noqa: ANN201
+def document(doc_id: int):
     user = current_user.row
     process = services.get_document(db.session, doc_id, user)
     events = [e for e in queries.history(db.session, doc_id, user) if e.outcome == "ok"]
@@ -85,7 +85,7 @@ def _render_form(spec: Any, values: dict[str, Any], errors: dict[str, Any], **co
 
 
 @bp.route("/new/<flow_name>", methods=["GET", "POST"])
-def create(flow_name: str):  # noqa: ANN201
+def create(flow_name: str):
     version = current_version(db.session, flow_name)
     if version is None:
         abort(404)
@@ -102,31 +102,33 @@ def create(flow_name: str):  # noqa: ANN201
 
 
 @bp.route("/documents/<int:doc_id>/edit", methods=["GET", "POST"])
-def edit(doc_id: int):  # noqa: ANN201
+def edit(doc_id: int):
     process = services.get_document(db.session, doc_id, current_user.row)
     if request.method == "GET":
         if not process.can_edit(current_user.row):
             flash(t("此状态下你不能修改本单据。", "You cannot edit this document now."), "error")
             return redirect(url_for("inbox.document", doc_id=doc_id))
         values = form_values(process.spec.fields, process.document.data)
-        return _render_form(process.spec, values, {}, doc=process.document,
-                            revision=process.document.revision)
+        return _render_form(
+            process.spec, values, {}, doc=process.document, revision=process.document.revision
+        )
     data = form_data(process.spec.fields, request.form)
     revision = request.form.get("revision", type=int)
-    g.rerender = lambda errors: _render_form(process.spec, data, errors, doc=process.document,
-                                             revision=revision)
+    g.rerender = lambda errors: _render_form(
+        process.spec, data, errors, doc=process.document, revision=revision
+    )
     services.edit_document(db.session, doc_id, current_user.row, data, revision)
     flash(t("已保存修改。", "Changes saved."), "ok")
     return redirect(url_for("inbox.document", doc_id=doc_id), 303)
 
 
 @bp.post("/documents/<int:doc_id>/act")
-def act(doc_id: int):  # noqa: ANN201
+def act(doc_id: int):
     action = request.form.get("action", "")
     revision = request.form.get("revision", type=int)
     comment = request.form.get("comment", "")
     process = services.act(db.session, doc_id, current_user.row, action, revision, comment)
-    flash(t("已提交：", "Done: ") + state_text(process), "ok")
+    flash(t("已处理，当前状态：", "Done — the document is now: ") + state_text(process), "ok")
     return redirect(url_for("inbox.document", doc_id=doc_id), 303)
 
 

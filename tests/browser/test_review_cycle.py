@@ -1,0 +1,203 @@
+"""End to end in Chromium: create, submit, two approvals, a rejection with a reason — zh and en."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+TEXT = {
+    "zh": {
+        "submit": "提交复核",
+        "approve": "同意",
+        "reject": "驳回",
+        "next_state": "待发货",
+        "draft": "草稿",
+        "review": "双人复核",
+        "rejected": "已被驳回",
+        "add": "+ 添加一行",
+        "changed": "此单据已变更",
+    },
+    "en": {
+        "submit": "Submit for double check",
+        "approve": "Approve",
+        "reject": "Reject",
+        "next_state": "Ready to ship",
+        "draft": "Draft",
+        "review": "Double check",
+        "rejected": "Rejected",
+        "add": "+ Add a row",
+        "changed": "This document changed",
+    },
+}
+LOCALE = {"zh": "zh-CN", "en": "en-US"}
+
+
+class Person:
+    """One person in their own browser context (own cookies, own language)."""
+
+    def __init__(self, browser: Any, base: str, username: str, lang: str, width: int = 1280):
+        self.context = browser.new_context(
+            locale=LOCALE[lang], viewport={"width": width, "height": 900}
+        )
+        self.page = self.context.new_page()
+        self.base = base
+        self.username = username
+        self.page.goto(f"{base}/auth/login")
+        self.page.fill("#username", username)
+        self.page.fill("#password", PASSWORD)
+        self.page.click("button[type=submit].primary")
+        self.page.wait_for_url(re.compile(r".*/inbox$"))
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def tab_to(page: Any, selector: str, limit: int = 80) -> None:
+    """Press Tab until the element matching `selector` has the focus (keyboard only)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(
+            "(s) => document.activeElement && document.activeElement.matches(s)", selector
+        ):
+            return
+    raise AssertionError(f"could not reach {selector} with the Tab key")
+
+
+def state_text(page: Any) -> str:
+    return page.locator(".doc .heading .badge").inner_text()
+
+
+def create_and_submit(person: Person, lang: str, customer: str) -> int:
+    page = person.page
+    page.goto(f"{person.base}/new/shipment")
+    page.fill("#customer", customer)
+    page.fill("#order_no", "SO-2026-1024")
+    rows = [
+        ("一次性使用无菌注射器", "5ml", "2000", "0.85"),
+        ("医用外科口罩", "50只/盒", "300", "37.00"),
+    ]
+    for index, (product, spec, qty, price) in enumerate(rows):
+        page.fill(f"[name='items-{index}-product']", product)
+        page.fill(f"[name='items-{index}-spec']", spec)
+        page.fill(f"[name='items-{index}-qty']", qty)
+        page.fill(f"[name='items-{index}-unit_price']", price)
+    page.get_by_role("button", name=TEXT[lang]["add"]).click()  # an extra blank row is ignored
+    assert page.locator("fieldset.table-field tbody tr").count() == 3
+    page.fill("#amount", "12800.00")
+    page.select_option("#carrier", "物流")
+    page.fill("#ship_by", "2026-12-01")
+    page.check("#paid")
+    page.click("form.docform button[type=submit]")
+    page.wait_for_url(re.compile(r".*/documents/\d+$"))
+    doc_id = int(page.url.rsplit("/", 1)[1])
+    assert page.locator("table.items tbody tr").count() == 2
+    assert "¥12,800.00" in page.content()
+    page.click("button[data-action=submit]")
+    page.wait_for_url(re.compile(rf".*/documents/{doc_id}$"))
+    assert state_text(page) == TEXT[lang]["review"]
+    # the submitter is offered no approval and no rejection
+    assert page.locator("button[data-action=approve]").count() == 0
+    assert page.locator("button[data-action=reject]").count() == 0
+    return doc_id
+
+
+def shoot(folder: Path | None, page: Any, name: str) -> None:
+    if folder is not None:
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def approve_with_mouse(person: Person, doc_id: int, comment: str) -> None:
+    page = person.page
+    page.goto(f"{person.base}/inbox")
+    page.click(f"a[href='/documents/{doc_id}']")
+    page.fill("#comment-approve", comment)
+    page.click("button[data-action=approve]")
+    page.wait_for_url(re.compile(rf".*/documents/{doc_id}$"))
+
+
+def approve_with_keyboard(person: Person, doc_id: int, comment: str) -> None:
+    page = person.page
+    page.goto(f"{person.base}/inbox")
+    tab_to(page, f"a[href='/documents/{doc_id}']")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(rf".*/documents/{doc_id}$"))
+    tab_to(page, "#comment-approve")
+    page.keyboard.type(comment)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.action") == "approve"
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(rf".*/documents/{doc_id}$"))
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_full_review_cycle(browser, live_server, screenshots, lang):
+    words = TEXT[lang]
+    zhang = Person(browser, live_server, "zhang", lang)
+    doc_id = create_and_submit(zhang, lang, "安庆某医药有限公司")
+
+    wang = Person(browser, live_server, "wang", lang)
+    wang.page.goto(f"{live_server}/inbox")
+    assert wang.page.locator(f"a[href='/documents/{doc_id}']").count() == 1
+    shoot(screenshots, wang.page, f"inbox-{lang}-desktop")
+    approve_with_mouse(wang, doc_id, "核对无误 / checked")
+    assert "1/2" in wang.page.locator(".review .progress").inner_text()
+    shoot(screenshots, wang.page, f"document-{lang}-desktop")
+
+    li = Person(browser, live_server, "li", lang)
+    approve_with_keyboard(li, doc_id, "数量规格一致")
+    assert state_text(li.page) == words["next_state"]
+
+    # a second shipment: a rejection with a reason returns it to draft
+    second = create_and_submit(zhang, lang, "芜湖某医院")
+    wang.page.goto(f"{live_server}/documents/{second}")
+    wang.page.fill("#comment-reject", "单价与订单不符，请核对")
+    wang.page.click("button[data-action=reject]")
+    wang.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
+    assert state_text(wang.page) == words["draft"]
+    zhang.page.goto(f"{live_server}/documents/{second}")
+    banner = zhang.page.locator(".rejected").inner_text()
+    assert words["rejected"] in banner and "单价与订单不符，请核对" in banner
+
+    # a stale page: li holds revision 1 while zhang edits and resubmits; li sees the friendly
+    # message, never an error page
+    zhang.page.goto(f"{live_server}/documents/{second}/edit")
+    zhang.page.fill("[name='items-1-unit_price']", "36.00")
+    zhang.page.fill("#amount", "12500.00")
+    zhang.page.click("form.docform button[type=submit]")
+    zhang.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
+    zhang.page.click("button[data-action=submit]")
+    zhang.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
+    li.page.goto(f"{live_server}/documents/{second}")
+    wang.page.goto(f"{live_server}/documents/{second}")
+    wang.page.fill("#comment-reject", "再核对一次")
+    wang.page.click("button[data-action=reject]")
+    wang.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
+    zhang.page.goto(f"{live_server}/documents/{second}/edit")
+    zhang.page.fill("#samples", "样品 2 盒")
+    zhang.page.click("form.docform button[type=submit]")
+    zhang.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
+    zhang.page.click("button[data-action=submit]")
+    zhang.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
+    li.page.click("button[data-action=approve]")  # li's page still shows revision 2
+    li.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
+    assert words["changed"] in li.page.locator(".flash.error").inner_text()
+    assert li.page.locator("button[data-action=approve]").count() == 1  # the new version
+
+    if screenshots is not None:
+        for person, name in ((wang, "inbox"), (zhang, "document")):
+            target = (
+                f"{live_server}/inbox" if name == "inbox" else f"{live_server}/documents/{doc_id}"
+            )
+            phone = Person(browser, live_server, person.username, lang, width=390)
+            phone.page.goto(target)
+            shoot(screenshots, phone.page, f"{name}-{lang}-phone")
+            phone.close()
+    for person in (zhang, wang, li):
+        person.close()
