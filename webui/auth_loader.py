@@ -7,19 +7,21 @@ from flask_login import UserMixin
 
 from webui.extensions import db, login_manager
 from workflow.models import User
-from workflow.services import user_for_token
+from workflow.services import session_user, user_for_token
 
 
 class SessionUser(UserMixin):
     """Flask-Login's view of a user; the engine always gets the `User` row itself (`.row`)."""
 
-    def __init__(self, row: User, via_token: bool = False) -> None:
+    def __init__(self, row: User, via_token: bool = False, session_key: str = "") -> None:
         self.row = row
         self.via_token = via_token
+        self.session_key = session_key
 
     def get_id(self) -> str:
-        # The password hash in the id makes a password change end every other session.
-        return f"{self.row.id}:{self.row.password_hash[-16:]}"
+        # The id carries the server-side session key: logout or a password change revokes it,
+        # and with it the session and remember-me cookies, copies included.
+        return f"{self.row.id}:{self.session_key}"
 
     @property
     def is_active(self) -> bool:
@@ -35,13 +37,11 @@ class SessionUser(UserMixin):
 
 @login_manager.user_loader
 def load_user(user_id: str) -> SessionUser | None:
-    ident, _, stamp = user_id.partition(":")
-    if not ident.isdigit():
+    ident, _, key = user_id.partition(":")
+    if not ident.isdigit() or not key:
         return None
-    row = db.session.get(User, int(ident))
-    if row is None or not row.active or row.password_hash[-16:] != stamp:
-        return None
-    return SessionUser(row)
+    row = session_user(db.session, int(ident), key)
+    return SessionUser(row, session_key=key) if row else None
 
 
 @login_manager.request_loader

@@ -209,3 +209,15 @@ class OverdueNotice(Base):
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
     due_date: Mapped[str] = mapped_column(String(10))
     noticed_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class UserSession(Base):
+    """A signed-in browser session; logout revokes it, so a copied cookie dies with it."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)

@@ -42,6 +42,7 @@ from workflow.models import (
     Review,
     User,
     UserRole,
+    UserSession,
 )
 from workflow.process import DocumentProcess, compiled
 from workflow.review import quorum_reached
@@ -114,6 +115,8 @@ def set_roles(session: Session, username: str, roles: Iterable[str]) -> User:
 def set_active(session: Session, username: str, active: bool) -> User:
     user = _user_by_name(session, username)
     user.active = active
+    if not active:
+        _revoke_sessions(session, user.id)
     audit.append(
         session,
         audit.SYSTEM_CHAIN,
@@ -126,16 +129,55 @@ def set_active(session: Session, username: str, active: bool) -> User:
     return user
 
 
-def change_password(session: Session, user: User, old: str, new: str) -> None:
+def change_password(
+    session: Session, user: User, old: str, new: str, keep_session: str | None = None
+) -> None:
+    """Change the password and end every other signed-in session of this user."""
     if not check_password(user.password_hash, old):
         raise InvalidData({"old_password": ["is not your current password"]})
     if len(new) < 8:
         raise InvalidData({"new_password": ["must be at least 8 characters"]})
     user.password_hash = hash_password(new)
+    _revoke_sessions(session, user.id, keep=keep_session)
     audit.append(
         session, audit.SYSTEM_CHAIN, actor=user.username, action="password_change", outcome="ok"
     )
     session.commit()
+
+
+def open_session(session: Session, user: User) -> str:
+    """A new browser session key for `user` (only its hash is stored)."""
+    key = new_token()
+    session.add(UserSession(user_id=user.id, key_hash=token_hash(key)))
+    session.commit()
+    return key
+
+
+def session_user(session: Session, user_id: int, key: str) -> User | None:
+    """The active user of a live (not revoked) session, or None."""
+    row = session.scalar(select(UserSession).where(UserSession.key_hash == token_hash(key)))
+    if row is None or row.revoked_at is not None or row.user_id != user_id:
+        return None
+    user = session.get(User, user_id)
+    return user if user is not None and user.active else None
+
+
+def close_session(session: Session, key: str) -> None:
+    """Revoke one browser session (logout): its cookie, even a copied one, stops working."""
+    row = session.scalar(select(UserSession).where(UserSession.key_hash == token_hash(key)))
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = dt.datetime.now(dt.UTC)
+        session.commit()
+
+
+def _revoke_sessions(session: Session, user_id: int, keep: str | None = None) -> None:
+    now = dt.datetime.now(dt.UTC)
+    rows = session.scalars(
+        select(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+    )
+    for row in rows:
+        if keep is None or row.key_hash != token_hash(keep):
+            row.revoked_at = now
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:

@@ -197,3 +197,14 @@ def test_language_switch_before_sign_in(client):
     )
     assert response.status_code == 303 and response.headers["Location"] == "/auth/login"
     assert "Sign in" in client.get("/auth/login").get_data(as_text=True)
+
+
+def test_a_copied_session_cookie_is_dead_after_logout(app, login_as):
+    c = login_as("zhang")
+    stolen = app.test_client()
+    cookie = c.get_cookie("session")
+    assert cookie is not None
+    stolen.set_cookie("session", cookie.value)
+    assert stolen.get("/inbox").status_code == 200  # the copy works while the session lives
+    c.post("/auth/logout", data={"csrf_token": token_of(c, "/inbox")})
+    assert stolen.get("/inbox").status_code == 302  # and is dead once its owner logs out

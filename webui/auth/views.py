@@ -14,7 +14,9 @@ from workflow.services import (
     authenticate,
     change_password,
     clear_login_failures,
+    close_session,
     login_locked,
+    open_session,
     record_login_failure,
     set_language,
 )
@@ -59,7 +61,8 @@ def login():
             session.clear()  # a fresh session at login: no fixation
             if keep_lang:
                 session["lang"] = keep_lang
-            login_user(SessionUser(user), remember=form.remember.data)
+            key = open_session(db.session, user)
+            login_user(SessionUser(user, session_key=key), remember=form.remember.data)
             return redirect(safe_next(request.args.get("next")))
         record_login_failure(db.session, username, request.remote_addr or "")
         flash(t("用户名或密码不正确。", "Wrong username or password."), "error")
@@ -72,6 +75,7 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    close_session(db.session, current_user.session_key)
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
@@ -85,8 +89,13 @@ def password():
         # A wrong current password comes back as InvalidData: webui/errors.py re-renders this form.
         g.rerender = lambda errors: render_template("auth/password.html", form=form, errors=errors)
         row = current_user.row
-        change_password(db.session, row, form.old_password.data, form.new_password.data)
-        login_user(SessionUser(row))  # the session id carries the password stamp: renew it
+        change_password(
+            db.session,
+            row,
+            form.old_password.data,
+            form.new_password.data,
+            keep_session=current_user.session_key,
+        )
         flash(t("密码已修改。", "Your password was changed."), "ok")
         return redirect(url_for("inbox.inbox"), 303)
     status = 422 if request.method == "POST" else 200
