@@ -55,7 +55,10 @@ def test_setup_migrates_publishes_and_creates_demo_data_once(empty_db: str) -> N
         assert diff == []
         documents = db.session.scalars(select(Document)).all()
         assert {d.flow_name for d in documents} == {
-            "shipment", "invoicing", "expense", "tender_deposit"
+            "shipment",
+            "invoicing",
+            "expense",
+            "tender_deposit",
         }
         assert audit.verify(db.session).ok
         db.session.remove()
@@ -71,7 +74,7 @@ def test_setup_migrates_publishes_and_creates_demo_data_once(empty_db: str) -> N
         db.engine.dispose()
 
 
-def test_tick_records_each_overdue_deposit_once(session, flows, people) -> None:  # noqa: ANN001
+def test_tick_records_each_overdue_deposit_once(session, flows, people) -> None:
     example = {
         "tender_name": "安庆市立医院医疗设备采购",
         "tender_no": "AQZB-2026-118",

@@ -90,7 +90,7 @@ def register(app: Flask) -> None:
         return error_response(status_of(error), error.code, error.message, details_of(error))
 
     # The reviewers' HTML forms (webui/inbox): friendly answers instead of an error page.
-    def _document_page(message: str):  # noqa: ANN202
+    def _document_page(message: str):
         flash(message, "error")
         doc_id = (request.view_args or {}).get("doc_id")
         if doc_id is None:
@@ -99,34 +99,34 @@ def register(app: Flask) -> None:
 
     def _html_form() -> bool:
         return (
-            request.blueprint in ("inbox", "auth")
-            and request.method == "POST"
-            and not wants_json()
+            request.blueprint in ("inbox", "auth") and request.method == "POST" and not wants_json()
         )
 
     @app.errorhandler(StaleRevision)
-    def _stale(error: StaleRevision):  # noqa: ANN202
+    def _stale(error: StaleRevision):
         db.session.rollback()
         if not _html_form():
             return _workflow_error(error)
         from webui.inbox.helpers import t
 
-        return _document_page(t("此单据已变更，请查看新版本。",
-                                "This document changed — review the new version."))
+        return _document_page(
+            t("此单据已变更，请查看新版本。", "This document changed — review the new version.")
+        )
 
     @app.errorhandler(ActionNotAllowed)
-    def _moved_on(error: ActionNotAllowed):  # noqa: ANN202
+    def _moved_on(error: ActionNotAllowed):
         # Our pages only offer allowed actions: refused now means the document moved on.
         db.session.rollback()
         if not _html_form():
             return _workflow_error(error)
         from webui.inbox.helpers import t
 
-        return _document_page(t("此单据已变更，请查看新版本。",
-                                "This document changed — review the new version."))
+        return _document_page(
+            t("此单据已变更，请查看新版本。", "This document changed — review the new version.")
+        )
 
     @app.errorhandler(CheckFailed)
-    def _check_failed(error: CheckFailed):  # noqa: ANN202
+    def _check_failed(error: CheckFailed):
         db.session.rollback()
         if not _html_form():
             return _workflow_error(error)
@@ -136,7 +136,7 @@ def register(app: Flask) -> None:
         return _document_page(message)
 
     @app.errorhandler(InvalidData)
-    def _invalid(error: InvalidData):  # noqa: ANN202
+    def _invalid(error: InvalidData):
         db.session.rollback()
         if not _html_form():
             return _workflow_error(error)
@@ -162,8 +162,9 @@ def register(app: Flask) -> None:
     def _invalid_request(error: ValidationError):
         # A request body or query that does not fit its marshmallow schema (webui/api).
         db.session.rollback()
-        return error_response(422, "invalid_request", "the request does not validate; "
-                              "see details", error.messages)
+        return error_response(
+            422, "invalid_request", "the request does not validate; see details", error.messages
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

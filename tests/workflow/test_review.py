@@ -234,7 +234,7 @@ def test_inbox_shows_what_waits_for_me(session, people, doc):
     assert inbox(session, people["shen"]).items == []
 
 
-def test_each_listed_role_must_be_represented(session, people, doc):  # noqa: ANN001
+def test_each_listed_role_must_be_represented(session, people, doc):
     """double_check says require_each_role: 内勤 + 库管, never two 内勤."""
     act(session, people, "wang", doc, "approve")
     with pytest.raises(RoleNotAllowed, match="each of the roles"):
@@ -244,13 +244,13 @@ def test_each_listed_role_must_be_represented(session, people, doc):  # noqa: AN
     assert reload(session, doc).state == "ready_to_ship"
 
 
-def test_a_person_with_both_roles_can_fill_either_slot(session, people, doc):  # noqa: ANN001
+def test_a_person_with_both_roles_can_fill_either_slot(session, people, doc):
     act(session, people, "duo", doc, "approve")  # sales_admin + warehouse
     act(session, people, "wang", doc, "approve")  # duo stands for the warehouse
     assert reload(session, doc).state == "ready_to_ship"
 
 
-def test_actions_hide_approve_when_my_role_is_already_represented(session, people, doc):  # noqa: ANN001
+def test_actions_hide_approve_when_my_role_is_already_represented(session, people, doc):
     act(session, people, "wang", doc, "approve")
     process = services.get_document(session, doc, people["chen"])
     assert process.actions_for(people["chen"]) == ["reject"]  # may still stop a mistake
