@@ -140,6 +140,23 @@ def flows_publish(files: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+@flows_cli.command("migrate")
+@click.argument("name")
+@click.option("--map", "mappings", multiple=True, metavar="OLD=NEW", help="Rename a state.")
+def flows_migrate(name: str, mappings: tuple[str, ...]) -> None:
+    """Move NAME's unfinished documents to its current version (explicit, all or nothing)."""
+    from workflow.services import migrate_documents
+
+    pairs = dict(m.split("=", 1) for m in mappings if "=" in m)
+    if len(pairs) != len(mappings):
+        _fail("each --map must be OLD=NEW")
+    try:
+        moved = migrate_documents(db.session, name, pairs)
+    except WorkflowError as exc:
+        _fail(exc.message)
+    click.echo(f"migrated {len(moved)} document(s) of {name}" + (f": {moved}" if moved else ""))
+
+
 @audit_cli.command("verify")
 def audit_verify() -> None:
     """Check the whole hash chain; prints the head to keep outside the database."""

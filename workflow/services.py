@@ -503,6 +503,9 @@ def act(
             _transition(session, process, actor, action, comment)
     except Refused as refused:
         _refuse(session, document, actor, action, refused, comment)
+    except (IntegrityError, DBAPIError) as exc:  # a constraint caught a concurrent change
+        session.rollback()
+        raise Conflict("someone changed this document at the same time; reload and retry") from exc
     except Exception:
         session.rollback()  # release the row lock (and SQLite's write lock) before raising
         raise
@@ -747,3 +750,77 @@ def record_overdue(session: Session, today: dt.date | None = None) -> list[int]:
             continue
         recorded.append(doc_id)
     return recorded
+
+
+def migrate_documents(
+    session: Session, flow_name: str, mapping: Mapping[str, str], actor: User | None = None
+) -> list[int]:
+    """Move every unfinished document of `flow_name` on an older version to the current one.
+
+    `mapping` renames states (old → new); unmapped states keep their name and must exist in the
+    new version. Documents entering a review state start a fresh round: approvals given under
+    the old definition do not carry over. All documents move, or none (one transaction).
+    """
+    if actor is not None and "flow_admin" not in actor.roles:
+        raise Forbidden("only a flow administrator (流程管理员) may migrate documents")
+    target = current_version(session, flow_name)
+    if target is None:
+        raise NotFound(f"no published flow named `{flow_name}`")
+    spec = compiled(target).spec
+    ids = session.scalars(
+        select(Document.id)
+        .where(Document.flow_name == flow_name, Document.flow_version_id != target.id)
+        .order_by(Document.id)
+        .with_for_update()
+    ).all()
+    problems: dict[str, list[str]] = {}
+    moves = []
+    for doc_id in ids:
+        document = session.get(Document, doc_id)
+        assert document is not None
+        old = DocumentProcess(session, document)
+        if old.state.final:
+            continue
+        new_state = mapping.get(document.state, document.state)
+        if not spec.has_state(new_state):
+            problems.setdefault(f"document {doc_id}", []).append(
+                f"state `{document.state}` does not exist in version {target.version}; "
+                f"map it with {document.state}=<state>"
+            )
+            continue
+        try:
+            field_types.clean_data(spec.fields, document.data)
+        except InvalidData as exc:
+            problems.setdefault(f"document {doc_id}", []).append(
+                "its data does not fit the new fields: " + ", ".join(sorted(exc.errors))
+            )
+            continue
+        moves.append((document, document.flow_version.version, new_state))
+    if problems:
+        session.rollback()
+        summary = "; ".join(f"{key}: {' '.join(text)}" for key, text in sorted(problems.items()))
+        raise InvalidData(problems, f"nothing was migrated: {summary}")
+    for document, old_version, new_state in moves:
+        from_state = document.state
+        document.flow_version_id = target.id
+        document.flow_version = target
+        document.state = new_state
+        if spec.state(new_state).is_review:
+            document.review_round += 1
+        document.updated_at = audit.utcnow()
+        audit.append(
+            session,
+            audit.document_chain(document.id),
+            document_id=document.id,
+            flow=flow_name,
+            flow_version=target.version,
+            actor=actor.username if actor else None,
+            action="migrate",
+            outcome="ok",
+            from_state=from_state,
+            to_state=new_state,
+            revision=document.revision,
+            details={"from_version": old_version, "to_version": target.version},
+        )
+    session.commit()
+    return [document.id for document, _, _ in moves]
