@@ -18,6 +18,8 @@ class ExactJSONProvider(DefaultJSONProvider):
     """JSON numbers with a fraction are read as Decimal (money is never float) and written back
     as text."""
 
+    ensure_ascii = False  # Chinese text as UTF-8, readable in logs and by integrations
+
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         kwargs.setdefault("parse_float", decimal.Decimal)
         kwargs.setdefault("parse_constant", _refuse_constant)
