@@ -102,8 +102,9 @@ def register(app: Flask) -> None:
             request.blueprint in ("inbox", "auth") and request.method == "POST" and not wants_json()
         )
 
-    @app.errorhandler(StaleRevision)
-    def _stale(error: StaleRevision):
+    def _moved_on(error: StaleRevision | ActionNotAllowed):
+        # A stale revision, or an action our page offered that is no longer allowed: either
+        # way the document moved on while the reviewer looked at it.
         db.session.rollback()
         if not _html_form():
             return _workflow_error(error)
@@ -113,17 +114,8 @@ def register(app: Flask) -> None:
             t("此单据已变更，请查看新版本。", "This document changed — review the new version.")
         )
 
-    @app.errorhandler(ActionNotAllowed)
-    def _moved_on(error: ActionNotAllowed):
-        # Our pages only offer allowed actions: refused now means the document moved on.
-        db.session.rollback()
-        if not _html_form():
-            return _workflow_error(error)
-        from webui.inbox.helpers import t
-
-        return _document_page(
-            t("此单据已变更，请查看新版本。", "This document changed — review the new version.")
-        )
+    app.register_error_handler(StaleRevision, _moved_on)
+    app.register_error_handler(ActionNotAllowed, _moved_on)
 
     @app.errorhandler(CheckFailed)
     def _check_failed(error: CheckFailed):

@@ -53,6 +53,16 @@ MAX_COMMENT_LENGTH = 2000
 
 
 # --- users and tokens -----------------------------------------------------------------------------
+def _known_roles(roles: Iterable[str]) -> list[str]:
+    """The roles without duplicates, or InvalidData naming the first unknown one."""
+    roles = list(dict.fromkeys(roles))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        message = f"unknown role `{unknown[0]}`"
+        raise InvalidData({"role": [message]}, message)
+    return roles
+
+
 def create_user(
     session: Session,
     username: str,
@@ -61,12 +71,7 @@ def create_user(
     display_name: str = "",
 ) -> User:
     """Create a user with the given roles; refuses a taken name or an unknown role."""
-    roles = list(dict.fromkeys(roles))
-    unknown = [r for r in roles if r not in ROLES]
-    if unknown:
-        raise InvalidData(
-            {"role": [f"unknown role `{unknown[0]}`"]}, f"unknown role `{unknown[0]}`"
-        )
+    roles = _known_roles(roles)
     if not username or len(username) > 64 or not username.isprintable() or " " in username:
         raise InvalidData({"username": ["must be 1-64 printable characters without spaces"]})
     if len(password) < 8:
@@ -93,12 +98,7 @@ def create_user(
 
 def set_roles(session: Session, username: str, roles: Iterable[str]) -> User:
     user = _user_by_name(session, username)
-    roles = list(dict.fromkeys(roles))
-    unknown = [r for r in roles if r not in ROLES]
-    if unknown:
-        raise InvalidData(
-            {"role": [f"unknown role `{unknown[0]}`"]}, f"unknown role `{unknown[0]}`"
-        )
+    roles = _known_roles(roles)
     user.role_rows = [UserRole(role=r) for r in roles]
     audit.append(
         session,
