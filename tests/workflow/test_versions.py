@@ -15,12 +15,12 @@ SHIPMENT_YAML = next(p for p in DEFINITIONS if p.stem == "shipment").read_text(e
 RENAMED = SHIPMENT_YAML.replace("double_check", "dual_check")
 
 
-def publish(session, text: str) -> int:  # noqa: ANN001
+def publish(session, text: str) -> int:
     version, _ = services.publish_flow(session, text, "shipment.yaml")
     return version.version
 
 
-def test_new_version_affects_new_documents_only(session, flows, people) -> None:  # noqa: ANN001
+def test_new_version_affects_new_documents_only(session, flows, people) -> None:
     old = services.create_document(session, people["zhang"], "shipment", SHIPMENT).document
     assert publish(session, RENAMED) == 2
     new = services.create_document(session, people["zhang"], "shipment", SHIPMENT).document
@@ -32,7 +32,7 @@ def test_new_version_affects_new_documents_only(session, flows, people) -> None:
     assert session.get(Document, old.id).flow_version.version == 1
 
 
-def test_migration_maps_states_and_restarts_the_review(session, flows, people) -> None:  # noqa: ANN001
+def test_migration_maps_states_and_restarts_the_review(session, flows, people) -> None:
     doc = services.create_document(session, people["zhang"], "shipment", SHIPMENT).document
     services.act(session, doc.id, people["zhang"], "submit", 1)
     services.act(session, doc.id, people["wang"], "approve", 1)
