@@ -441,14 +441,22 @@ def edit_document(
         document = process.document
         merged = {**document.data, **data}
         clean = field_types.clean_data(process.spec.fields, merged)
+        changed = sorted(
+            k for k in set(clean) | set(document.data) if clean.get(k) != document.data.get(k)
+        )
+        allowed = process.state.editable_fields
+        locked = [k for k in changed if allowed and k not in allowed]
+        if locked:
+            raise ActionNotAllowed(
+                f"{', '.join(locked)} cannot be changed in state `{document.state}`: it was "
+                f"reviewed already (editable here: {', '.join(allowed)})",
+                {"fields": locked, "editable_fields": list(allowed)},
+            )
     except Refused as refused:
         _refuse(session, process.document, actor, "edit", refused, "")
     except InvalidData:
         session.rollback()  # release the row lock (and SQLite's write lock) before raising
         raise
-    changed = sorted(
-        k for k in set(clean) | set(document.data) if clean.get(k) != document.data.get(k)
-    )
     if not changed:
         session.rollback()
         return get_document(session, document_id, actor)

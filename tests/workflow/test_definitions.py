@@ -404,7 +404,7 @@ def test_star_expands_to_every_non_final_non_review_state():
     spec = load_flow_file(DATA / "valid" / "full_featured.yaml")
     cancels = [t for t in spec.transitions if t.action == "cancel"]
     assert [t.source for t in cancels] == ["draft", "ready", "on_hold"]
-    assert {t.line for t in cancels} == {80}
+    assert {t.line for t in cancels} == {81}
 
 
 def test_from_lists_expand_in_definition_order():

@@ -255,3 +255,14 @@ def test_actions_hide_approve_when_my_role_is_already_represented(session, peopl
     process = services.get_document(session, doc, people["chen"])
     assert process.actions_for(people["chen"]) == ["reject"]  # may still stop a mistake
     assert process.actions_for(people["li"]) == ["approve", "reject"]
+
+
+def test_after_review_only_the_listed_fields_may_change(session, people, doc):
+    act(session, people, "wang", doc, "approve")
+    act(session, people, "li", doc, "approve")
+    assert reload(session, doc).state == "ready_to_ship"
+    with pytest.raises(ActionNotAllowed, match="amount"):
+        services.edit_document(session, doc, people["li"], {"amount": "1.00"}, 1)
+    assert reload(session, doc).data["amount"] == "12800.00"
+    services.edit_document(session, doc, people["li"], {"tracking_no": "SF1234567890"}, 1)
+    assert reload(session, doc).data["tracking_no"] == "SF1234567890"

@@ -60,6 +60,8 @@ EDITABLE = {
     "ready_to_ship": frozenset({"warehouse"}),
     "shipped": frozenset({"sales_admin"}),
 }
+# After review only these fields may change (the definition's `editable_fields`).
+EDITABLE_FIELDS = {"ready_to_ship": {"tracking_no"}, "shipped": {"delivery_note_signed"}}
 STATES = ("draft", "gm_exception", "double_check", "ready_to_ship", "shipped", "delivered",
           "cancelled")  # fmt: skip
 
@@ -316,6 +318,12 @@ def predict_edit(doc: ModelDoc, user: str, label: str, patch: Any, revision: Any
         return StaleRevision
     if label in INVALID_PATCHES:
         return InvalidData
+    if patch is None:
+        patch = (VALID_PATCHES.get(label) or INVALID_PATCHES[label])(doc.data)
+    merged = _merge(doc.data, patch)
+    changed = {k for k in set(merged) | set(doc.data) if merged.get(k) != doc.data.get(k)}
+    if doc.state in EDITABLE_FIELDS and changed - EDITABLE_FIELDS[doc.state]:
+        return ActionNotAllowed
     return None
 
 

@@ -70,6 +70,7 @@ def _state(name: str, node: YamlMap, checked: Validated) -> StateSpec:
         name=name,
         label=_label(node.get("label"), name),
         editable_by=tuple(node.get("editable_by") or ()),
+        editable_fields=tuple(node.get("editable_fields") or ()),
         review=ReviewSpec(
             required=review["required"],
             roles=tuple(review["roles"]),

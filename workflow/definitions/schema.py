@@ -31,7 +31,15 @@ FIELD_TYPE_KEYS: dict[str, tuple[str, ...]] = {
 FIELD_KEYS = FIELD_COMMON + tuple(
     dict.fromkeys(key for keys in FIELD_TYPE_KEYS.values() for key in keys)
 )
-STATE_KEYS = ("label", "editable_by", "review", "on_approve", "on_reject", "final")
+STATE_KEYS = (
+    "label",
+    "editable_by",
+    "editable_fields",
+    "review",
+    "on_approve",
+    "on_reject",
+    "final",
+)
 REVIEW_KEYS = ("required", "roles", "allow_earlier_reviewers", "require_each_role")
 TRANSITION_REQUIRED = ("action", "from", "to", "roles")
 TRANSITION_OPTIONAL = ("when", "checks", "label")
@@ -289,6 +297,7 @@ class _Shape:
         self.keys(spec, what, (), STATE_KEYS)
         self.label(spec, "label", what)
         self.names(spec, "editable_by", what)
+        self.names(spec, "editable_fields", what)
         self.boolean(spec, "final", what)
         self.text(spec, "on_reject", what)
         if "review" in spec:

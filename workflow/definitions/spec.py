@@ -81,6 +81,8 @@ class StateSpec:
     name: str
     label: Label
     editable_by: tuple[str, ...] = ()
+    # Empty means every field (the initial state); later states must name what may change.
+    editable_fields: tuple[str, ...] = ()
     review: ReviewSpec | None = None
     on_approve: tuple[Route, ...] = ()
     on_reject: str | None = None

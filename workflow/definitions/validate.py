@@ -308,6 +308,37 @@ class _Validator:
                 f"give `{initial}` an `editable_by` list of the roles that fill in the document",
             )
 
+    def editable_fields(self, name: str, node: YamlMap) -> None:
+        """After the initial state, an editable state names the fields it may change: otherwise
+        data that reviewers approved could be rewritten with no one looking again."""
+        listed = node.get("editable_fields")
+        line = node.line_of("editable_fields") if listed is not None else self.states.line_of(name)
+        if listed is not None and "editable_by" not in node:
+            self.problem(
+                line,
+                f"`editable_fields` of `{name}` without `editable_by`",
+                "say who may edit with `editable_by`, or remove `editable_fields`",
+            )
+        for field_name in listed or ():
+            if field_name not in self.field_names:
+                hint = did_you_mean(field_name, self.field_names)
+                message = f"unknown field `{field_name}` in `editable_fields` of state `{name}`"
+                self.problem(line, message + (f"; {hint}" if hint else ""))
+        if (
+            "editable_by" in node
+            and listed is None
+            and self.tree.get("initial") in self.states  # else `initial` is the problem
+            and name != self.tree.get("initial")
+            and not node.get("final")
+            and "review" not in node  # refused on its own: a review state is never editable
+        ):
+            self.problem(
+                self.states.line_of(name),
+                f"state `{name}` is editable after the document was created; list the fields "
+                "that may change there in `editable_fields`",
+                "otherwise approved data could be changed without another review",
+            )
+
     def state(self, name: str, node: YamlMap) -> None:
         line = self.states.line_of(name)
         review = node.get("review")
@@ -364,6 +395,7 @@ class _Validator:
                         f"`{key}` applies only to review states; `{name}` has no `review`",
                         "add a `review`, or use a transition to leave this state",
                     )
+        self.editable_fields(name, node)
         if final and "editable_by" in node:
             self.problem(
                 node.line_of("editable_by"),
