@@ -841,3 +841,28 @@ def test_openapi_page_is_local(client):
     page = response.get_data(as_text=True)
     assert "/documents/{doc_id}/actions" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ['"0.005"', "0.005", '"１２３"', '"-1.00"', "1e400", '"Infinity"', '"12,800.00"', "true"],
+)
+def test_money_is_refused_never_rounded(api, amount):
+    """marshmallow's Decimal(places=2) would round 0.005 to 0.00; the engine refuses it."""
+    data = json.dumps({**SHIPMENT, "amount": "__AMOUNT__"}).replace('"__AMOUNT__"', amount)
+    body = '{"flow": "shipment", "data": ' + data + "}"
+    response = api.post(
+        "/documents", "zhang", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]
+    assert "amount" in response.get_json()["error"]["details"]
+
+
+def test_money_as_a_json_number_is_kept_exactly(api):
+    body = json.dumps({"flow": "shipment", "data": {**SHIPMENT, "amount": "__A__"}})
+    body = body.replace('"__A__"', "12800.10")
+    response = api.post(
+        "/documents", "zhang", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)[:300]
+    assert response.get_json()["data"]["amount"] == "12800.10"
