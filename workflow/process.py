@@ -39,6 +39,12 @@ def compiled(version: FlowVersion) -> CompiledFlow:
     return flow
 
 
+def may_start(spec: FlowSpec, user: User) -> bool:
+    """Whoever may edit a flow's initial state may start a document of it (auditors never)."""
+    editors = set(spec.state(spec.initial).editable_by)
+    return user.active and bool(editors & user.roles) and not (NON_ACTING_ROLES & user.roles)
+
+
 class DocumentProcess:
     """What may happen to one document, for whom; the rules come from review.py."""
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from workflow.db import as_utc
 from workflow.errors import Forbidden, InvalidData
 from workflow.models import AuditEvent, Document, DocumentRevision, FlowVersion, User
-from workflow.process import DocumentProcess, compiled
+from workflow.process import DocumentProcess, compiled, may_start
 from workflow.services import get_document, list_flows
 
 MAX_PAGE = 200
@@ -301,10 +301,4 @@ def search_inbox(
 
 def startable_flows(session: Session, user: User) -> list[FlowVersion]:
     """Published flows `user` may start (the same rule create_document enforces)."""
-    result = []
-    for version in list_flows(session):
-        spec = compiled(version).spec
-        editors = set(spec.state(spec.initial).editable_by)
-        if user.active and editors & user.roles and "auditor" not in user.roles:
-            result.append(version)
-    return result
+    return [v for v in list_flows(session) if may_start(compiled(v).spec, user)]

@@ -44,7 +44,7 @@ from workflow.models import (
     UserRole,
     UserSession,
 )
-from workflow.process import DocumentProcess, compiled
+from workflow.process import DocumentProcess, compiled, may_start
 from workflow.review import quorum_reached
 from workflow.roles import ROLES
 from workflow.security import check_password, hash_password, new_token, token_hash
@@ -366,7 +366,7 @@ def create_document(session: Session, actor: User, flow_name: str, data: Any) ->
         raise NotFound(f"no published flow named `{flow_name}`")
     spec = compiled(version).spec
     initial = spec.state(spec.initial)
-    if not actor.active or not (set(initial.editable_by) & actor.roles) or "auditor" in actor.roles:
+    if not may_start(spec, actor):
         refused = RoleNotAllowed(
             f"starting a `{flow_name}` document needs one of the roles "
             f"{', '.join(initial.editable_by)}"
