@@ -228,3 +228,13 @@ def api_as(app) -> Callable[[str], dict[str, str]]:
 
 def unique_name(prefix: str = "u") -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say in the log how many tests ran against PostgreSQL and in Chromium (not skipped)."""
+    passed = terminalreporter.stats.get("passed", [])
+    skipped = terminalreporter.stats.get("skipped", [])
+    for label, needle in (("PostgreSQL", "postgresql"), ("browser", "tests/browser/")):
+        ran = sum(1 for r in passed if needle in r.nodeid)
+        missed = sum(1 for r in skipped if needle in r.nodeid)
+        terminalreporter.write_line(f"{label} tests: {ran} passed, {missed} skipped")
