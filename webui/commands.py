@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -158,15 +159,36 @@ def flows_migrate(name: str, mappings: tuple[str, ...]) -> None:
 
 
 @audit_cli.command("verify")
-def audit_verify() -> None:
+@click.option(
+    "--anchor",
+    "anchor_in",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file written earlier by --write-anchor: its history must still be there.",
+)
+@click.option(
+    "--write-anchor",
+    "anchor_out",
+    type=click.Path(dir_okay=False),
+    help="Write every chain's head to this file, to keep outside the database.",
+)
+def audit_verify(anchor_in: str | None, anchor_out: str | None) -> None:
     """Check the whole hash chain; prints the head to keep outside the database."""
     result = audit.verify(db.session)
     if not result.ok:
         click.echo(f"FAILED after {result.events} events: {result.problem}")
         click.echo(f"head {result.root}")
         sys.exit(1)
+    if anchor_in:
+        kept = json.loads(Path(anchor_in).read_text(encoding="utf-8"))
+        problem = audit.check_anchor(db.session, kept)
+        if problem:
+            click.echo(f"FAILED against {anchor_in}: {problem}")
+            sys.exit(1)
     click.echo(f"OK {result.events} events")
     click.echo(f"head {result.root}  ({result.chains} chains; keep this line outside the database)")
+    if anchor_out:
+        Path(anchor_out).write_text(json.dumps(audit.anchor(db.session), indent=1))
+        click.echo(f"anchor written to {anchor_out}")
 
 
 @click.command("tick")

@@ -184,7 +184,8 @@ def verify(session: Session, batch: int = 2000) -> VerifyResult:
                 return _fail(chains, seen, f"{label} was altered", event.id)
             state[event.chain_key] = (event.chain_seq, event.hash, event.id)
         cursor = (rows[-1].chain_key, rows[-1].chain_seq)
-        session.expunge_all()  # keep memory flat on long logs
+        for row in rows:  # keep memory flat on long logs, and leave the caller's
+            session.expunge(row)  # own objects attached
     for chain in chains:
         last_seq, last_hash, _ = state.get(chain.key, (0, GENESIS, 0))
         if (last_seq, last_hash) != (chain.length, chain.head):
@@ -203,3 +204,35 @@ def _fail(
     chains: list[AuditChain], seen: int, problem: str, event_id: int | None = None
 ) -> VerifyResult:
     return VerifyResult(False, seen, len(chains), _root(chains), problem, event_id)
+
+
+def anchor(session: Session) -> dict[str, Any]:
+    """Every chain's length and head: what auditors keep outside the database."""
+    chains = list(session.scalars(select(AuditChain).order_by(AuditChain.position)))
+    return {
+        "root": _root(chains),
+        "chains": {c.key: [c.length, c.head] for c in chains},
+    }
+
+
+def check_anchor(session: Session, kept: dict[str, Any]) -> str | None:
+    """None if the history an earlier anchor saw is still there, hash for hash; else why not.
+
+    New events since the anchor are fine (chains grow); a chain that shrank, vanished or whose
+    anchored event now hashes differently means the history was rewritten.
+    """
+    chains = kept.get("chains")
+    if not isinstance(chains, dict):
+        return "the anchor file has no `chains`"
+    for key, entry in sorted(chains.items()):
+        length, head = entry
+        if length == 0:
+            continue
+        event = session.scalar(
+            select(AuditEvent).where(AuditEvent.chain_key == key, AuditEvent.chain_seq == length)
+        )
+        if event is None:
+            return f"chain `{key}` no longer has event #{length} that the anchor saw"
+        if event.hash != head or event_hash(event) != head:
+            return f"event {event.id} ({key} #{length}) differs from the anchored history"
+    return None

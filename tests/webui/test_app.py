@@ -145,3 +145,20 @@ def test_flows_publish_stores_nothing_if_any_is_invalid(app, tmp_path: Path) -> 
     assert "expense: version 2 (published)" in result.output
     result = runner.invoke(args=["flows", "publish", str(good)])
     assert "expense: version 2 (unchanged)" in result.output
+
+
+def test_audit_verify_writes_and_checks_an_anchor(app, tmp_path: Path) -> None:
+    runner = app.test_cli_runner()
+    kept = tmp_path / "anchor.json"
+    first = runner.invoke(args=["audit", "verify", "--write-anchor", str(kept)])
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("OK ") and "\nhead " in first.output
+    runner.invoke(args=["users", "create", "later", "--password", PASSWORD, "--role", "sales"])
+    again = runner.invoke(args=["audit", "verify", "--anchor", str(kept)])
+    assert again.exit_code == 0, again.output  # the log grew; the kept history is intact
+    with app.app_context():
+        db.session.execute(db.text("UPDATE audit_events SET comment = 'x' WHERE chain_seq = 1"))
+        db.session.commit()
+    broken = runner.invoke(args=["audit", "verify", "--anchor", str(kept)])
+    assert broken.exit_code == 1
+    assert "FAILED" in broken.output and "event" in broken.output

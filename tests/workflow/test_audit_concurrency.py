@@ -343,3 +343,31 @@ def test_cli_audit_verify(app):
     assert result.exit_code == 1
     assert f"event {victim}" in result.output
     assert "FAILED" in result.output
+
+
+def test_a_kept_anchor_catches_a_rebuilt_chain(engine, session, walked, people):
+    """A database administrator who rewrites an event and re-hashes the rest of its chain
+    fools `verify`; the anchor the auditors kept outside the database does not."""
+    kept = audit.anchor(session)
+    session.rollback()
+    doc_id = walked[0]
+    more = services.create_document(session, people["zhang"], "shipment", SHIPMENT)
+    assert audit.check_anchor(session, kept) is None  # new events since the anchor are fine
+    session.rollback()
+    first = doc_events(session, doc_id)[1]  # the submit
+    sql(engine, "UPDATE audit_events SET comment = 'rewritten' WHERE id = :i", i=first.id)
+    # re-hash the chain from the altered event on, as someone with database access could
+    session.expire_all()
+    prev = first.prev_hash
+    for event in chain_events(session, audit.document_chain(doc_id))[1:]:
+        event.prev_hash = prev
+        event.hash = audit.event_hash(event)
+        prev = event.hash
+    chain = session.get(AuditChain, audit.document_chain(doc_id))
+    chain.head = prev
+    session.commit()
+    assert audit.verify(session).ok  # the rebuilt chain is consistent in itself
+    session.rollback()
+    problem = audit.check_anchor(session, kept)
+    assert problem is not None and "differs from the anchored history" in problem
+    assert more.document.id not in walked
