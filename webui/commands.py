@@ -27,6 +27,7 @@ from workflow.services import (
     publish_files,
     revoke_tokens,
     set_active,
+    set_roles,
 )
 
 users_cli = AppGroup("users", help="Manage users and API tokens.")
@@ -86,6 +87,18 @@ def users_token(name: str, revoke: bool, expires_days: int | None) -> None:
     except WorkflowError as exc:
         _fail(exc.message)
     click.echo(token)
+
+
+@users_cli.command("roles")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, help="Repeat for several roles.")
+def users_roles(name: str, roles: tuple[str, ...]) -> None:
+    """Replace NAME's roles; takes effect on their very next request."""
+    try:
+        set_roles(db.session, name, roles)
+    except WorkflowError as exc:
+        _fail(exc.message)
+    click.echo(f"{name}: {', '.join(roles)}")
 
 
 @users_cli.command("disable")

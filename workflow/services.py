@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from workflow import audit
 from workflow import fields as field_types
 from workflow.definitions.build import load_flow
-from workflow.definitions.spec import FlowSpec
 from workflow.errors import (
     ActionNotAllowed,
     CheckFailed,
@@ -297,11 +296,6 @@ def current_version(session: Session, flow_name: str) -> FlowVersion | None:
         .order_by(FlowVersion.version.desc())
         .limit(1)
     )
-
-
-def check_flow(text: str, path: str) -> FlowSpec:
-    """Validate a definition; raises DefinitionError naming every problem and its line."""
-    return load_flow(text, path)
 
 
 def publish_flow(
@@ -689,10 +683,6 @@ def _commit(session: Session) -> None:
 
 
 # --- reads ----------------------------------------------------------------------------------------
-def document_count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Document)) or 0
-
-
 def list_flows(session: Session) -> list[FlowVersion]:
     """The current version of every published flow, by name."""
     latest = (

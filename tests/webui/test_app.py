@@ -162,3 +162,16 @@ def test_audit_verify_writes_and_checks_an_anchor(app, tmp_path: Path) -> None:
     broken = runner.invoke(args=["audit", "verify", "--anchor", str(kept)])
     assert broken.exit_code == 1
     assert "FAILED" in broken.output and "event" in broken.output
+
+
+def test_users_roles_replaces_roles_and_refuses_unknown_ones(app) -> None:
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "roles", "xu", "--role", "sales", "--role", "finance"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        from workflow.models import User
+
+        user = db.session.scalar(db.select(User).where(User.username == "xu"))
+        assert user.roles == {"sales", "finance"}
+    bad = runner.invoke(args=["users", "roles", "xu", "--role", "boss"])
+    assert bad.exit_code == 1 and "unknown role `boss`" in bad.output
