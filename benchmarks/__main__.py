@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflow import audit, security, services
+from workflow import accounts, audit, security, services
 from workflow.db import Base, make_engine
 from workflow.queries import inbox
 
@@ -54,7 +54,7 @@ def bench(url: str, documents: int = 300) -> None:
     session: Session = sessionmaker(engine, expire_on_commit=False)()
     services.publish_files(session, sorted((ROOT / "definitions").glob("*.yaml")))
     people = {
-        name: services.create_user(session, name, "bench-password", [role])
+        name: accounts.create_user(session, name, "bench-password", [role])
         for name, role in [("zhang", "sales_admin"), ("wang", "sales_admin"), ("li", "warehouse")]
     }
     ids: list[int] = []

@@ -15,9 +15,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from workflow import security
+from workflow.accounts import create_user
 from workflow.db import Base, make_engine, normalize_url
 from workflow.models import User
-from workflow.services import create_user, publish_files
+from workflow.services import publish_files
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = sorted((ROOT / "definitions").glob("*.yaml"))
@@ -215,7 +216,7 @@ def login_as(app) -> Callable[[str], Any]:
 def api_as(app) -> Callable[[str], dict[str, str]]:
     """api_as("li") → headers with a fresh bearer token for li."""
     from webui.extensions import db
-    from workflow.services import issue_token
+    from workflow.accounts import issue_token
 
     def _headers(username: str) -> dict[str, str]:
         with app.app_context():

@@ -6,8 +6,8 @@ from flask import Request
 from flask_login import UserMixin
 
 from webui.extensions import db, login_manager
+from workflow.accounts import session_user, user_for_token
 from workflow.models import User
-from workflow.services import session_user, user_for_token
 
 
 class SessionUser(UserMixin):

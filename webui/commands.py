@@ -15,20 +15,11 @@ from sqlalchemy import inspect, select
 
 from webui.extensions import db
 from workflow import audit
+from workflow.accounts import create_user, issue_token, revoke_tokens, set_active, set_roles
 from workflow.errors import DefinitionError, WorkflowError
 from workflow.models import User
 from workflow.process import compiled
-from workflow.services import (
-    act,
-    create_document,
-    create_user,
-    issue_token,
-    list_flows,
-    publish_files,
-    revoke_tokens,
-    set_active,
-    set_roles,
-)
+from workflow.services import act, create_document, list_flows, publish_files
 
 users_cli = AppGroup("users", help="Manage users and API tokens.")
 flows_cli = AppGroup("flows", help="Validate and publish flow definitions.")

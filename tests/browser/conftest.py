@@ -78,8 +78,9 @@ def live_server(tmp_path: Path) -> Iterator[str]:
 
     from webui import create_app
     from webui.extensions import db
+    from workflow.accounts import create_user
     from workflow.db import Base
-    from workflow.services import create_user, publish_files
+    from workflow.services import publish_files
 
     url = f"sqlite:///{tmp_path / 'browser.sqlite3'}"
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})

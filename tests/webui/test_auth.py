@@ -6,7 +6,7 @@ import re
 
 from tests.conftest import PASSWORD
 from webui.extensions import db
-from workflow import services
+from workflow import accounts
 from workflow.models import LoginAttempt, User
 
 
@@ -117,7 +117,7 @@ def test_logout_needs_post_with_csrf_and_ends_the_session(login_as):
 
 def test_disabled_user_cannot_sign_in(app, client):
     with app.app_context():
-        services.set_active(db.session, "zhang", False)
+        accounts.set_active(db.session, "zhang", False)
         db.session.remove()
     assert sign_in(client, "zhang").status_code == 401
 
@@ -126,7 +126,7 @@ def test_disabled_user_is_signed_out_on_the_next_request(app, login_as):
     c = login_as("zhang")
     assert c.get("/inbox").status_code == 200
     with app.app_context():
-        services.set_active(db.session, "zhang", False)
+        accounts.set_active(db.session, "zhang", False)
         db.session.remove()
     assert c.get("/inbox").status_code == 302
 

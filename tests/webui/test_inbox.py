@@ -7,7 +7,7 @@ import re
 import pytest
 
 from webui.extensions import db
-from workflow import services
+from workflow import accounts, services
 from workflow.models import AuditEvent, Document, User
 
 SHIPMENT_FORM = {
@@ -328,7 +328,7 @@ def test_disabled_user_is_refused_on_the_next_request(app, login_as, submitted):
     page = wang.get(f"/documents/{doc_id}").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     with app.app_context():
-        services.set_active(db.session, "wang", False)
+        accounts.set_active(db.session, "wang", False)
         db.session.remove()
     response = wang.post(
         f"/documents/{doc_id}/act", data={"csrf_token": token, "action": "approve", "revision": "1"}
@@ -343,7 +343,7 @@ def test_stripped_role_loses_the_buttons_at_once(app, login_as, submitted):
     doc_id, _ = submitted
     wang = login_as("wang")
     with app.app_context():
-        services.set_roles(db.session, "wang", ["sales"])
+        accounts.set_roles(db.session, "wang", ["sales"])
         db.session.remove()
     response = wang.get(f"/documents/{doc_id}")
     assert response.status_code == 404 or 'data-action="approve"' not in response.get_data(

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import PASSWORD
 from tests.workflow.test_review import SHIPMENT
-from workflow import audit, services
+from workflow import accounts, audit, services
 from workflow.errors import (
     ActionNotAllowed,
     AlreadyReviewed,
@@ -99,7 +99,7 @@ def reviewers(session: Session, count: int) -> list[str]:
     for i in range(count):
         name = f"rev{i}"
         role = "sales_admin" if i % 2 == 0 else "warehouse"
-        services.create_user(session, name, PASSWORD, [role])
+        accounts.create_user(session, name, PASSWORD, [role])
         names.append(name)
     return names
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import PASSWORD
-from workflow import services
+from workflow import accounts, services
 from workflow.errors import (
     ActionNotAllowed,
     AlreadyReviewed,
@@ -162,7 +162,7 @@ def test_editing_starts_a_new_revision_and_keeps_each_revision(session, flows, p
 
 
 def test_approver_of_one_level_may_not_approve_a_later_level(session, flows, people):
-    both = services.create_user(session, "gm_wh", PASSWORD, ["gm", "warehouse"])
+    both = accounts.create_user(session, "gm_wh", PASSWORD, ["gm", "warehouse"])
     unpaid = {**SHIPMENT, "paid": False}
     doc_id = services.create_document(session, people["zhang"], "shipment", unpaid).document.id
     act(session, people, "zhang", doc_id, "submit")
@@ -221,7 +221,7 @@ def test_actions_for_lists_exactly_what_each_person_may_do(session, people, doc)
 
 
 def test_disabled_user_is_refused_on_the_next_action(session, people, doc):
-    services.set_active(session, "wang", False)
+    accounts.set_active(session, "wang", False)
     with pytest.raises(NotFound):
         act(session, people, "wang", doc, "approve")
 

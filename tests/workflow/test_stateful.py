@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import DEFINITIONS, PASSWORD
-from workflow import audit, security, services
+from workflow import accounts, audit, security, services
 from workflow.db import Base, make_engine
 from workflow.errors import (
     ActionNotAllowed,
@@ -355,7 +355,7 @@ class ShipmentMachine(RuleBasedStateMachine):
         self.reader: Session = sessionmaker(self.read_engine)()
         services.publish_files(self.session, DEFINITIONS)
         self.users: dict[str, User] = {
-            name: services.create_user(self.session, name, PASSWORD, roles)
+            name: accounts.create_user(self.session, name, PASSWORD, roles)
             for name, roles in USERS.items()
         }
         self.docs: list[ModelDoc] = []

@@ -10,7 +10,7 @@ from webui.auth.forms import LANGUAGE_CHOICES, LanguageForm, LoginForm, Password
 from webui.auth_loader import SessionUser
 from webui.extensions import db
 from webui.inbox.helpers import t
-from workflow.services import (
+from workflow.accounts import (
     authenticate,
     change_password,
     clear_login_failures,

@@ -1,0 +1,251 @@
+"""Accounts: users and roles, passwords, browser sessions, login throttling and API tokens.
+
+Like the document services, each command is one transaction; only hashes of passwords, session
+keys and tokens are stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from workflow import audit
+from workflow.errors import InvalidData, NotFound
+from workflow.models import ApiToken, LoginAttempt, User, UserRole, UserSession
+from workflow.roles import ROLES
+from workflow.security import check_password, hash_password, new_token, token_hash
+
+
+def _known_roles(roles: Iterable[str]) -> list[str]:
+    """The roles without duplicates, or InvalidData naming the first unknown one."""
+    roles = list(dict.fromkeys(roles))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        message = f"unknown role `{unknown[0]}`"
+        raise InvalidData({"role": [message]}, message)
+    return roles
+
+
+def create_user(
+    session: Session,
+    username: str,
+    password: str,
+    roles: Iterable[str],
+    display_name: str = "",
+) -> User:
+    """Create a user with the given roles; refuses a taken name or an unknown role."""
+    roles = _known_roles(roles)
+    if not username or len(username) > 64 or not username.isprintable() or " " in username:
+        raise InvalidData({"username": ["must be 1-64 printable characters without spaces"]})
+    if len(password) < 8:
+        raise InvalidData({"password": ["must be at least 8 characters"]}, "password too short")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise InvalidData(
+            {"username": [f"user `{username}` already exists"]}, f"user `{username}` already exists"
+        )
+    user = User(username=username, display_name=display_name, password_hash=hash_password(password))
+    user.role_rows = [UserRole(role=r) for r in roles]
+    session.add(user)
+    session.flush()
+    audit.append(
+        session,
+        audit.SYSTEM_CHAIN,
+        actor=None,
+        action="user_create",
+        outcome="ok",
+        details={"user": username, "roles": roles},
+    )
+    session.commit()
+    return user
+
+
+def set_roles(session: Session, username: str, roles: Iterable[str]) -> User:
+    user = _user_by_name(session, username)
+    roles = _known_roles(roles)
+    user.role_rows = [UserRole(role=r) for r in roles]
+    audit.append(
+        session,
+        audit.SYSTEM_CHAIN,
+        actor=None,
+        action="user_roles",
+        outcome="ok",
+        details={"user": username, "roles": roles},
+    )
+    session.commit()
+    return user
+
+
+def set_active(session: Session, username: str, active: bool) -> User:
+    user = _user_by_name(session, username)
+    user.active = active
+    if not active:
+        _revoke_sessions(session, user.id)
+    audit.append(
+        session,
+        audit.SYSTEM_CHAIN,
+        actor=None,
+        outcome="ok",
+        action="user_enable" if active else "user_disable",
+        details={"user": username},
+    )
+    session.commit()
+    return user
+
+
+def change_password(
+    session: Session, user: User, old: str, new: str, keep_session: str | None = None
+) -> None:
+    """Change the password and end every other signed-in session of this user."""
+    if not check_password(user.password_hash, old):
+        raise InvalidData({"old_password": ["is not your current password"]})
+    if len(new) < 8:
+        raise InvalidData({"new_password": ["must be at least 8 characters"]})
+    user.password_hash = hash_password(new)
+    _revoke_sessions(session, user.id, keep=keep_session)
+    audit.append(
+        session, audit.SYSTEM_CHAIN, actor=user.username, action="password_change", outcome="ok"
+    )
+    session.commit()
+
+
+def open_session(session: Session, user: User) -> str:
+    """A new browser session key for `user` (only its hash is stored)."""
+    key = new_token()
+    session.add(UserSession(user_id=user.id, key_hash=token_hash(key)))
+    session.commit()
+    return key
+
+
+def session_user(session: Session, user_id: int, key: str) -> User | None:
+    """The active user of a live (not revoked) session, or None."""
+    row = session.scalar(select(UserSession).where(UserSession.key_hash == token_hash(key)))
+    if row is None or row.revoked_at is not None or row.user_id != user_id:
+        return None
+    user = session.get(User, user_id)
+    return user if user is not None and user.active else None
+
+
+def close_session(session: Session, key: str) -> None:
+    """Revoke one browser session (logout): its cookie, even a copied one, stops working."""
+    row = session.scalar(select(UserSession).where(UserSession.key_hash == token_hash(key)))
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = dt.datetime.now(dt.UTC)
+        session.commit()
+
+
+def _revoke_sessions(session: Session, user_id: int, keep: str | None = None) -> None:
+    now = dt.datetime.now(dt.UTC)
+    rows = session.scalars(
+        select(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+    )
+    for row in rows:
+        if keep is None or row.key_hash != token_hash(keep):
+            row.revoked_at = now
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with this name and password, or None."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.active or not check_password(user.password_hash, password):
+        return None
+    return user
+
+
+def login_locked(session: Session, username: str, max_failures: int, window_minutes: int) -> bool:
+    """Whether `username` has `max_failures` failed sign-ins within the last `window_minutes`.
+
+    Kept in the database (LoginAttempt) so the lock holds across every worker process."""
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=window_minutes)
+    failures = session.scalar(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.username == username[:64], LoginAttempt.at >= since)
+    )
+    session.rollback()
+    return (failures or 0) >= max_failures
+
+
+def record_login_failure(session: Session, username: str, remote_addr: str = "") -> None:
+    session.add(LoginAttempt(username=username[:64], remote_addr=(remote_addr or "")[:64]))
+    session.commit()
+
+
+def clear_login_failures(session: Session, username: str) -> None:
+    session.execute(delete(LoginAttempt).where(LoginAttempt.username == username[:64]))
+    session.commit()
+
+
+def set_language(session: Session, user: User, language: str | None) -> None:
+    """Save the user's interface language ("zh", "en", or None for the browser's choice)."""
+    if language not in ("zh", "en", None):
+        raise InvalidData({"language": ["must be zh or en"]})
+    user.language = language
+    session.commit()
+
+
+def issue_token(session: Session, username: str, expires_in_days: int | None = None) -> str:
+    """A new API token for `username`; the token itself is returned once and never stored."""
+    user = _user_by_name(session, username)
+    token = new_token()
+    expires = (
+        dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_in_days) if expires_in_days else None
+    )
+    session.add(
+        ApiToken(
+            user_id=user.id, token_hash=token_hash(token), prefix=token[:10], expires_at=expires
+        )
+    )
+    audit.append(
+        session,
+        audit.SYSTEM_CHAIN,
+        actor=username,
+        action="token_issue",
+        outcome="ok",
+        details={"prefix": token[:10]},
+    )
+    session.commit()
+    return token
+
+
+def revoke_tokens(session: Session, username: str) -> int:
+    user = _user_by_name(session, username)
+    now = dt.datetime.now(dt.UTC)
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for token in tokens:
+        token.revoked_at = now
+    audit.append(
+        session,
+        audit.SYSTEM_CHAIN,
+        actor=username,
+        action="token_revoke",
+        outcome="ok",
+        details={"count": len(tokens)},
+    )
+    session.commit()
+    return len(tokens)
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    """The active user a bearer token belongs to, or None if unknown, revoked or expired."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
+    if row is None or row.revoked_at is not None or not row.user.active:
+        return None
+    if row.expires_at is not None and _aware(row.expires_at) < dt.datetime.now(dt.UTC):
+        return None
+    return row.user
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _user_by_name(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user named `{username}`")
+    return user
