@@ -16,7 +16,7 @@ from workflow import fields as field_types
 from workflow import review as rules
 from workflow.definitions.build import load_flow
 from workflow.definitions.compile import CompiledFlow, compile_flow
-from workflow.definitions.spec import FlowSpec, StateSpec, TransitionSpec
+from workflow.definitions.spec import FieldSpec, FlowSpec, StateSpec, TransitionSpec
 from workflow.errors import ActionNotAllowed, Refused, RoleNotAllowed
 from workflow.models import Document, DocumentRevision, FlowVersion, Review, User
 from workflow.roles import NON_ACTING_ROLES
@@ -185,6 +185,11 @@ class DocumentProcess:
             and not (NON_ACTING_ROLES & user.roles)
             and bool(set(self.state.editable_by) & user.roles)
         )
+
+    def editable_fields(self) -> tuple[FieldSpec, ...]:
+        """The fields an edit may change in the current state (all of them while drafting)."""
+        allowed = self.state.editable_fields
+        return tuple(f for f in self.spec.fields if not allowed or f.name in allowed)
 
     def may_see(self, user: User) -> bool:
         """Deny by default: creator, anyone whose role acts in this flow, or an auditor."""

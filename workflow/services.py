@@ -199,13 +199,13 @@ def edit_document(
         changed = sorted(
             k for k in set(clean) | set(document.data) if clean.get(k) != document.data.get(k)
         )
-        allowed = process.state.editable_fields
-        locked = [k for k in changed if allowed and k not in allowed]
+        allowed = {f.name for f in process.editable_fields()}
+        locked = [k for k in changed if k not in allowed]
         if locked:
             raise ActionNotAllowed(
                 f"{', '.join(locked)} cannot be changed in state `{document.state}`: it was "
-                f"reviewed already (editable here: {', '.join(allowed)})",
-                {"fields": locked, "editable_fields": list(allowed)},
+                f"reviewed already (editable here: {', '.join(sorted(allowed))})",
+                {"fields": locked, "editable_fields": sorted(allowed)},
             )
     except Refused as refused:
         _refuse(session, process.document, actor, "edit", refused, "")

@@ -375,3 +375,23 @@ def test_buttons_and_history_use_the_transition_that_applies(app, login_as):
     page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
     history = page[page.index('class="timeline"') :]
     assert "提交复核" in history and "需总经理特批" not in history
+
+
+def test_after_review_the_edit_form_offers_only_the_editable_fields(app, login_as, submitted):
+    doc_id, _ = submitted
+    assert act(login_as("wang"), doc_id, "approve", "核对无误").status_code == 303
+    li = login_as("li")
+    assert act(li, doc_id, "approve", "数量一致").status_code == 303
+    assert doc_row(app, doc_id).state == "ready_to_ship"
+    page = li.get(f"/documents/{doc_id}/edit").get_data(as_text=True)
+    assert 'name="tracking_no"' in page
+    assert 'name="amount"' not in page and 'name="customer"' not in page
+    token = csrf(li, f"/documents/{doc_id}/edit")
+    data = {"tracking_no": "SF1234567890", "revision": "1", "csrf_token": token}
+    assert li.post(f"/documents/{doc_id}/edit", data=data).status_code == 303
+    row = doc_row(app, doc_id)
+    assert (row.revision, row.data["tracking_no"], row.data["amount"]) == (
+        2,
+        "SF1234567890",
+        "12800.00",
+    )

@@ -72,10 +72,13 @@ def document(doc_id: int):
     )
 
 
-def _render_form(spec: Any, values: dict[str, Any], errors: dict[str, Any], **context: Any) -> str:
+def _render_form(
+    spec: Any, fields: Any, values: dict[str, Any], errors: dict[str, Any], **context: Any
+) -> str:
     return render_template(
         "inbox/form.html",
         spec=spec,
+        fields=fields,
         values=values,
         errors=errors or {},
         blank_rows=BLANK_ROWS,
@@ -92,10 +95,10 @@ def create(flow_name: str):
     spec = compiled(version).spec
     if request.method == "GET":
         values = form_values(spec.fields, {})
-        return _render_form(spec, values, {}, doc=None)
+        return _render_form(spec, spec.fields, values, {}, doc=None)
     data = form_data(spec.fields, request.form)
     # On InvalidData webui/errors.py re-renders this form with the messages and what was typed.
-    g.rerender = lambda errors: _render_form(spec, data, errors, doc=None)
+    g.rerender = lambda errors: _render_form(spec, spec.fields, data, errors, doc=None)
     process = services.create_document(db.session, current_user.row, flow_name, data)
     flash(t("已保存草稿。", "Draft saved."), "ok")
     return redirect(url_for("inbox.document", doc_id=process.document.id), 303)
@@ -104,18 +107,24 @@ def create(flow_name: str):
 @bp.route("/documents/<int:doc_id>/edit", methods=["GET", "POST"])
 def edit(doc_id: int):
     process = services.get_document(db.session, doc_id, current_user.row)
+    fields = process.editable_fields()  # after a review, only what this step is for
     if request.method == "GET":
         if not process.can_edit(current_user.row):
             flash(t("此状态下你不能修改本单据。", "You cannot edit this document now."), "error")
             return redirect(url_for("inbox.document", doc_id=doc_id))
-        values = form_values(process.spec.fields, process.document.data)
+        values = form_values(fields, process.document.data)
         return _render_form(
-            process.spec, values, {}, doc=process.document, revision=process.document.revision
+            process.spec,
+            fields,
+            values,
+            {},
+            doc=process.document,
+            revision=process.document.revision,
         )
-    data = form_data(process.spec.fields, request.form)
+    data = form_data(fields, request.form)
     revision = request.form.get("revision", type=int)
     g.rerender = lambda errors: _render_form(
-        process.spec, data, errors, doc=process.document, revision=revision
+        process.spec, fields, data, errors, doc=process.document, revision=revision
     )
     services.edit_document(db.session, doc_id, current_user.row, data, revision)
     flash(t("已保存修改。", "Changes saved."), "ok")
