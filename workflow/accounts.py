@@ -13,10 +13,23 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from workflow import audit
+from workflow.db import as_utc
 from workflow.errors import InvalidData, NotFound
 from workflow.models import ApiToken, LoginAttempt, User, UserRole, UserSession
 from workflow.roles import ROLES
 from workflow.security import check_password, hash_password, new_token, token_hash
+
+
+def _record(session: Session, action: str, actor: str | None = None, **details: object) -> None:
+    """An account change, on the audit log's system chain (same transaction as the change)."""
+    audit.append(
+        session,
+        audit.SYSTEM_CHAIN,
+        actor=actor,
+        action=action,
+        outcome="ok",
+        details=details or None,
+    )
 
 
 def _known_roles(roles: Iterable[str]) -> list[str]:
@@ -50,14 +63,7 @@ def create_user(
     user.role_rows = [UserRole(role=r) for r in roles]
     session.add(user)
     session.flush()
-    audit.append(
-        session,
-        audit.SYSTEM_CHAIN,
-        actor=None,
-        action="user_create",
-        outcome="ok",
-        details={"user": username, "roles": roles},
-    )
+    _record(session, "user_create", user=username, roles=roles)
     session.commit()
     return user
 
@@ -66,14 +72,7 @@ def set_roles(session: Session, username: str, roles: Iterable[str]) -> User:
     user = _user_by_name(session, username)
     roles = _known_roles(roles)
     user.role_rows = [UserRole(role=r) for r in roles]
-    audit.append(
-        session,
-        audit.SYSTEM_CHAIN,
-        actor=None,
-        action="user_roles",
-        outcome="ok",
-        details={"user": username, "roles": roles},
-    )
+    _record(session, "user_roles", user=username, roles=roles)
     session.commit()
     return user
 
@@ -83,14 +82,7 @@ def set_active(session: Session, username: str, active: bool) -> User:
     user.active = active
     if not active:
         _revoke_sessions(session, user.id)
-    audit.append(
-        session,
-        audit.SYSTEM_CHAIN,
-        actor=None,
-        outcome="ok",
-        action="user_enable" if active else "user_disable",
-        details={"user": username},
-    )
+    _record(session, "user_enable" if active else "user_disable", user=username)
     session.commit()
     return user
 
@@ -105,9 +97,7 @@ def change_password(
         raise InvalidData({"new_password": ["must be at least 8 characters"]})
     user.password_hash = hash_password(new)
     _revoke_sessions(session, user.id, keep=keep_session)
-    audit.append(
-        session, audit.SYSTEM_CHAIN, actor=user.username, action="password_change", outcome="ok"
-    )
+    _record(session, "password_change", actor=user.username)
     session.commit()
 
 
@@ -198,14 +188,7 @@ def issue_token(session: Session, username: str, expires_in_days: int | None = N
             user_id=user.id, token_hash=token_hash(token), prefix=token[:10], expires_at=expires
         )
     )
-    audit.append(
-        session,
-        audit.SYSTEM_CHAIN,
-        actor=username,
-        action="token_issue",
-        outcome="ok",
-        details={"prefix": token[:10]},
-    )
+    _record(session, "token_issue", actor=username, prefix=token[:10])
     session.commit()
     return token
 
@@ -218,14 +201,7 @@ def revoke_tokens(session: Session, username: str) -> int:
     ).all()
     for token in tokens:
         token.revoked_at = now
-    audit.append(
-        session,
-        audit.SYSTEM_CHAIN,
-        actor=username,
-        action="token_revoke",
-        outcome="ok",
-        details={"count": len(tokens)},
-    )
+    _record(session, "token_revoke", actor=username, count=len(tokens))
     session.commit()
     return len(tokens)
 
@@ -235,13 +211,9 @@ def user_for_token(session: Session, token: str) -> User | None:
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
-    if row.expires_at is not None and _aware(row.expires_at) < dt.datetime.now(dt.UTC):
+    if row.expires_at is not None and as_utc(row.expires_at) < dt.datetime.now(dt.UTC):
         return None
     return row.user
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _user_by_name(session: Session, username: str) -> User:

@@ -204,14 +204,13 @@ def overdue(session: Session, today: dt.date | None = None) -> list[DocumentProc
         stmt = select(Document).where(
             Document.flow_version_id == version.id, Document.state.in_(spec.overdue.states)
         )
-        for document in session.scalars(stmt):
-            due = document.data.get(spec.overdue.field)
-            if due and due < today.isoformat():
-                result.append(DocumentProcess(session, document))
+        processes = (DocumentProcess(session, d) for d in session.scalars(stmt))
+        result.extend(p for p in processes if is_overdue(p, today))
     return result
 
 
 def is_overdue(process: DocumentProcess, today: dt.date | None = None) -> bool:
+    """Past the flow's overdue date while in one of its overdue states (no date: never)."""
     spec = process.spec.overdue
     if spec is None or process.document.state not in spec.states:
         return False

@@ -21,16 +21,19 @@ from sqlalchemy.orm import Session
 from workflow import audit
 from workflow import fields as field_types
 from workflow.definitions.build import load_flow
+from workflow.definitions.spec import FlowSpec
 from workflow.errors import (
     ActionNotAllowed,
     CheckFailed,
     Conflict,
+    DefinitionError,
     Forbidden,
     InvalidData,
     NotFound,
     Refused,
     RoleNotAllowed,
     StaleRevision,
+    WorkflowError,
 )
 from workflow.models import (
     Document,
@@ -63,9 +66,52 @@ def publish_flow(
     session: Session, text: str, path: str, actor: User | None = None
 ) -> tuple[FlowVersion, bool]:
     """Store `text` as the flow's next version; (version, False) if it equals the current one."""
+    _check_publisher(actor)
+    try:
+        result = _stage_version(session, load_flow(text, path), text, actor)
+    except WorkflowError:
+        session.rollback()
+        raise
+    session.commit()
+    return result
+
+
+def publish_files(session: Session, paths: Iterable[Path], actor: User | None = None) -> list[str]:
+    """Publish every changed file in one transaction; if any is invalid, nothing is stored and
+    the problems of every invalid file are reported together."""
+    _check_publisher(actor)
+    loaded, problems = [], []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        try:
+            loaded.append((load_flow(text, str(path)), text))
+        except DefinitionError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise DefinitionError(problems)
+    lines = []
+    try:
+        for spec, text in loaded:
+            version, created = _stage_version(session, spec, text, actor)
+            state = "published" if created else "unchanged"
+            lines.append(f"{version.flow_name}: version {version.version} ({state})")
+    except WorkflowError:
+        session.rollback()
+        raise
+    session.commit()
+    return lines
+
+
+def _check_publisher(actor: User | None) -> None:
+    # Checked before the YAML is read: a non-admin learns nothing from validation messages.
     if actor is not None and ("flow_admin" not in actor.roles or not actor.active):
         raise Forbidden("only a flow administrator (流程管理员) may publish flows")
-    spec = load_flow(text, path)
+
+
+def _stage_version(
+    session: Session, spec: FlowSpec, text: str, actor: User | None
+) -> tuple[FlowVersion, bool]:
+    """Add the next version of `spec` (and its audit event) to the open transaction."""
     digest = content_hash(text)
     current = current_version(session, spec.name)
     if current is not None and current.content_hash == digest:
@@ -83,7 +129,6 @@ def publish_flow(
     try:
         session.flush()
     except IntegrityError as exc:
-        session.rollback()
         raise Conflict("another version of this flow was published at the same time") from exc
     audit.append(
         session,
@@ -95,21 +140,7 @@ def publish_flow(
         flow_version=version.version,
         details={"content_hash": digest},
     )
-    session.commit()
     return version, True
-
-
-def publish_files(session: Session, paths: Iterable[Path], actor: User | None = None) -> list[str]:
-    """Validate every file first, then publish them; nothing is stored if any is invalid."""
-    texts = [(path, path.read_text(encoding="utf-8")) for path in paths]
-    for path, text in texts:
-        load_flow(text, str(path))
-    lines = []
-    for path, text in texts:
-        version, created = publish_flow(session, text, str(path), actor)
-        state = "published" if created else "unchanged"
-        lines.append(f"{version.flow_name}: version {version.version} ({state})")
-    return lines
 
 
 # --- documents ------------------------------------------------------------------------------------

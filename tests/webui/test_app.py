@@ -175,3 +175,12 @@ def test_users_roles_replaces_roles_and_refuses_unknown_ones(app) -> None:
         assert user.roles == {"sales", "finance"}
     bad = runner.invoke(args=["users", "roles", "xu", "--role", "boss"])
     assert bad.exit_code == 1 and "unknown role `boss`" in bad.output
+
+
+def test_flows_publish_reports_every_invalid_file(app, tmp_path: Path) -> None:
+    first, second = tmp_path / "expense.yaml", tmp_path / "shipment.yaml"
+    first.write_text("name: expense\n")
+    second.write_text("name: shipment\n")
+    result = app.test_cli_runner().invoke(args=["flows", "publish", str(first), str(second)])
+    assert result.exit_code == 1
+    assert f"{first}:" in result.output and f"{second}:" in result.output
