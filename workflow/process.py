@@ -95,7 +95,7 @@ class DocumentProcess:
         if self._prefetched is not None:
             reviews, editors = self._prefetched
         else:
-            reviews = list(self.session.scalars(select(Review).where(Review.document_id == doc.id)))
+            reviews = self._reviews()
             editors = set(
                 self.session.scalars(
                     select(DocumentRevision.author_id).where(DocumentRevision.document_id == doc.id)
@@ -120,19 +120,20 @@ class DocumentProcess:
         )
 
     def current_approvals(self) -> list[Review]:
+        """Approvals of the current round and revision, in the order they were given."""
         doc = self.document
+        reviews = self._prefetched[0] if self._prefetched is not None else self._reviews()
+        current = [
+            r
+            for r in reviews
+            if (r.state, r.round, r.decision, r.revision)
+            == (doc.state, doc.review_round, "approve", doc.revision)
+        ]
+        return sorted(current, key=lambda r: (r.at, r.id))
+
+    def _reviews(self) -> list[Review]:
         return list(
-            self.session.scalars(
-                select(Review)
-                .where(
-                    Review.document_id == doc.id,
-                    Review.state == doc.state,
-                    Review.round == doc.review_round,
-                    Review.decision == "approve",
-                    Review.revision == doc.revision,
-                )
-                .order_by(Review.at, Review.id)
-            )
+            self.session.scalars(select(Review).where(Review.document_id == self.document.id))
         )
 
     # --- what may this person do ----------------------------------------------------------------
