@@ -154,7 +154,7 @@ def login_locked(session: Session, username: str, max_failures: int, window_minu
         .select_from(LoginAttempt)
         .where(LoginAttempt.username == username[:64], LoginAttempt.at >= since)
     )
-    session.rollback()
+    session.rollback()  # a read only: end it so SQLite's write lock is not held meanwhile
     return (failures or 0) >= max_failures
 
 
