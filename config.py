@@ -30,6 +30,9 @@ class Config:
     )
     MAX_CONTENT_LENGTH = 1024 * 1024  # Flask has no limit by default
     MAX_FORM_MEMORY_SIZE = 512 * 1024
+    # Below gunicorn's own limits (gunicorn.conf.py), so the app answers in its error shape.
+    MAX_URL_LENGTH = 4096
+    MAX_HEADER_BYTES = 16 * 1024
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False

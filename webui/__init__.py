@@ -6,22 +6,27 @@ import decimal
 import json
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Request, request
 from flask.json.provider import DefaultJSONProvider
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.exceptions import BadRequest, RequestHeaderFieldsTooLarge, RequestURITooLarge
 
 import config as settings
 from webui.extensions import babel, csrf, db, login_manager, migrate
 from workflow.db import configure_engine, engine_options, normalize_url
+from workflow.errors import InvalidData
 
 
 class ExactJSONProvider(DefaultJSONProvider):
     """JSON numbers with a fraction are read as Decimal (money is never float) and written back
-    as text."""
+    as text. Numbers are bounded before they are converted: at most 40 characters, no
+    exponent — so no request can make the server build a huge number."""
 
     ensure_ascii = False  # Chinese text as UTF-8, readable in logs and by integrations
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        kwargs.setdefault("parse_float", decimal.Decimal)
+        kwargs.setdefault("parse_float", _bounded_decimal)
+        kwargs.setdefault("parse_int", _bounded_int)
         kwargs.setdefault("parse_constant", _refuse_constant)
         return json.loads(s, **kwargs)
 
@@ -32,19 +37,64 @@ class ExactJSONProvider(DefaultJSONProvider):
         return DefaultJSONProvider.default(o)
 
 
+MAX_NUMBER_LENGTH = 40
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number this service accepts")
+
+
+class RefusedNumber(ValueError):
+    """A JSON number refused before it is converted (too long, or with an exponent)."""
+
+
+def _bounded_int(text: str) -> int:
+    # Refused before int() runs: a million-digit number would cost seconds of CPU.
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise RefusedNumber(f"a number is longer than {MAX_NUMBER_LENGTH} characters")
+    return int(text)
+
+
+def _bounded_decimal(text: str) -> decimal.Decimal:
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise RefusedNumber(f"a number is longer than {MAX_NUMBER_LENGTH} characters")
+    if "e" in text or "E" in text:
+        raise RefusedNumber(f"`{text}`: numbers with an exponent are not accepted; write digits")
+    return decimal.Decimal(text)
+
+
+class BoundedRequest(Request):
+    """Says why a JSON body was refused (Flask's message is generic outside debug mode)."""
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        if isinstance(e, RefusedNumber):
+            raise InvalidData({"body": [str(e)]}, f"a number in the body is refused: {e}")
+        raise BadRequest(f"the body is not valid JSON: {e}")
+
+
+class NoCookieForAPI(SecureCookieSessionInterface):
+    """API responses, and answers to requests that authenticate by header, set no cookie: a
+    bearer client that keeps cookies must not pick up a session (its token alone counts)."""
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        from webui.auth_loader import uses_header_auth
+
+        if request.path.startswith("/api/") or uses_header_auth():
+            return
+        super().save_session(app, session, response)
 
 
 def create_app(config: type[settings.Config] | dict[str, Any] | None = None) -> Flask:
     """Build the application: configuration, extensions, blueprints, error handlers, commands."""
     app = Flask(__name__, instance_path=str(settings.INSTANCE_DIR), instance_relative_config=False)
+    app.request_class = BoundedRequest
     app.json = ExactJSONProvider(app)
     configure(app, config)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
+    register_request_limits(app)
     register_security_headers(app)
     return app
 
@@ -78,7 +128,10 @@ def register_extensions(app: Flask) -> None:
     from webui.i18n import select_locale, select_timezone
 
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
-    from webui import auth_loader  # noqa: F401 - registers the user and request loaders
+    from webui import auth_loader  # registers the session user loader
+
+    app.before_request(auth_loader.authenticate_by_header)
+    app.session_interface = NoCookieForAPI()
     from webui.i18n import lang
 
     app.jinja_env.globals["current_lang"] = lang
@@ -108,6 +161,24 @@ def register_commands(app: Flask) -> None:
     from webui.commands import register
 
     register(app)
+
+
+def register_request_limits(app: Flask) -> None:
+    """Over-long URLs and header blocks are refused by the app (JSON under /api), below the
+    limits gunicorn enforces itself (gunicorn.conf.py), so clients get the usual error shape."""
+
+    @app.before_request
+    def _limits() -> None:
+        uri = request.environ.get("RAW_URI") or request.full_path
+        if len(uri) > app.config["MAX_URL_LENGTH"]:
+            raise RequestURITooLarge(
+                f"the URL is longer than {app.config['MAX_URL_LENGTH']} characters"
+            )
+        size = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+        if size > app.config["MAX_HEADER_BYTES"]:
+            raise RequestHeaderFieldsTooLarge(
+                f"the request headers are larger than {app.config['MAX_HEADER_BYTES']} bytes"
+            )
 
 
 def register_security_headers(app: Flask) -> None:

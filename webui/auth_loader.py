@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Request
+from flask import g, request
 from flask_login import UserMixin
 
 from webui.extensions import db, login_manager
@@ -44,11 +44,24 @@ def load_user(user_id: str) -> SessionUser | None:
     return SessionUser(row, session_key=key) if row else None
 
 
-@login_manager.request_loader
-def load_user_from_request(request: Request) -> SessionUser | None:
-    header = request.headers.get("Authorization", "")
+def authenticate_by_header() -> None:
+    """A request that carries `Authorization` is authenticated by it alone (before_request).
+
+    A cookie the client also keeps never upgrades or downgrades it: a bad token is anonymous
+    (401 on the API) whatever session comes along, and Flask-Login never reads the session for
+    this request, because the user is decided here first.
+    """
+    header = request.headers.get("Authorization")
+    if header is None:
+        return
+    g.authorization_header = True
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    row = user_for_token(db.session, token.strip())
-    return SessionUser(row, via_token=True) if row else None
+    row = None
+    if scheme.lower() == "bearer" and token.strip():
+        row = user_for_token(db.session, token.strip())
+    g._login_user = SessionUser(row, via_token=True) if row else login_manager.anonymous_user()
+
+
+def uses_header_auth() -> bool:
+    """Whether this request authenticated (or failed to) by its Authorization header."""
+    return bool(g.get("authorization_header"))

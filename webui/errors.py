@@ -9,21 +9,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from webui.extensions import db
 from workflow.errors import (
-    ActionNotAllowed,
-    CheckFailed,
+    CommitUnknown,
     DefinitionError,
     Forbidden,
+    IdempotencyKeyReused,
     InvalidData,
     NotFound,
     Refused,
-    StaleRevision,
     Unauthorized,
     WorkflowError,
 )
@@ -42,7 +41,38 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid",
     429: "too_many_requests",
+    414: "uri_too_long",
+    431: "headers_too_large",
     500: "internal_error",
+    503: "unavailable",
+}
+
+
+# What a person reads first on an error page, in both languages (the message follows).
+HEADLINES = {
+    "stale_revision": (
+        "此单据已变更，请查看新版本。",
+        "This document changed — review the new version.",
+    ),
+    "conflict": (
+        "有人同时修改了此单据，请刷新后重试。",
+        "Someone changed this document at the same time.",
+    ),
+    "not_owner": (
+        "这张单据属于创建人，只有创建人可以处理。",
+        "Only the colleague who created it may do this.",
+    ),
+    "self_review": ("不能复核自己经手的单据。", "You may not review a document you worked on."),
+    "already_reviewed": ("你已经复核过此单据。", "You have already reviewed this document."),
+    "role_not_allowed": ("你的角色不能执行此操作。", "Your role may not do this."),
+    "action_not_allowed": ("此操作现在不可执行。", "This action is not possible now."),
+    "check_failed": ("单据未通过检查。", "The document does not pass a check."),
+    "not_found": ("单据不存在或你无权查看。", "Not found, or you may not see it."),
+    "forbidden": ("你无权执行此操作。", "You may not do this."),
+    "csrf_failed": (
+        "页面已过期，请返回刷新后重试。",
+        "The page expired; go back, reload and retry.",
+    ),
 }
 
 
@@ -54,9 +84,28 @@ def error_response(status: int, code: str, message: str, details: Any = None):
     if wants_json():
         body = {"error": {"code": code, "message": message, "details": details}}
         return jsonify(body), status
-    return render_template(
-        "error.html", status=status, code=code, message=message, details=details
-    ), status
+    doc_id = (request.view_args or {}).get("doc_id")
+    page = render_template(
+        "error.html",
+        status=status,
+        code=code,
+        headline=HEADLINES.get(code),
+        message=message,
+        field_errors=_field_errors(details),
+        doc_id=doc_id,
+    )
+    return make_response(page, status), status
+
+
+def _field_errors(details: Any) -> dict[str, str]:
+    """Field → messages as one line each, for an error page (other details are for the API)."""
+    if not isinstance(details, dict):
+        return {}
+    return {
+        str(field): ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        for field, value in details.items()
+        if isinstance(value, list | str)
+    }
 
 
 def status_of(error: WorkflowError) -> int:
@@ -64,8 +113,10 @@ def status_of(error: WorkflowError) -> int:
         return error.status
     if isinstance(error, NotFound):
         return 404
-    if isinstance(error, InvalidData | DefinitionError):
+    if isinstance(error, InvalidData | DefinitionError | IdempotencyKeyReused):
         return 422
+    if isinstance(error, CommitUnknown):
+        return 503
     if isinstance(error, Unauthorized):
         return 401
     if isinstance(error, Forbidden):
@@ -86,60 +137,17 @@ def details_of(error: WorkflowError) -> Any:
 def register(app: Flask) -> None:
     @app.errorhandler(WorkflowError)
     def _workflow_error(error: WorkflowError):
+        # A page and the API give the same answer to the same refusal: the same status and
+        # code; a page shows it as an error page with a way back to the document.
         db.session.rollback()
-        return error_response(status_of(error), error.code, error.message, details_of(error))
-
-    # The reviewers' HTML forms (webui/inbox): friendly answers instead of an error page.
-    def _document_page(message: str):
-        flash(message, "error")
-        doc_id = (request.view_args or {}).get("doc_id")
-        if doc_id is None:
-            return redirect(url_for("inbox.inbox"), 303)
-        return redirect(url_for("inbox.document", doc_id=doc_id), 303)
-
-    def _html_form() -> bool:
-        return (
-            request.blueprint in ("inbox", "auth") and request.method == "POST" and not wants_json()
-        )
-
-    def _moved_on(error: StaleRevision | ActionNotAllowed):
-        # A stale revision, or an action our page offered that is no longer allowed: either
-        # way the document moved on while the reviewer looked at it.
-        db.session.rollback()
-        if not _html_form():
-            return _workflow_error(error)
-        from webui.inbox.helpers import t
-
-        return _document_page(
-            t("此单据已变更，请查看新版本。", "This document changed — review the new version.")
-        )
-
-    app.register_error_handler(StaleRevision, _moved_on)
-    app.register_error_handler(ActionNotAllowed, _moved_on)
-
-    @app.errorhandler(CheckFailed)
-    def _check_failed(error: CheckFailed):
-        db.session.rollback()
-        if not _html_form():
-            return _workflow_error(error)
-        from webui.i18n import lang
-
-        message = (error.details or {}).get("message", {}).get(lang()) or error.message
-        return _document_page(message)
-
-    @app.errorhandler(InvalidData)
-    def _invalid(error: InvalidData):
-        db.session.rollback()
-        if not _html_form():
-            return _workflow_error(error)
-        rerender = g.get("rerender")
-        if rerender is not None:
-            return rerender(error.errors), 422
-        messages = "; ".join(
-            f"{key}: {', '.join(value) if isinstance(value, list) else value}"
-            for key, value in error.errors.items()
-        )
-        return _document_page(messages or error.message)
+        if isinstance(error, InvalidData) and _html_form():
+            rerender = g.get("rerender")
+            if rerender is not None:  # the form again, with the messages and what was typed
+                return rerender(error.errors), 422
+        response = error_response(status_of(error), error.code, error.message, details_of(error))
+        if isinstance(error, CommitUnknown):
+            response[0].headers["Retry-After"] = "1"
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
@@ -148,7 +156,12 @@ def register(app: Flask) -> None:
         if status == 401 and not wants_json():
             return error.get_response()
         code = "csrf_failed" if isinstance(error, CSRFError) else HTTP_CODES.get(status, "error")
-        return error_response(status, code, error.description or code)
+        body, status = error_response(status, code, error.description or code)
+        response = make_response(body, status)
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":  # e.g. `Allow` on a 405
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(ValidationError)
     def _invalid_request(error: ValidationError):
@@ -165,3 +178,7 @@ def register(app: Flask) -> None:
         return error_response(
             500, "internal_error", "something went wrong on our side; the change was not applied"
         )
+
+
+def _html_form() -> bool:
+    return request.blueprint in ("inbox", "auth") and request.method == "POST" and not wants_json()

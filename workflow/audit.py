@@ -236,3 +236,53 @@ def check_anchor(session: Session, kept: dict[str, Any]) -> str | None:
         if event.hash != head or event_hash(event) != head:
             return f"event {event.id} ({key} #{length}) differs from the anchored history"
     return None
+
+
+def record_refusal(
+    session: Session,
+    *,
+    actor: str | None,
+    action: str,
+    code: str,
+    message: str,
+    document: Document | None = None,
+    flow: str | None = None,
+    flow_version: int | None = None,
+    target: str | None = None,
+    comment: str = "",
+) -> AuditEvent:
+    """A refused action's security event: on the document's chain when there is a document the
+    actor could see, else on the system chain (naming the target)."""
+    action = action if isinstance(action, str) and len(action) <= 40 else "?"
+    details: dict[str, Any] = {"message": message[:500]}
+    if document is not None:
+        return append(
+            session,
+            document_chain(document.id),
+            document_id=document.id,
+            flow=document.flow_name,
+            flow_version=document.flow_version.version,
+            actor=actor,
+            action=action,
+            outcome="refused",
+            code=code,
+            from_state=document.state,
+            to_state=document.state,
+            revision=document.revision,
+            comment=comment,
+            details=details,
+        )
+    if target:
+        details["target"] = target[:200]
+    return append(
+        session,
+        SYSTEM_CHAIN,
+        actor=actor,
+        action=action,
+        outcome="refused",
+        code=code,
+        flow=flow,
+        flow_version=flow_version,
+        comment=comment,
+        details=details,
+    )

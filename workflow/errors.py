@@ -81,6 +81,12 @@ class ActionNotAllowed(Refused):
     code = "action_not_allowed"
 
 
+class NotOwner(Refused):
+    """A colleague's document in a state that belongs to its creator (a draft)."""
+
+    code = "not_owner"
+
+
 class CheckFailed(Refused):
     """A definition's `checks` rule does not hold for the document's data."""
 
@@ -97,6 +103,20 @@ class Conflict(Refused):
 
 class StaleRevision(Conflict):
     code = "stale_revision"
+
+
+class CommitUnknown(WorkflowError):
+    """The connection broke while committing: the change may or may not have been stored.
+
+    The caller must not be told "conflict": retrying with the same Idempotency-Key is safe."""
+
+    code = "commit_outcome_unknown"
+
+
+class IdempotencyKeyReused(WorkflowError):
+    """An Idempotency-Key sent again with a different request."""
+
+    code = "idempotency_key_reused"
 
 
 class NotFound(WorkflowError):

@@ -56,6 +56,8 @@ def parse_decimal(value: Any, places: int = 2) -> Decimal:
         number = Decimal(text)
     except InvalidOperation as exc:  # pragma: no cover - the regex already excludes these
         raise FieldError(f"`{value}` is not a decimal number") from exc
+    if number == 0:
+        number = abs(number)  # "-0.00" is stored as 0.00
     return number.quantize(Decimal(1).scaleb(-places)) if places else number
 
 
@@ -67,8 +69,9 @@ def format_decimal(value: Decimal, places: int = 2) -> str:
 def _parse_integer(value: Any) -> int:
     if isinstance(value, bool):
         raise FieldError("must be a whole number")
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        value = int(value)
+    if isinstance(value, Decimal | float):
+        # 2000.0 and 1e3 are refused, as documented: a count is written as digits only.
+        raise FieldError("must be a whole number written without a fraction or an exponent")
     if isinstance(value, str) and INTEGER_RE.fullmatch(value.strip()):
         value = int(value.strip())
     if not isinstance(value, int):

@@ -221,3 +221,19 @@ class UserSession(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class IdempotencyKey(Base):
+    """A request's Idempotency-Key and the response it got, stored in the action's transaction:
+    a retry with the same key and body gets this response again instead of acting twice."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path and body
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, index=True)

@@ -1,27 +1,39 @@
 """DocumentProcess: one Document row together with its compiled flow (like viewflow's flow objects).
 
-The state machine is compiled once per flow version and cached by the version's content hash;
-the process never mixes the machine into the SQLAlchemy model.
+The process is the one owner of an action: `load` reads the document with everything the rules
+need (reviews, editors) once, `apply` decides once and changes the rows, and the response is
+built from the same objects. Who may do what is asked of `workflow.policy`; the rules of review
+are `workflow.review`'s. The state machine is compiled once per flow version and cached.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from workflow import audit, policy
 from workflow import fields as field_types
 from workflow import review as rules
 from workflow.definitions.build import load_flow
-from workflow.definitions.compile import CompiledFlow, compile_flow
+from workflow.definitions.compile import CompiledFlow, Resolution, compile_flow
 from workflow.definitions.spec import FieldSpec, FlowSpec, StateSpec, TransitionSpec
-from workflow.errors import ActionNotAllowed, Refused, RoleNotAllowed
-from workflow.models import Document, DocumentRevision, FlowVersion, Review, User
-from workflow.roles import NON_ACTING_ROLES
+from workflow.errors import (
+    ActionNotAllowed,
+    CheckFailed,
+    Conflict,
+    InvalidData,
+    NotFound,
+    StaleRevision,
+)
+from workflow.models import AuditEvent, Document, DocumentRevision, FlowVersion, Review, User
 
-REVIEW_ACTIONS = ("approve", "reject")
+REVIEW_ACTIONS = policy.REVIEW_ACTIONS
+MAX_COMMENT_LENGTH = 2000
 _cache: dict[str, CompiledFlow] = {}
 _cache_lock = threading.Lock()
 
@@ -39,20 +51,73 @@ def compiled(version: FlowVersion) -> CompiledFlow:
     return flow
 
 
-def may_start(spec: FlowSpec, user: User) -> bool:
-    """Whoever may edit a flow's initial state may start a document of it (auditors never)."""
-    editors = set(spec.state(spec.initial).editable_by)
-    return user.active and bool(editors & user.roles) and not (NON_ACTING_ROLES & user.roles)
+def not_found(document_id: Any) -> NotFound:
+    # The same words whether the document is missing or hidden: existence is not disclosed.
+    return NotFound(f"document {document_id} does not exist or you may not see it")
+
+
+def check_comment(comment: Any) -> str:
+    """A comment as stored: text, stripped, at most MAX_COMMENT_LENGTH characters."""
+    comment = comment.strip() if isinstance(comment, str) else ""
+    if len(comment) > MAX_COMMENT_LENGTH:
+        raise InvalidData({"comment": [f"is longer than {MAX_COMMENT_LENGTH} characters"]})
+    return comment
+
+
+def check_revision(document: Document, revision: Any) -> None:
+    """Rule 3 of review: an action is taken on the revision the person saw."""
+    if isinstance(revision, bool) or not isinstance(revision, int):
+        raise InvalidData({"revision": ["must be the revision number you reviewed"]})
+    if revision != document.revision:
+        raise StaleRevision(
+            f"the document changed: you saw revision {revision}, it is now at revision "
+            f"{document.revision}; review the new version",
+            {"current_revision": document.revision},
+        )
 
 
 class DocumentProcess:
-    """What may happen to one document, for whom; the rules come from review.py."""
+    """What may happen to one document, for whom; and the one place an action is applied."""
 
-    def __init__(self, session: Session, document: Document) -> None:
+    def __init__(
+        self,
+        session: Session,
+        document: Document,
+        reviews: list[Review] | None = None,
+        editors: set[int] | None = None,
+    ) -> None:
         self.session = session
         self.document = document
         self.flow = compiled(document.flow_version)
-        self._prefetched: tuple[list[Review], set[int]] | None = None
+        self._reviews = reviews
+        self._editors = editors
+        self._typed: dict[str, Any] | None = None
+
+    # --- loading ------------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls, session: Session, document_id: Any, viewer: User, *, for_update: bool = False
+    ) -> DocumentProcess:
+        """The document if `viewer` may see it (NotFound otherwise), with its reviews and editors.
+
+        `for_update` locks the row first (`SELECT … FOR UPDATE`; SQLite transactions already
+        hold the write lock), so every decision reads what no one else can change meanwhile.
+        """
+        if not isinstance(document_id, int) or isinstance(document_id, bool):
+            raise not_found(document_id)
+        stmt = select(Document).where(Document.id == document_id)
+        if for_update:
+            stmt = stmt.with_for_update(of=Document).execution_options(populate_existing=True)
+        try:
+            document = session.scalars(stmt).unique().one_or_none()
+        except DBAPIError as exc:
+            raise Conflict("the document is busy; try again") from exc
+        if document is None:
+            raise not_found(document_id)
+        process = cls(session, document)
+        if not process.may_see(viewer):
+            raise not_found(document_id)
+        return process
 
     @classmethod
     def prefetch(cls, session: Session, documents: list[Document]) -> list[DocumentProcess]:
@@ -70,12 +135,7 @@ class DocumentProcess:
             )
             for document_id, author_id in rows:
                 editors[document_id].add(author_id)
-        processes = []
-        for document in documents:
-            process = cls(session, document)
-            process._prefetched = (reviews[document.id], editors[document.id])
-            processes.append(process)
-        return processes
+        return [cls(session, d, reviews[d.id], editors[d.id]) for d in documents]
 
     @property
     def spec(self) -> FlowSpec:
@@ -86,27 +146,42 @@ class DocumentProcess:
         return self.spec.state(self.document.state)
 
     def typed_data(self) -> dict[str, Any]:
-        return field_types.typed(self.spec.fields, self.document.data)
+        if self._typed is None:
+            self._typed = field_types.typed(self.spec.fields, self.document.data)
+        return self._typed
+
+    @property
+    def reviews(self) -> list[Review]:
+        if self._reviews is None:
+            self._reviews = list(
+                self.session.scalars(select(Review).where(Review.document_id == self.document.id))
+            )
+        return self._reviews
+
+    @property
+    def editors(self) -> set[int]:
+        if self._editors is None:
+            self._editors = set(
+                self.session.scalars(
+                    select(DocumentRevision.author_id).where(
+                        DocumentRevision.document_id == self.document.id
+                    )
+                )
+            )
+        return self._editors
 
     # --- review facts -------------------------------------------------------------------------
     def review_facts(self) -> rules.ReviewFacts:
-        """Read fresh from the database (or from `prefetch`), never cached across an action."""
+        """The facts the rules of review decide on, from the reviews loaded with the document."""
         doc = self.document
-        if self._prefetched is not None:
-            reviews, editors = self._prefetched
-        else:
-            reviews = self._reviews()
-            editors = set(
-                self.session.scalars(
-                    select(DocumentRevision.author_id).where(DocumentRevision.document_id == doc.id)
-                )
-            )
-        this_round = [r for r in reviews if r.state == doc.state and r.round == doc.review_round]
+        this_round = [
+            r for r in self.reviews if r.state == doc.state and r.round == doc.review_round
+        ]
         return rules.ReviewFacts(
             state=self.state,
             creator_id=doc.created_by_id,
             entered_by_id=doc.entered_by_id,
-            editor_ids=frozenset(editors),
+            editor_ids=frozenset(self.editors),
             decided_this_round=frozenset(r.user_id for r in this_round),
             approved_this_round=tuple(
                 r.user_id
@@ -114,7 +189,7 @@ class DocumentProcess:
                 if r.decision == "approve" and r.revision == doc.revision
             ),
             approved_other_states=frozenset(
-                r.user_id for r in reviews if r.decision == "approve" and r.state != doc.state
+                r.user_id for r in self.reviews if r.decision == "approve" and r.state != doc.state
             ),
             approver_roles={r.user_id: r.user.roles for r in this_round},
         )
@@ -122,82 +197,205 @@ class DocumentProcess:
     def current_approvals(self) -> list[Review]:
         """Approvals of the current round and revision, in the order they were given."""
         doc = self.document
-        reviews = self._prefetched[0] if self._prefetched is not None else self._reviews()
         current = [
             r
-            for r in reviews
+            for r in self.reviews
             if (r.state, r.round, r.decision, r.revision)
             == (doc.state, doc.review_round, "approve", doc.revision)
         ]
-        return sorted(current, key=lambda r: (r.at, r.id))
+        return sorted(current, key=lambda r: (r.at, r.id or 0))
 
-    def _reviews(self) -> list[Review]:
-        return list(
-            self.session.scalars(select(Review).where(Review.document_id == self.document.id))
-        )
+    # --- what may this person do (asked of the policy) ----------------------------------------
+    def may_see(self, user: User) -> bool:
+        """Rule `see`; the "acted on it" part is read only when nothing else lets them see."""
+        if policy.can_see(user, self.document, self.spec):
+            return True
+        return user.active and policy.can_see(user, self.document, self.spec, self.acted_on(user))
 
-    # --- what may this person do ----------------------------------------------------------------
-    def refusal(
-        self, user: User, action: str, facts: rules.ReviewFacts | None = None
-    ) -> Refused | None:
-        """Why `user` may not take `action` now (checks of data excluded), or None."""
-        roles = user.roles if user.active else frozenset()
-        if not user.active:
-            return RoleNotAllowed("this account is disabled")
-        if self.state.is_review:
-            if action not in REVIEW_ACTIONS:
-                return ActionNotAllowed(
-                    f"`{action}` is not possible while the document is in review "
-                    f"(`{self.document.state}`): approve or reject"
-                )
-            return rules.refusal(facts or self.review_facts(), user.id, roles, action)
-        candidates = [
-            t for t in self.spec.transitions_from(self.document.state) if t.action == action
-        ]
-        if not candidates:
-            possible = ", ".join(self.flow.actions_from(self.document.state)) or "none"
-            return ActionNotAllowed(
-                f"`{action}` is not possible in state `{self.document.state}` "
-                f"(possible here: {possible})"
+    def acted_on(self, user: User) -> bool:
+        """Whether `user` took any action on this document that was carried out."""
+        stmt = (
+            select(AuditEvent.id)
+            .where(
+                AuditEvent.document_id == self.document.id,
+                AuditEvent.actor == user.username,
+                AuditEvent.outcome == "ok",
             )
-        if NON_ACTING_ROLES & roles:
-            return RoleNotAllowed("auditors read documents and do not act on them")
-        if not any(set(t.roles) & roles for t in candidates):
-            needed = sorted({r for t in candidates for r in t.roles})
-            return RoleNotAllowed(f"`{action}` needs one of the roles {', '.join(needed)}")
-        if self.transition(action) is None:
-            return ActionNotAllowed(f"no `{action}` transition applies to this document's data")
-        return None
+            .limit(1)
+        )
+        return self.session.scalar(stmt) is not None
+
+    def verdict(
+        self, user: User, action: str, facts: rules.ReviewFacts | None = None
+    ) -> policy.Verdict:
+        """May `user` take `action` now (data checks aside)? Also: does the data allow a route?"""
+        verdict = policy.can_act(user, self, action, facts)
+        if verdict and not self.state.is_review and self.transition(action) is None:
+            return policy.Verdict(
+                ActionNotAllowed(f"no `{action}` transition applies to this document's data")
+            )
+        return verdict
 
     def transition(self, action: str) -> TransitionSpec | None:
-        return self.flow.transition_for(action, self.document.state, self.typed_data())
+        """The definition transition `action` takes from here with this data (None: none)."""
+        resolved = self.flow.resolve(action, self.document.state, self.typed_data())
+        return resolved.transition if resolved is not None else None
 
     def actions_for(self, user: User) -> list[str]:
         """The actions `user` may take now, in definition order (what the UI offers)."""
         if self.state.is_review:
             facts = self.review_facts()  # one read for both approve and reject
-            return [a for a in REVIEW_ACTIONS if self.refusal(user, a, facts) is None]
-        candidates = self.flow.actions_from(self.document.state)
-        return [a for a in candidates if self.refusal(user, a) is None]
+            return [a for a in REVIEW_ACTIONS if self.verdict(user, a, facts)]
+        return [a for a in self.flow.actions_from(self.document.state) if self.verdict(user, a)]
 
     def can_edit(self, user: User) -> bool:
-        return (
-            user.active
-            and not (NON_ACTING_ROLES & user.roles)
-            and bool(set(self.state.editable_by) & user.roles)
-        )
+        return bool(policy.can_edit(user, self.document, self.spec))
 
     def editable_fields(self) -> tuple[FieldSpec, ...]:
         """The fields an edit may change in the current state (all of them while drafting)."""
         allowed = self.state.editable_fields
         return tuple(f for f in self.spec.fields if not allowed or f.name in allowed)
 
-    def may_see(self, user: User) -> bool:
-        """Deny by default: creator, anyone whose role acts in this flow, or an auditor."""
-        if not user.active:
-            return False
-        return (
-            self.document.created_by_id == user.id
-            or "auditor" in user.roles
-            or bool(self.spec.roles & user.roles)
+    # --- applying -----------------------------------------------------------------------------
+    def apply(self, action: str, actor: User, revision: Any, comment: str = "") -> None:
+        """Take `action` at `revision`: decide once, then change the rows (caller commits)."""
+        comment = check_comment(comment)
+        check_revision(self.document, revision)
+        facts = self.review_facts() if self.state.is_review else None
+        self.verdict(actor, action, facts).enforce()
+        if policy.needs_reason(action) and not comment:
+            raise InvalidData(
+                {"comment": ["a rejection needs a reason (驳回需填写原因)"]},
+                "a rejection needs a reason",
+            )
+        if facts is not None:
+            self._decide(facts, actor, action, comment)
+        else:
+            self._transition(actor, action, comment)
+
+    def _decide(self, facts: rules.ReviewFacts, actor: User, action: str, comment: str) -> None:
+        document, state = self.document, self.state
+        assert state.review is not None
+        review = Review(
+            document_id=document.id,
+            state=document.state,
+            round=document.review_round,
+            revision=document.revision,
+            user_id=actor.id,
+            decision=action,
+            comment=comment,
+            at=audit.utcnow(),
+        )
+        review.user = actor  # the acting user is already loaded: no query to show the approval
+        self.session.add(review)
+        self.reviews.append(review)
+        if action == "reject":
+            assert state.on_reject is not None
+            self.record(actor, "reject", document.state, state.on_reject, comment)
+            self._enter(state.on_reject, actor)
+            return
+        approvals = len(set(facts.approved_this_round) | {actor.id})
+        details: dict[str, Any] = {"approvals": approvals, "required": state.review.required}
+        if actor.id in facts.approved_other_states and state.review.allow_earlier_reviewers:
+            details["relaxed"] = "allow_earlier_reviewers"
+        target = document.state
+        if rules.quorum_reached(facts, actor.id, actor.roles):
+            resolved = self._resolve("approve")
+            if resolved is None:
+                raise ActionNotAllowed("no approval route applies to this document's data")
+            target = resolved.dest
+        self.record(actor, "approve", document.state, target, comment, details)
+        if target != document.state:
+            self._enter(target, actor)
+
+    def _transition(self, actor: User, action: str, comment: str) -> None:
+        resolved = self._resolve(action)
+        if resolved is None or resolved.transition is None:  # pragma: no cover - verdict checked
+            raise ActionNotAllowed(f"`{action}` is not possible now")
+        data = self.typed_data()
+        for check in resolved.transition.checks:
+            if not check.rule.evaluate(data):
+                raise CheckFailed(
+                    f"{check.message.zh} / {check.message.en}",
+                    {"rule": check.rule.source, "message": check.message.as_dict()},
+                )
+        self.record(actor, action, self.document.state, resolved.dest, comment)
+        self._enter(resolved.dest, actor)
+
+    def _resolve(self, action: str) -> Resolution | None:
+        return self.flow.resolve(action, self.document.state, self.typed_data())
+
+    def _enter(self, state: str, actor: User) -> None:
+        """Move the document; entering a review state opens a fresh round (voiding approvals)."""
+        document = self.document
+        document.state = state
+        document.entered_by_id = actor.id
+        document.entered_by = actor
+        document.entered_at = audit.utcnow()
+        document.updated_at = document.entered_at
+        if self.spec.state(state).is_review:
+            document.review_round += 1
+
+    def edit(self, actor: User, data: Any, revision: Any) -> list[str]:
+        """Change the given fields in an editable state; a new revision. Returns what changed."""
+        policy.can_edit(actor, self.document, self.spec).enforce()
+        check_revision(self.document, revision)
+        if not isinstance(data, Mapping):
+            raise InvalidData({"data": ["must be an object of field values"]})
+        document = self.document
+        clean = field_types.clean_data(self.spec.fields, {**document.data, **data})
+        changed = sorted(
+            k for k in set(clean) | set(document.data) if clean.get(k) != document.data.get(k)
+        )
+        allowed = {f.name for f in self.editable_fields()}
+        locked = [k for k in changed if k not in allowed]
+        if locked:
+            raise ActionNotAllowed(
+                f"{', '.join(locked)} cannot be changed in state `{document.state}`: it was "
+                f"reviewed already (editable here: {', '.join(sorted(allowed))})",
+                {"fields": locked, "editable_fields": sorted(allowed)},
+            )
+        if not changed:
+            return []
+        document.revision += 1
+        document.data = clean
+        document.updated_at = audit.utcnow()
+        self._typed = None
+        self.session.add(
+            DocumentRevision(
+                document_id=document.id, number=document.revision, data=clean, author_id=actor.id
+            )
+        )
+        self.editors.add(actor.id)
+        self.record(actor, "edit", document.state, document.state, details={"changed": changed})
+        return changed
+
+    def record(
+        self,
+        actor: User | None,
+        action: str,
+        from_state: str,
+        to_state: str,
+        comment: str = "",
+        details: dict[str, Any] | None = None,
+        outcome: str = "ok",
+        code: str | None = None,
+    ) -> None:
+        """Append this document's audit event for an action (allowed or refused)."""
+        document = self.document
+        audit.append(
+            self.session,
+            audit.document_chain(document.id),
+            document_id=document.id,
+            flow=document.flow_name,
+            flow_version=document.flow_version.version,
+            actor=actor.username if actor is not None else None,
+            action=action,
+            outcome=outcome,
+            code=code,
+            from_state=from_state,
+            to_state=to_state,
+            revision=document.revision,
+            comment=comment,
+            details=details,
         )

@@ -161,9 +161,9 @@ def test_reject_needs_a_reason_and_the_submitter_sees_it(app, login_as, submitte
     doc_id, zhang = submitted
     wang = login_as("wang")
     response = act(wang, doc_id, "reject", "")
-    assert response.status_code == 303
-    page = wang.get(response.headers["Location"]).get_data(as_text=True)
-    assert "reason" in page or "原因" in page
+    assert response.status_code == 422  # the page again, with the message at the comment box
+    page = response.get_data(as_text=True)
+    assert 'class="field-error" id="error-reject"' in page and "原因" in page
     assert doc_row(app, doc_id).state == "double_check"
     assert act(wang, doc_id, "reject", "数量与订单不符").status_code == 303
     assert doc_row(app, doc_id).state == "draft"
@@ -171,7 +171,7 @@ def test_reject_needs_a_reason_and_the_submitter_sees_it(app, login_as, submitte
     assert "已被驳回" in page and "数量与订单不符" in page
 
 
-def test_stale_revision_gives_the_friendly_message(app, login_as, submitted):
+def test_stale_revision_is_a_409_page(app, login_as, submitted):
     doc_id, zhang = submitted
     wang = login_as("wang")
     assert act(wang, doc_id, "reject", "请改单价").status_code == 303
@@ -182,14 +182,13 @@ def test_stale_revision_gives_the_friendly_message(app, login_as, submitted):
     assert act(zhang, doc_id, "submit", revision="2").status_code == 303
     li = login_as("li")
     response = act(li, doc_id, "approve", revision="1")
-    assert response.status_code == 303
-    assert response.headers["Location"].endswith(f"/documents/{doc_id}")
-    page = li.get(response.headers["Location"]).get_data(as_text=True)
-    assert "此单据已变更，请查看新版本" in page
+    assert response.status_code == 409  # as the API answers: stale_revision
+    page = response.get_data(as_text=True)
+    assert "此单据已变更，请查看新版本" in page and f'href="/documents/{doc_id}"' in page
     assert doc_row(app, doc_id).state == "double_check"
 
 
-def test_stale_edit_gives_the_friendly_message(app, login_as):
+def test_stale_edit_is_a_409_page(app, login_as):
     zhang = login_as("zhang")
     doc_id = create(zhang)
     token = csrf(zhang, f"/documents/{doc_id}/edit")
@@ -197,9 +196,8 @@ def test_stale_edit_gives_the_friendly_message(app, login_as):
     assert zhang.post(f"/documents/{doc_id}/edit", data=first).status_code == 303
     second = {**SHIPMENT_FORM, "order_no": "SO-2", "revision": "1", "csrf_token": token}
     response = zhang.post(f"/documents/{doc_id}/edit", data=second)
-    assert response.status_code == 303
-    page = zhang.get(response.headers["Location"]).get_data(as_text=True)
-    assert "此单据已变更" in page
+    assert response.status_code == 409
+    assert "此单据已变更" in response.get_data(as_text=True)
     assert doc_row(app, doc_id).data["order_no"] == "SO-1"
 
 
@@ -226,13 +224,12 @@ def test_csrf_missing_is_refused(app, submitted, login_as):
     assert response.status_code == 400
 
 
-def test_check_failure_is_a_friendly_message(app, login_as):
+def test_check_failure_is_a_422_page(app, login_as):
     zhang = login_as("zhang")
     doc_id = create(zhang, {**SHIPMENT_FORM, "amount": "1.00"})
     response = act(zhang, doc_id, "submit")
-    assert response.status_code == 303
-    page = zhang.get(response.headers["Location"]).get_data(as_text=True)
-    assert "金额与明细合计" in page
+    assert response.status_code == 422  # check_failed, as the API answers
+    assert "金额与明细合计" in response.get_data(as_text=True)
     assert doc_row(app, doc_id).state == "draft"
 
 
@@ -353,7 +350,7 @@ def test_stripped_role_loses_the_buttons_at_once(app, login_as, submitted):
     assert doc_row(app, doc_id).state == "double_check"
 
 
-def test_action_no_longer_possible_is_a_friendly_message(app, login_as, submitted):
+def test_action_no_longer_possible_is_a_403_page(app, login_as, submitted):
     doc_id, _ = submitted
     li = login_as("li")
     page = li.get(f"/documents/{doc_id}").get_data(as_text=True)
@@ -362,8 +359,9 @@ def test_action_no_longer_possible_is_a_friendly_message(app, login_as, submitte
     response = li.post(
         f"/documents/{doc_id}/act", data={"csrf_token": token, "action": "approve", "revision": "1"}
     )
-    assert response.status_code == 303
-    assert "此单据已变更" in li.get(response.headers["Location"]).get_data(as_text=True)
+    assert response.status_code == 403  # action_not_allowed, as the API answers
+    page = response.get_data(as_text=True)
+    assert "此操作现在不可执行" in page and f'href="/documents/{doc_id}"' in page
 
 
 def test_buttons_and_history_use_the_transition_that_applies(app, login_as):

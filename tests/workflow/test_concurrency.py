@@ -254,15 +254,19 @@ def test_approve_and_reject_at_the_same_instant(db_url, session, session_factory
 
 
 def test_submit_and_edit_at_the_same_instant(db_url, session, session_factory, flows, people):
-    """Reviewers approve what they saw: an edit racing a submit either lands first (and the
-    submit of the old revision is stale) or is refused because the document is in review."""
+    """Reviewers approve what they saw: an edit racing a submit (the owner, in two tabs) either
+    lands first (and the submit of the old revision is stale) or is refused because the
+    document is in review."""
     for _ in range(rounds(db_url, postgres=10, sqlite=3)):
         doc_id = services.create_document(
             session, people["zhang"], "shipment", SHIPMENT
         ).document.id
         outcomes = at_once(
             session_factory,
-            [("zhang", action(doc_id, "submit")), ("wang", edit(doc_id, {"samples": "样品 2 盒"}))],
+            [
+                ("zhang", action(doc_id, "submit")),
+                ("zhang", edit(doc_id, {"samples": "样品 2 盒"})),
+            ],
         )
         submit, change = outcomes
         assert submit.ok != change.ok, (submit.error, change.error)

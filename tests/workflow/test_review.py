@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, ROOT
 from workflow import accounts, services
 from workflow.errors import (
     ActionNotAllowed,
@@ -13,6 +13,7 @@ from workflow.errors import (
     CheckFailed,
     InvalidData,
     NotFound,
+    NotOwner,
     RoleNotAllowed,
     SelfReview,
     StaleRevision,
@@ -77,7 +78,31 @@ def test_creator_may_not_approve(session, people, doc):
         act(session, people, "zhang", doc, "approve")
 
 
-def test_submitter_may_not_approve(session, flows, people):
+@pytest.fixture
+def shared_drafts(session, flows):
+    """Shipment drafts shared by the 内勤 team (`owner_only: false`), so that the creator, the
+    editor and the submitter of one document can be three different people."""
+    text = (ROOT / "definitions" / "shipment.yaml").read_text(encoding="utf-8")
+    marker = "    editable_by: [sales_admin]\n"
+    assert marker in text
+    services.publish_flow(
+        session, text.replace(marker, marker + "    owner_only: false\n", 1), "shipment.yaml"
+    )
+
+
+def test_colleague_may_not_touch_a_draft(session, flows, people):
+    doc_id = services.create_document(session, people["zhang"], "shipment", SHIPMENT).document.id
+    with pytest.raises(NotOwner):
+        services.edit_document(session, doc_id, people["wang"], {"samples": "样品2盒"}, 1)
+    for action in ("submit", "cancel"):
+        with pytest.raises(NotOwner):
+            act(session, people, "wang", doc_id, action)
+    refused = [e.code for e in events(session, doc_id) if e.outcome == "refused"]
+    assert refused == ["not_owner"] * 3
+    assert reload(session, doc_id).state == "draft"
+
+
+def test_submitter_may_not_approve(session, flows, people, shared_drafts):
     created = services.create_document(session, people["zhang"], "shipment", SHIPMENT)
     doc_id = created.document.id
     act(session, people, "wang", doc_id, "submit")
@@ -85,7 +110,7 @@ def test_submitter_may_not_approve(session, flows, people):
         act(session, people, "wang", doc_id, "approve")
 
 
-def test_editor_may_not_approve(session, flows, people):
+def test_editor_may_not_approve(session, flows, people, shared_drafts):
     doc_id = services.create_document(session, people["zhang"], "shipment", SHIPMENT).document.id
     services.edit_document(session, doc_id, people["chen"], {"samples": "样品2盒"}, 1)
     assert reload(session, doc_id).revision == 2

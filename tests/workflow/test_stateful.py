@@ -38,6 +38,7 @@ from workflow.errors import (
     CheckFailed,
     InvalidData,
     NotFound,
+    NotOwner,
     Refused,
     RoleNotAllowed,
     SelfReview,
@@ -60,6 +61,9 @@ EDITABLE = {
     "ready_to_ship": frozenset({"warehouse"}),
     "shipped": frozenset({"sales_admin"}),
 }
+# A draft is its creator's: colleagues with the role are refused (`owner_only`, by default on
+# the initial state).
+OWNER_ONLY = frozenset({"draft"})
 # After review only these fields may change (the definition's `editable_fields`).
 EDITABLE_FIELDS = {"ready_to_ship": {"tracking_no"}, "shipped": {"delivery_note_signed"}}
 STATES = ("draft", "gm_exception", "double_check", "ready_to_ship", "shipped", "delivered",
@@ -276,6 +280,8 @@ def predict_act(doc: ModelDoc, user: str, action: str, revision: Any, comment: s
             return RoleNotAllowed
         if not any(t[1] & roles for t in candidates):
             return RoleNotAllowed
+        if doc.state in OWNER_ONLY and user != doc.creator:
+            return NotOwner
         chosen = next((t for t in candidates if t[2] is None or t[2](doc.data)), None)
         if chosen is None:
             return ActionNotAllowed
@@ -312,6 +318,8 @@ def predict_edit(doc: ModelDoc, user: str, label: str, patch: Any, revision: Any
         return NotFound
     if "auditor" in roles or not roles & EDITABLE.get(doc.state, frozenset()):
         return ActionNotAllowed
+    if doc.state in OWNER_ONLY and user != doc.creator:
+        return NotOwner
     if isinstance(revision, bool) or not isinstance(revision, int):
         return InvalidData
     if revision != doc.revision:

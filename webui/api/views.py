@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import Response, current_app, request, stream_with_context
 from flask_login import current_user
 from marshmallow import Schema
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
@@ -22,9 +22,9 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from webui.api import bp
 from webui.api import schemas as s
 from webui.extensions import db
-from workflow import queries, services
+from workflow import idempotency, queries, services
 from workflow.definitions.spec import FlowSpec, Label
-from workflow.errors import NotFound
+from workflow.errors import NotFound, Refused
 from workflow.models import FlowVersion, Review
 from workflow.process import DocumentProcess, compiled
 
@@ -163,6 +163,47 @@ def document_response(process: DocumentProcess, status: int = 200) -> tuple[Any,
     return dump(s.DocumentSchema, DocumentView(process, me()), status)
 
 
+def perform(status: int, call: Callable[[services.Finish], Any]) -> Response:
+    """Run one engine call and answer with the document it acted on.
+
+    The body is built from the transaction's own objects before it commits (no second
+    transaction re-reads what was just written). With an `Idempotency-Key` header the body is
+    stored under the key in that same transaction, and a retry is answered from it.
+    """
+    claim = idempotency_claim()
+    if claim is not None and (found := idempotency.stored(db.session, claim)) is not None:
+        return replay(found)
+    built: dict[str, str] = {}
+
+    def before_commit(process: DocumentProcess) -> None:
+        built["body"] = current_app.json.dumps(s.DocumentSchema().dump(DocumentView(process, me())))
+        if claim is not None:
+            idempotency.remember(db.session, claim, status, built["body"])
+
+    try:
+        call(before_commit)
+    except (Refused, NotFound):
+        # A copy of this request that raced ahead may have won: answer as it was answered.
+        if claim is not None and (found := idempotency.stored(db.session, claim)) is not None:
+            db.session.rollback()
+            return replay(found)
+        raise
+    return Response(built["body"], status, mimetype="application/json")
+
+
+def idempotency_claim() -> idempotency.Claim | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    return idempotency.claim(me().id, key, request.method, request.path, request.get_data())
+
+
+def replay(found: idempotency.Stored) -> Response:
+    response = Response(found.body, found.status, mimetype="application/json")
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
 # --- flows ---------------------------------------------------------------------------------------
 @operation("/flows", "GET", "Published flows", s.FlowPageSchema)
 def list_flows():
@@ -217,8 +258,12 @@ def put_flow(name: str):
 def create_document():
     """Starts a document on the flow's current version; 422 lists field errors in `details`."""
     args = json_body(s.DocumentCreateSchema)
-    process = services.create_document(db.session, me(), args["flow"], args["data"])
-    return document_response(process, 201)
+    return perform(
+        201,
+        lambda done: services.create_document(
+            db.session, me(), args["flow"], args["data"], before_commit=done
+        ),
+    )
 
 
 @operation(DOC, "GET", "A document", s.DocumentSchema, errors=(404,))
@@ -238,8 +283,12 @@ def get_document(doc_id: int):
 def edit_document(doc_id: int):
     """Changes the given fields in an editable state; starts a new revision (voiding approvals)."""
     args = json_body(s.DocumentEditSchema)
-    process = services.edit_document(db.session, doc_id, me(), args["data"], args["revision"])
-    return document_response(process)
+    return perform(
+        200,
+        lambda done: services.edit_document(
+            db.session, doc_id, me(), args["data"], args["revision"], before_commit=done
+        ),
+    )
 
 
 @operation(
@@ -255,10 +304,18 @@ def act(doc_id: int):
     403 self_review, already_reviewed, role_not_allowed, action_not_allowed; 409 stale_revision,
     conflict; 422 a bad body or a failed check (check_failed)."""
     args = json_body(s.ActionSchema)
-    process = services.act(
-        db.session, doc_id, me(), args["action"], args["revision"], args["comment"]
+    return perform(
+        200,
+        lambda done: services.act(
+            db.session,
+            doc_id,
+            me(),
+            args["action"],
+            args["revision"],
+            args["comment"],
+            before_commit=done,
+        ),
     )
-    return document_response(process)
 
 
 @operation(DOC + "/history", "GET", "A document's history", s.EventPageSchema, errors=(404,))

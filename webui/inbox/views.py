@@ -9,10 +9,10 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from webui.extensions import db
-from webui.inbox import bp
+from webui.inbox import bp, presenters
 from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name, search_args
 from webui.inbox.helpers import t
-from workflow import queries, services
+from workflow import policy, queries, services
 from workflow.process import compiled
 from workflow.services import current_version
 
@@ -49,8 +49,15 @@ def mine():
 
 @bp.get("/documents/<int:doc_id>")
 def document(doc_id: int):
+    return _render_document(services.get_document(db.session, doc_id, current_user.row))
+
+
+def _render_document(
+    process: Any, errors: dict[str, Any] | None = None, typed: dict[str, str] | None = None
+) -> str:
     user = current_user.row
-    process = services.get_document(db.session, doc_id, user)
+    doc_id = process.document.id
+    actions = process.actions_for(user)
     events = [e for e in queries.history(db.session, doc_id, user) if e.outcome == "ok"]
     revisions = {r.number: r for r in queries.revisions(db.session, doc_id, user)}
     diffs = {
@@ -62,7 +69,7 @@ def document(doc_id: int):
         "inbox/document.html",
         process=process,
         doc=process.document,
-        actions=process.actions_for(user),
+        action_forms=presenters.action_forms(process, actions, typed, errors),
         can_edit=process.can_edit(user),
         approvals=process.current_approvals(),
         events=events,
@@ -93,6 +100,8 @@ def create(flow_name: str):
     if version is None:
         abort(404)
     spec = compiled(version).spec
+    # The form is not even shown to people who may not start this flow (403, as the API says).
+    policy.can_start(current_user.row, spec).enforce()
     if request.method == "GET":
         values = form_values(spec.fields, {})
         return _render_form(spec, spec.fields, values, {}, doc=None)
@@ -109,9 +118,7 @@ def edit(doc_id: int):
     process = services.get_document(db.session, doc_id, current_user.row)
     fields = process.editable_fields()  # after a review, only what this step is for
     if request.method == "GET":
-        if not process.can_edit(current_user.row):
-            flash(t("此状态下你不能修改本单据。", "You cannot edit this document now."), "error")
-            return redirect(url_for("inbox.document", doc_id=doc_id))
+        policy.can_edit(current_user.row, process.document, process.spec).enforce()
         values = form_values(fields, process.document.data)
         return _render_form(
             process.spec,
@@ -136,6 +143,12 @@ def act(doc_id: int):
     action = request.form.get("action", "")
     revision = request.form.get("revision", type=int)
     comment = request.form.get("comment", "")
+    # A refused comment (a rejection without a reason) shows the page again, comment kept.
+    g.rerender = lambda errors: _render_document(
+        services.get_document(db.session, doc_id, current_user.row),
+        errors,
+        {"action": action, "comment": comment},
+    )
     process = services.act(db.session, doc_id, current_user.row, action, revision, comment)
     flash(t("已处理，当前状态：", "Done — the document is now: ") + state_text(process), "ok")
     return redirect(url_for("inbox.document", doc_id=doc_id), 303)

@@ -57,7 +57,7 @@ def _label(value: Any, fallback: str) -> Label:
     return Label.of(value, fallback)
 
 
-def _state(name: str, node: YamlMap, checked: Validated) -> StateSpec:
+def _state(name: str, node: YamlMap, checked: Validated, initial: str) -> StateSpec:
     review = node.get("review")
     routes = node.get("on_approve")
     if isinstance(routes, str):
@@ -82,6 +82,7 @@ def _state(name: str, node: YamlMap, checked: Validated) -> StateSpec:
         on_approve=on_approve,
         on_reject=node.get("on_reject"),
         final=node.get("final", False),
+        owner_only=node.get("owner_only", name == initial),
     )
 
 
@@ -116,10 +117,11 @@ def _build(tree: YamlMap, checked: Validated) -> FlowSpec:
         description=_label(tree["description"], "") if tree.get("description") else None,
         fields=checked.fields,
         initial=tree["initial"],
-        states=tuple(_state(name, node, checked) for name, node in states.items()),
+        states=tuple(_state(name, node, checked, tree["initial"]) for name, node in states.items()),
         transitions=tuple(
             _transition(item, source, checked, lines[id(item)]) for item, source in checked.expanded
         ),
         example=checked.example,
         overdue=OverdueSpec(overdue["field"], tuple(overdue["states"])) if overdue else None,
+        visible_to=tuple(tree.get("visible_to") or ()),
     )

@@ -1,10 +1,9 @@
 """A FlowSpec compiled to a `transitions` state machine, once per flow version, and cached.
 
-The machine is built with `model=None` and never rebuilt: to find where an action leads, a
-throwaway model is added in the wanted state, the trigger is fired (conditions evaluate the
-compiled guards against the typed document data) and the model is removed again. Persistence,
-locking and the review rules live elsewhere; this only answers "from here, with this data, where
-does this action go?" — the same way the machine itself would.
+The machine is built with `model=None` and never rebuilt; `resolve` answers "from here, with
+this data, where does this action go?" from the same transition table, in the same order, with
+the same compiled guards the machine's conditions use. Persistence, locking and the review
+rules live elsewhere.
 
 Built with `auto_transitions=False` (no `to_<state>()` shortcut around the review), no `'*'`
 sources (the definition's `'*'` is expanded to explicit states when it is loaded), every
@@ -17,9 +16,10 @@ import datetime as dt
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from transitions import Machine, MachineError
+from transitions import Machine
 
 from workflow.definitions.spec import FlowSpec, TransitionSpec
 from workflow.guards import Guard
@@ -32,12 +32,6 @@ _cache: OrderedDict[str, CompiledFlow] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-class _Probe:
-    """The throwaway model a resolution runs on; `transitions` binds `state` and triggers."""
-
-    state: str
-
-
 def _condition(guard: Guard) -> Callable[[Any], bool]:
     def holds(event: Any) -> bool:
         return guard.evaluate(event.kwargs["data"], event.kwargs.get("today"))
@@ -46,8 +40,22 @@ def _condition(guard: Guard) -> Callable[[Any], bool]:
     return holds
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """Where an action takes a document: the destination, and the definition transition taken
+    (None for approve/reject, whose routes belong to the review state)."""
+
+    dest: str
+    transition: TransitionSpec | None = None
+
+
 class CompiledFlow:
-    """One flow version's machine plus the lookups the engine needs, built once per version."""
+    """One flow version's machine plus the lookups the engine needs, built once per version.
+
+    `resolve` is the one place that decides where an action leads. It walks the machine's own
+    transition table in the order the machine would try it, evaluating the compiled guards
+    directly (no throwaway model per call: that costs more than the rest of an approval).
+    """
 
     def __init__(self, spec: FlowSpec, key: str) -> None:
         self.spec = spec
@@ -61,15 +69,16 @@ class CompiledFlow:
             send_event=True,
             ignore_invalid_triggers=False,
         )
+        self._routes: dict[tuple[str, str], list[tuple[Guard | None, Resolution]]] = {}
         for t in spec.transitions:
-            self._add(t.action, t.source, t.dest, t.when)
+            self._add(t.action, t.source, t.dest, t.when, t)
         for state in spec.states:
             if state.review is None:
                 continue
             for route in state.on_approve:
-                self._add(APPROVE, state.name, route.to, route.when)
+                self._add(APPROVE, state.name, route.to, route.when, None)
             if state.on_reject is not None:
-                self._add(REJECT, state.name, state.on_reject, None)
+                self._add(REJECT, state.name, state.on_reject, None, None)
         self._actions: dict[str, tuple[str, ...]] = {}
         for state in spec.states:
             if state.review is not None:
@@ -79,43 +88,29 @@ class CompiledFlow:
                     dict.fromkeys(t.action for t in spec.transitions_from(state.name))
                 )
 
-    def _add(self, action: str, source: str, dest: str, when: Guard | None) -> None:
+    def _add(
+        self,
+        action: str,
+        source: str,
+        dest: str,
+        when: Guard | None,
+        transition: TransitionSpec | None,
+    ) -> None:
         if dest not in self.machine.states or source not in self.machine.states:
             raise ValueError(f"{self.spec.name}: `{action}` from `{source}` to unknown `{dest}`")
         self.machine.add_transition(
             action, source, dest, conditions=[_condition(when)] if when is not None else None
         )
+        self._routes.setdefault((action, source), []).append((when, Resolution(dest, transition)))
 
     def resolve(
         self, action: str, state: str, data: Mapping[str, Any], today: dt.date | None = None
-    ) -> str | None:
-        """Where the machine takes a document in `state` on `action` with typed `data`.
-
-        None when the action does not exist from that state or no guard holds.
-        """
-        if action not in self.machine.events or state not in self.machine.states:
-            return None
-        probe = _Probe()
-        self.machine.add_model(probe, initial=state)
-        try:
-            moved = probe.trigger(action, data=data, today=today)  # type: ignore[attr-defined]
-        except MachineError:
-            return None
-        finally:
-            self.machine.remove_model(probe)
-        return probe.state if moved else None
-
-    def transition_for(
-        self, action: str, state: str, data: Mapping[str, Any], today: dt.date | None = None
-    ) -> TransitionSpec | None:
-        """The first definition transition for `action` from `state` whose `when` holds."""
-        for t in self.spec.transitions:
-            if (
-                t.action == action
-                and t.source == state
-                and (t.when is None or t.when.evaluate(data, today))
-            ):
-                return t
+    ) -> Resolution | None:
+        """Where `action` takes a document in `state` with typed `data`: the first route whose
+        guard holds, as the machine orders them; None when there is no such route."""
+        for when, resolution in self._routes.get((action, state), ()):
+            if when is None or when.evaluate(data, today):
+                return resolution
         return None
 
     def actions_from(self, state: str) -> tuple[str, ...]:

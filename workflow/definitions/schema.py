@@ -16,7 +16,7 @@ from workflow.fields import FIELD_TYPES
 from workflow.guards import did_you_mean
 
 TOP_REQUIRED = ("name", "title", "fields", "initial", "states", "transitions", "example")
-TOP_OPTIONAL = ("description", "overdue")
+TOP_OPTIONAL = ("description", "overdue", "visible_to")
 FIELD_COMMON = ("type", "required", "label", "help", "default")
 FIELD_TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "string": ("min_length", "max_length"),
@@ -39,6 +39,7 @@ STATE_KEYS = (
     "on_approve",
     "on_reject",
     "final",
+    "owner_only",
 )
 REVIEW_KEYS = ("required", "roles", "allow_earlier_reviewers", "require_each_role")
 TRANSITION_REQUIRED = ("action", "from", "to", "roles")
@@ -208,6 +209,7 @@ class _Shape:
             self.transitions(tree["transitions"], tree.line_of("transitions"))
         if "overdue" in tree:
             self.overdue(tree["overdue"], tree.line_of("overdue"))
+        self.names(tree, "visible_to", "the flow")
         if "example" in tree:
             self.is_mapping(tree["example"], tree.line_of("example"), "`example`")
 
@@ -299,6 +301,7 @@ class _Shape:
         self.names(spec, "editable_by", what)
         self.names(spec, "editable_fields", what)
         self.boolean(spec, "final", what)
+        self.boolean(spec, "owner_only", what)
         self.text(spec, "on_reject", what)
         if "review" in spec:
             review = spec["review"]

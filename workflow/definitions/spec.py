@@ -87,6 +87,8 @@ class StateSpec:
     on_approve: tuple[Route, ...] = ()
     on_reject: str | None = None
     final: bool = False
+    # Only the document's creator may edit it or take its actions here (drafts are theirs).
+    owner_only: bool = False
 
     @property
     def is_review(self) -> bool:
@@ -136,6 +138,8 @@ class FlowSpec:
     transitions: tuple[TransitionSpec, ...]
     example: dict[str, Any]
     overdue: OverdueSpec | None = None
+    # Roles that may read every document of the flow without acting on it.
+    visible_to: tuple[str, ...] = ()
     _state_index: dict[str, StateSpec] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -396,6 +396,17 @@ class _Validator:
                         "add a `review`, or use a transition to leave this state",
                     )
         self.editable_fields(name, node)
+        if node.get("owner_only") and (review is not None or final):
+            self.problem(
+                node.line_of("owner_only"),
+                f"`owner_only` of state `{name}` has no meaning in a "
+                + (
+                    "review state: the owner never reviews their own document"
+                    if review
+                    else "final state: nobody acts there"
+                ),
+                "remove `owner_only`",
+            )
         if final and "editable_by" in node:
             self.problem(
                 node.line_of("editable_by"),
@@ -578,6 +589,22 @@ class _Validator:
         for index, state in enumerate(states):
             self.known_state(state, states.line_of(index), "in `overdue`")
 
+    def visible_to(self) -> None:
+        roles = self.tree.get("visible_to")
+        if roles is None:
+            return
+        for index, role in enumerate(roles):
+            if role not in ROLES:
+                suggestion = did_you_mean(role, ROLES)
+                message = f"unknown role `{role}` in `visible_to`"
+                self.problem(
+                    roles.line_of(index),
+                    f"{message}; {suggestion}" if suggestion else message,
+                    "roles are: " + ", ".join(ROLES),
+                )
+        if len(set(roles)) != len(roles):
+            self.problem(self.tree.line_of("visible_to"), "a role is listed twice in `visible_to`")
+
     def example(self, fields: tuple[FieldSpec, ...]) -> dict[str, Any]:
         example = self.tree["example"]
         try:
@@ -604,6 +631,7 @@ class _Validator:
         expanded = self.transitions()
         self.reachability(expanded)
         self.overdue(fields)
+        self.visible_to()
         example = self.example(fields)
         if self.problems:
             raise DefinitionError(self.problems)

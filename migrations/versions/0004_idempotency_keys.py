@@ -1,0 +1,41 @@
+"""idempotency keys: a retried POST/PATCH gets the first response again
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-30 16:40:00
+
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_idempotency_keys_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_keys")),
+        sa.UniqueConstraint("user_id", "key", name=op.f("uq_idempotency_keys_user_id_key")),
+    )
+    op.create_index(
+        op.f("ix_idempotency_keys_created_at"), "idempotency_keys", ["created_at"], unique=False
+    )
+
+
+def downgrade():
+    op.drop_index(op.f("ix_idempotency_keys_created_at"), table_name="idempotency_keys")
+    op.drop_table("idempotency_keys")

@@ -1,0 +1,229 @@
+"""Who may see, start, edit, act, publish and audit: the only place these rules live.
+
+Every rule is named in `RULES` (one documented table, like a ruleset); the functions below are
+the rules themselves. Views, templates (through presenters), the API, queries and services ask
+these functions and never re-implement them. The rules of review proper (self-review, counting
+once, four eyes across levels) are `workflow.review`'s; `can_act` composes them with the rest.
+
+Deny by default: a verdict allows only when every rule that applies allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from workflow import review as review_rules
+from workflow.definitions.spec import FlowSpec, StateSpec
+from workflow.errors import (
+    ActionNotAllowed,
+    Forbidden,
+    NotOwner,
+    Refused,
+    RoleNotAllowed,
+)
+from workflow.models import Document, User
+from workflow.roles import NON_ACTING_ROLES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workflow.process import DocumentProcess
+
+REVIEW_ACTIONS = ("approve", "reject")
+AUDITOR = "auditor"
+FLOW_ADMIN = "flow_admin"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    says: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("active", "a disabled account may do nothing and see nothing"),
+    Rule("auditors_read_only", "auditors read every document and act on none"),
+    Rule("start", "a document is started by a holder of a role that edits the initial state"),
+    Rule(
+        "owner_only",
+        "in an `owner_only` state (by default the initial state: drafts) only the document's "
+        "creator edits it and takes its actions; colleagues with the same role are refused "
+        "with `not_owner`",
+    ),
+    Rule("edit_role", "data is edited by the roles the state lists under `editable_by`"),
+    Rule("action_role", "a transition is taken by the roles it lists"),
+    Rule("review", "approve and reject follow the rules of review (workflow/review.py)"),
+    Rule("reject_reason", "a rejection needs a reason"),
+    Rule(
+        "see",
+        "a document is seen by its creator, by everyone who acted on it, by auditors, by the "
+        "roles the flow names under `visible_to`, and by the roles that act on other people's "
+        "documents of the flow (reviewers, roles of states that are not owner-only); a role "
+        "that acts only in owner-only states sees only its own documents",
+    ),
+    Rule("publish", "flows are published and documents migrated by flow administrators"),
+    Rule("audit", "the audit log is read by auditors"),
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Allowed, or the refusal that says why not (truthy when allowed)."""
+
+    refusal: Refused | None = None
+
+    def __bool__(self) -> bool:
+        return self.refusal is None
+
+    def enforce(self) -> None:
+        """Raise the refusal, if any."""
+        if self.refusal is not None:
+            raise self.refusal
+
+
+ALLOWED = Verdict()
+
+
+def _roles(user: User) -> frozenset[str]:
+    return user.roles if user.active else frozenset()
+
+
+def reads_only(user: User) -> bool:
+    """Rule `auditors_read_only`: a non-acting role never acts, whatever else is held."""
+    return bool(NON_ACTING_ROLES & user.roles)
+
+
+# --- seeing -------------------------------------------------------------------------------------
+def seeing_roles(spec: FlowSpec) -> frozenset[str]:
+    """Roles that see every document of the flow (rule `see`), auditors included."""
+    roles: set[str] = {AUDITOR, *spec.visible_to}
+    for state in spec.states:
+        if state.review is not None:
+            roles.update(state.review.roles)
+        if not state.owner_only:
+            roles.update(state.editable_by)
+    for transition in spec.transitions:
+        if not spec.state(transition.source).owner_only:
+            roles.update(transition.roles)
+    return frozenset(roles)
+
+
+def can_see(user: User, document: Document, spec: FlowSpec, acted: bool = False) -> bool:
+    """Rule `see` (and `active`); `acted` says whether the user acted on this document."""
+    if not user.active:
+        return False
+    return document.created_by_id == user.id or acted or bool(seeing_roles(spec) & user.roles)
+
+
+# --- starting, editing, acting -------------------------------------------------------------------
+def can_start(user: User, spec: FlowSpec) -> Verdict:
+    """Rule `start` (auditors never)."""
+    editors = spec.state(spec.initial).editable_by
+    if not user.active or reads_only(user) or not set(editors) & user.roles:
+        return Verdict(
+            RoleNotAllowed(
+                f"starting a `{spec.name}` document needs one of the roles {', '.join(editors)}"
+            )
+        )
+    return ALLOWED
+
+
+def _owner(user: User, document: Document, state: StateSpec) -> Verdict:
+    if state.owner_only and document.created_by_id != user.id:
+        return Verdict(
+            NotOwner(
+                "this document belongs to the colleague who created it; only they may change "
+                "it or act on it in this state (这张单据属于创建人，只有创建人可以处理)"
+            )
+        )
+    return ALLOWED
+
+
+def can_edit(user: User, document: Document, spec: FlowSpec) -> Verdict:
+    """Rules `active`, `auditors_read_only`, `edit_role` and `owner_only` for editing data."""
+    state = spec.state(document.state)
+    editors = ", ".join(state.editable_by)
+    if not user.active:
+        return Verdict(RoleNotAllowed("this account is disabled"))
+    if reads_only(user):
+        return Verdict(ActionNotAllowed("auditors read documents and do not change them"))
+    if not set(state.editable_by) & user.roles:
+        return Verdict(
+            ActionNotAllowed(
+                f"the data cannot be edited in state `{document.state}`"
+                + (f" by you (editable by {editors})" if editors else "")
+            )
+        )
+    return _owner(user, document, state)
+
+
+def can_act(
+    user: User,
+    process: DocumentProcess,
+    action: str,
+    facts: review_rules.ReviewFacts | None = None,
+) -> Verdict:
+    """Every rule for taking `action` now (data checks excluded: the process runs those)."""
+    document, state = process.document, process.state
+    if not user.active:
+        return Verdict(RoleNotAllowed("this account is disabled"))
+    if state.is_review:
+        if action not in REVIEW_ACTIONS:
+            return Verdict(
+                ActionNotAllowed(
+                    f"`{action}` is not possible while the document is in review "
+                    f"(`{document.state}`): approve or reject"
+                )
+            )
+        return Verdict(
+            review_rules.refusal(facts or process.review_facts(), user.id, _roles(user), action)
+        )
+    candidates = [t for t in process.spec.transitions_from(document.state) if t.action == action]
+    if not candidates:
+        possible = ", ".join(process.flow.actions_from(document.state)) or "none"
+        return Verdict(
+            ActionNotAllowed(
+                f"`{action}` is not possible in state `{document.state}` "
+                f"(possible here: {possible})"
+            )
+        )
+    if reads_only(user):
+        return Verdict(RoleNotAllowed("auditors read documents and do not act on them"))
+    if not any(set(t.roles) & user.roles for t in candidates):
+        needed = sorted({r for t in candidates for r in t.roles})
+        return Verdict(RoleNotAllowed(f"`{action}` needs one of the roles {', '.join(needed)}"))
+    return _owner(user, document, state)
+
+
+def needs_reason(action: str) -> bool:
+    """Rule `reject_reason`: which actions must carry a comment."""
+    return action == "reject"
+
+
+# --- managing ------------------------------------------------------------------------------------
+def can_publish(user: User | None) -> Verdict:
+    """Rule `publish` (None is the command line, run by whoever runs the server)."""
+    if user is not None and (not user.active or FLOW_ADMIN not in user.roles):
+        return Verdict(
+            Forbidden(
+                "only a flow administrator (流程管理员) may publish flows or migrate documents"
+            )
+        )
+    return ALLOWED
+
+
+def can_audit(user: User) -> Verdict:
+    """Rule `audit`."""
+    if not user.active or AUDITOR not in user.roles:
+        return Verdict(Forbidden("only auditors (审计) may read the audit log"))
+    return ALLOWED
+
+
+def acting_roles(spec: FlowSpec, state: str) -> Collection[str]:
+    """Roles that can do anything at all in `state` (reviews, edits, transitions)."""
+    node = spec.state(state)
+    roles: set[str] = set(node.review.roles) if node.review else set()
+    roles.update(node.editable_by)
+    for transition in spec.transitions_from(state):
+        roles.update(transition.roles)
+    return roles
