@@ -6,14 +6,14 @@ import decimal
 import json
 from typing import Any
 
-from flask import Flask, Request, request
+from flask import Flask, Request, g, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import BadRequest, RequestHeaderFieldsTooLarge, RequestURITooLarge
 
 import config as settings
 from webui.extensions import babel, csrf, db, login_manager, migrate
-from workflow.db import configure_engine, engine_options, normalize_url
+from workflow.db import READ_ONLY, configure_engine, engine_options, normalize_url
 from workflow.errors import InvalidData
 
 
@@ -90,11 +90,11 @@ def create_app(config: type[settings.Config] | dict[str, Any] | None = None) -> 
     app.request_class = BoundedRequest
     app.json = ExactJSONProvider(app)
     configure(app, config)
+    register_request_limits(app)  # first: a GET's transaction must know it only reads
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
-    register_request_limits(app)
     register_security_headers(app)
     return app
 
@@ -166,6 +166,19 @@ def register_commands(app: Flask) -> None:
 def register_request_limits(app: Flask) -> None:
     """Over-long URLs and header blocks are refused by the app (JSON under /api), below the
     limits gunicorn enforces itself (gunicorn.conf.py), so clients get the usual error shape."""
+
+    @app.before_request
+    def _read_only() -> None:
+        # GET and HEAD never write: on SQLite their transactions begin without the write lock.
+        if request.method in ("GET", "HEAD"):
+            token = READ_ONLY.set(True)
+            g.read_only_token = token
+
+    @app.teardown_request
+    def _end_read_only(_exc: BaseException | None) -> None:
+        token = g.pop("read_only_token", None)
+        if token is not None:
+            READ_ONLY.reset(token)
 
     @app.before_request
     def _limits() -> None:

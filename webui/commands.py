@@ -199,11 +199,14 @@ def audit_verify(anchor_in: str | None, anchor_out: str | None) -> None:
 @with_appcontext
 @click.option("--today", type=click.DateTime(["%Y-%m-%d"]), default=None, help="For testing.")
 def tick(today) -> None:
-    """Timed work: record overdue deposits once (safe to run on many hosts at once)."""
+    """Timed work: record overdue deposits once, forget expired idempotency keys (safe to run
+    on many hosts at once)."""
+    from workflow.idempotency import purge
     from workflow.services import record_overdue
 
     recorded = record_overdue(db.session, today.date() if today else None)
     click.echo(f"{len(recorded)} newly overdue document(s)" + (f": {recorded}" if recorded else ""))
+    click.echo(f"{purge(db.session)} expired idempotency key(s) forgotten")
 
 
 @click.command("setup")

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from workflow import audit
 from workflow.db import as_utc
@@ -208,7 +208,13 @@ def revoke_tokens(session: Session, username: str) -> int:
 
 def user_for_token(session: Session, token: str) -> User | None:
     """The active user a bearer token belongs to, or None if unknown, revoked or expired."""
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
+    # One statement: the token, its user and the user's roles (every request needs all three).
+    stmt = (
+        select(ApiToken)
+        .where(ApiToken.token_hash == token_hash(token))
+        .options(joinedload(ApiToken.user).joinedload(User.role_rows))
+    )
+    row = session.scalars(stmt).unique().one_or_none()
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
     if row.expires_at is not None and as_utc(row.expires_at) < dt.datetime.now(dt.UTC):

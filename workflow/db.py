@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import JSON, MetaData, create_engine, event
@@ -42,6 +43,10 @@ def engine_options(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True}
 
 
+# Set by the web layer for requests that never write (GET, HEAD); see configure_engine.
+READ_ONLY: ContextVar[bool] = ContextVar("fuhe_read_only", default=False)
+
+
 def configure_engine(engine: Engine) -> Engine:
     """Install SQLite's write-safety settings; a no-op on PostgreSQL (which uses row locks).
 
@@ -64,7 +69,9 @@ def configure_engine(engine: Engine) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads that are known to stay reads (a web GET) take no write lock: WAL gives them a
+        # consistent snapshot while writers go on. Everything else begins IMMEDIATE.
+        connection.exec_driver_sql("BEGIN" if READ_ONLY.get() else "BEGIN IMMEDIATE")
 
     engine._fuhe_configured = True  # type: ignore[attr-defined]
     return engine

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from workflow import audit, policy
 from workflow import fields as field_types
@@ -105,7 +105,15 @@ class DocumentProcess:
         """
         if not isinstance(document_id, int) or isinstance(document_id, bool):
             raise not_found(document_id)
-        stmt = select(Document).where(Document.id == document_id)
+        # The creator's and mover's names are shown; their roles are never needed here.
+        stmt = (
+            select(Document)
+            .where(Document.id == document_id)
+            .options(
+                joinedload(Document.created_by).lazyload(User.role_rows),
+                joinedload(Document.entered_by).lazyload(User.role_rows),
+            )
+        )
         if for_update:
             stmt = stmt.with_for_update(of=Document).execution_options(populate_existing=True)
         try:
@@ -153,9 +161,13 @@ class DocumentProcess:
     @property
     def reviews(self) -> list[Review]:
         if self._reviews is None:
-            self._reviews = list(
-                self.session.scalars(select(Review).where(Review.document_id == self.document.id))
+            # One statement for the reviews, their reviewers and the reviewers' roles.
+            stmt = (
+                select(Review)
+                .where(Review.document_id == self.document.id)
+                .options(joinedload(Review.user).joinedload(User.role_rows))
             )
+            self._reviews = list(self.session.scalars(stmt).unique())
         return self._reviews
 
     @property

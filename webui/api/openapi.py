@@ -17,16 +17,32 @@ from webui.api.views import OPERATIONS, Operation
 
 ERROR_TEXT = {
     400: "Malformed JSON, or a missing CSRF token on a browser-session request",
-    401: "No valid credentials (code `unauthorized`)",
-    403: "Not allowed (codes: forbidden, self_review, already_reviewed, role_not_allowed, "
-    "action_not_allowed)",
+    401: "No valid credentials (code `unauthorized`); a bad bearer token is 401 whatever "
+    "cookie comes with it",
+    403: "Not allowed (codes: forbidden, not_owner, self_review, already_reviewed, "
+    "role_not_allowed, action_not_allowed)",
     404: "Not found, or not visible to the caller",
     409: "stale_revision, or conflict when a concurrent change won",
-    413: "The body is larger than the server accepts",
+    413: "The body is larger than the server accepts (1 MiB)",
+    414: "The URL is longer than 4096 characters (code `uri_too_long`)",
     415: "Wrong Content-Type",
-    422: "A body or query that does not validate (details say what), or check_failed",
+    422: "A body or query that does not validate (details say what), check_failed, "
+    "idempotency_key_reused, or a JSON number refused before it is read (longer than 40 "
+    "characters, or written with an exponent)",
+    431: "The request headers are larger than 16 KiB (code `headers_too_large`)",
+    503: "commit_outcome_unknown: the connection broke while saving; retry after "
+    "`Retry-After` seconds with the same Idempotency-Key",
 }
-COMMON_ERRORS = (400, 401, 413)
+COMMON_ERRORS = (400, 401, 413, 414, 431)
+IDEMPOTENCY_KEY = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "description": "Makes a retry safe: the same key and body within 24 hours get the first "
+    "response again (header `Idempotent-Replayed: true`) and nothing is done twice; the same "
+    "key with another body is `422 idempotency_key_reused`. Keys are per user.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+}
 PATH_PARAM = re.compile(r"<(?:([a-z]+)(?:\([^)]*\))?:)?([a-z_]+)>")
 
 
@@ -59,7 +75,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     responses: dict[Any, Any] = {str(op.status): success}
     for status in op.alt_status:
         responses[str(status)] = success
-    for status in sorted({*COMMON_ERRORS, *op.errors}):
+    changes = op.method in ("POST", "PATCH")
+    for status in sorted({*COMMON_ERRORS, *op.errors, *((503,) if changes else ())}):
         responses[str(status)] = _error(status)
     responses["default"] = {
         "description": "Any other error, in the same shape",
@@ -74,6 +91,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     }
     if op.query is not None:
         spec["parameters"].append({"in": "query", "schema": op.query})
+    if changes:
+        spec["parameters"].append(IDEMPOTENCY_KEY)
     if op.body is not None:
         spec["requestBody"] = {
             "required": True,

@@ -27,6 +27,8 @@ MAX_DATA_DEPTH = 3  # data → table → row → value
 MAX_ID = 2**31 - 1
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 NO_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The same rule for the OpenAPI document: control characters other than tab, LF and CR refused.
+NO_CONTROL_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
 
 
 def no_control(value: str) -> None:
@@ -163,7 +165,11 @@ class ActionSchema(InputSchema):
     comment = fields.String(
         load_default="",
         validate=[validate.Length(max=2000), no_control],
-        metadata={"description": "Required to reject (the reason)."},
+        metadata={
+            "description": "Required to reject (the reason). At most 2000 characters; control "
+            "characters other than tab and line breaks are refused.",
+            "pattern": NO_CONTROL_PATTERN,
+        },
     )
 
 
@@ -171,14 +177,25 @@ class PageQuerySchema(InputSchema):
     limit = fields.Integer(validate=validate.Range(1, 200), metadata={"description": "1–200."})
     cursor = fields.String(
         validate=[validate.Length(1, 500), no_control],
-        metadata={"description": "`next` of the previous page."},
+        metadata={
+            "description": "Opaque: only the `next` value of the previous page of the same "
+            "list, with the same filters; any other value is refused with 422. 1–500 "
+            "characters, no control characters.",
+            "pattern": NO_CONTROL_PATTERN,
+        },
     )
 
 
 class AuditQuerySchema(PageQuerySchema):
-    flow = fields.String(validate=[validate.Length(1, 40), no_control])
-    actor = fields.String(validate=[validate.Length(1, 64), no_control])
-    action = fields.String(validate=[validate.Length(1, 40), no_control])
+    flow = fields.String(
+        validate=[validate.Length(1, 40), no_control], metadata={"pattern": NO_CONTROL_PATTERN}
+    )
+    actor = fields.String(
+        validate=[validate.Length(1, 64), no_control], metadata={"pattern": NO_CONTROL_PATTERN}
+    )
+    action = fields.String(
+        validate=[validate.Length(1, 40), no_control], metadata={"pattern": NO_CONTROL_PATTERN}
+    )
     since = Moment(metadata={"description": "From this date or time (inclusive)."})
     until = Moment(
         end=True,

@@ -1,0 +1,92 @@
+"""Round trips to the database per request, counted through SQLAlchemy's events so that speed
+cannot creep away unnoticed: an approval over HTTP in at most 12, and reads that take no lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from tests.webui.test_api import Api
+from webui.extensions import db
+
+MAX_APPROVE_ROUND_TRIPS = 12
+
+
+@contextmanager
+def counted(app) -> Iterator[list[str]]:
+    """Every round trip: each statement, and each BEGIN, COMMIT and ROLLBACK."""
+    with app.app_context():
+        engine = db.engine
+    trips: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_: Any) -> None:
+        if not text.startswith("BEGIN"):  # SQLite's BEGIN is counted by the begin event
+            trips.append(text.split("\n", 1)[0][:80])
+
+    listeners = [
+        ("before_cursor_execute", statement),
+        ("begin", lambda _conn: trips.append("BEGIN")),
+        ("commit", lambda _conn: trips.append("COMMIT")),
+        ("rollback", lambda _conn: trips.append("ROLLBACK")),
+    ]
+    for name, listener in listeners:
+        event.listen(engine, name, listener)
+    try:
+        yield trips
+    finally:
+        for name, listener in listeners:
+            event.remove(engine, name, listener)
+
+
+def test_an_approval_over_http_takes_at_most_12_round_trips(app, client, api_as):
+    api = Api(client, api_as)
+    doc = api.submitted()
+    api.headers("wang")  # the token exists before counting
+    with counted(app) as trips:
+        response = api.act(doc, "wang", "approve", revision=doc["revision"])
+    assert response.status_code == 200, response.get_json()
+    assert len(response.get_json()["review"]["approvals"]) == 1
+    assert len(trips) <= MAX_APPROVE_ROUND_TRIPS, "\n".join(trips)
+    assert trips.count("BEGIN") == 1 and trips.count("COMMIT") == 1, trips
+
+
+def test_the_quorum_approval_builds_its_answer_in_its_own_transaction(app, client, api_as):
+    api = Api(client, api_as)
+    doc = api.submitted()
+    assert api.act(doc, "wang", "approve", revision=doc["revision"]).status_code == 200
+    api.headers("li")
+    with counted(app) as trips:
+        response = api.act(doc, "li", "approve", revision=doc["revision"])
+    body = response.get_json()
+    assert response.status_code == 200 and body["state"] != "double_check", body
+    assert len(trips) <= MAX_APPROVE_ROUND_TRIPS, "\n".join(trips)
+    assert trips.count("BEGIN") == 1, trips  # no second transaction re-reads the document
+
+
+def test_reads_on_sqlite_take_no_write_lock(app, client, api_as, db_url):
+    api = Api(client, api_as)
+    doc = api.create()
+    api.headers("zhang")
+    with app.app_context():
+        engine = db.engine
+    begins: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, text: str, *_: Any) -> None:
+        if text.startswith("BEGIN"):
+            begins.append(text)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert api.get(f"/documents/{doc['id']}", "zhang").status_code == 200
+        assert api.get("/tasks", "zhang").status_code == 200
+        read_begins = list(begins)
+        begins.clear()
+        assert api.act(doc, "zhang", "submit", revision=doc["revision"]).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    if db_url.startswith("sqlite"):
+        assert read_begins and all(b == "BEGIN" for b in read_begins), read_begins
+        assert "BEGIN IMMEDIATE" in begins  # writers still take the write lock up front
