@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from flask import Flask, g, jsonify, make_response, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -26,6 +27,7 @@ from workflow.errors import (
     Unauthorized,
     WorkflowError,
 )
+from workflow.uow import record_refused_request, summary
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,8 @@ def register(app: Flask) -> None:
         # A page and the API give the same answer to the same refusal: the same status and
         # code; a page shows it as an error page with a way back to the document.
         db.session.rollback()
+        if not error.recorded and isinstance(error, InvalidData | Refused | IdempotencyKeyReused):
+            _record(error.code, summary(error))
         if isinstance(error, InvalidData) and _html_form():
             rerender = g.get("rerender")
             if rerender is not None:  # the form again, with the messages and what was typed
@@ -167,6 +171,8 @@ def register(app: Flask) -> None:
     def _invalid_request(error: ValidationError):
         # A request body or query that does not fit its marshmallow schema (webui/api).
         db.session.rollback()
+        fields = ", ".join(sorted(str(k)[:40] for k in error.messages_dict)[:20])
+        _record("invalid_request", f"invalid request: {fields}")
         return error_response(
             422, "invalid_request", "the request does not validate; see details", error.messages
         )
@@ -178,6 +184,20 @@ def register(app: Flask) -> None:
         return error_response(
             500, "internal_error", "something went wrong on our side; the change was not applied"
         )
+
+
+def _record(code: str, message: str) -> None:
+    """Every refused change leaves a security event, also when no use case ran (rule 6)."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    actor = current_user.row if current_user and current_user.is_authenticated else None
+    try:
+        record_refused_request(
+            db.session, actor, request.endpoint or "request", code, message, request.path
+        )
+    except Exception:  # the answer matters more than its trace; log and go on
+        db.session.rollback()
+        log.exception("could not record a refused request")
 
 
 def _html_form() -> bool:

@@ -158,8 +158,22 @@ def login_locked(session: Session, username: str, max_failures: int, window_minu
     return (failures or 0) >= max_failures
 
 
-def record_login_failure(session: Session, username: str, remote_addr: str = "") -> None:
-    session.add(LoginAttempt(username=username[:64], remote_addr=(remote_addr or "")[:64]))
+def record_login_failure(
+    session: Session, username: str, remote_addr: str = "", code: str = "login_failed"
+) -> None:
+    """A failed (or throttled) sign-in: counted for throttling and kept as a security event."""
+    if code == "login_failed":
+        session.add(LoginAttempt(username=username[:64], remote_addr=(remote_addr or "")[:64]))
+    audit.record_refusal(
+        session,
+        actor=username[:64],
+        action="login",
+        code=code,
+        message="wrong username or password"
+        if code == "login_failed"
+        else "too many failed sign-ins; locked for a while",
+        target=f"from {(remote_addr or 'unknown')[:64]}",
+    )
     session.commit()
 
 

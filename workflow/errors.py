@@ -10,6 +10,8 @@ class WorkflowError(Exception):
     """Base of every error the engine raises on purpose."""
 
     code = "workflow_error"
+    # Set once the refusal's security event is in the audit log (by the unit of work).
+    recorded = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -74,10 +74,12 @@ def unit_of_work(
     except Refused as refused:
         session.rollback()
         _record_refusal(uow, refused.code, refused.message)
+        refused.recorded = True
         raise
     except (InvalidData, NotFound) as error:
         session.rollback()
         _record_refusal(uow, error.code, _summary(error))
+        error.recorded = True
         raise
     except WorkflowError:
         session.rollback()
@@ -98,6 +100,21 @@ def unit_of_work(
                 "have been stored — retry with the same Idempotency-Key, or reload and check"
             ) from exc
         raise Conflict("someone changed this document at the same time; reload and retry") from exc
+
+
+def record_refused_request(
+    session: Session, actor: User | None, action: str, code: str, message: str, target: str
+) -> None:
+    """A request refused before any use case ran (a bad body, a refused number…): its security
+    event, in a transaction of its own. Nothing but the bounded message is stored."""
+    uow = UnitOfWork(session, actor, action[:40], target=target[:200])
+    session.rollback()
+    _record_refusal(uow, code, message[:300])
+
+
+def summary(error: WorkflowError) -> str:
+    """What a refusal's security event says (bounded; never the refused values)."""
+    return _summary(error)
 
 
 def _summary(error: WorkflowError) -> str:

@@ -46,6 +46,7 @@ def login():
             db.session, username, config["LOGIN_MAX_FAILURES"], config["LOGIN_LOCK_MINUTES"]
         ):
             minutes = config["LOGIN_LOCK_MINUTES"]
+            record_login_failure(db.session, username, request.remote_addr or "", "login_throttled")
             flash(
                 t(
                     f"登录失败次数过多，请 {minutes} 分钟后再试。",
