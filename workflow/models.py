@@ -76,7 +76,9 @@ class FlowVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     flow_name: Mapped[str] = mapped_column(String(40), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    yaml_text: Mapped[str] = mapped_column(Text)
+    # Deferred: read once per version per process (compiled flows are cached), never dragged
+    # along with every document row that joins its version.
+    yaml_text: Mapped[str] = mapped_column(Text, deferred=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     title_zh: Mapped[str] = mapped_column(String(200), default="")
     title_en: Mapped[str] = mapped_column(String(200), default="")
@@ -86,7 +88,10 @@ class FlowVersion(Base):
 
 class Document(Base):
     __tablename__ = "documents"
-    __table_args__ = (Index("ix_documents_flow_state", "flow_version_id", "state"),)
+    __table_args__ = (
+        Index("ix_documents_flow_state", "flow_version_id", "state"),
+        Index("ix_documents_entered", "entered_at", "id"),  # the inbox's order (keyset pages)
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     flow_name: Mapped[str] = mapped_column(String(40), index=True)

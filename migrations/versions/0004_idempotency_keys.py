@@ -1,4 +1,4 @@
-"""idempotency keys: a retried POST/PATCH gets the first response again
+"""idempotency keys: a retried POST/PATCH gets the first response again; the inbox's index
 
 Revision ID: 0004
 Revises: 0003
@@ -34,8 +34,10 @@ def upgrade():
     op.create_index(
         op.f("ix_idempotency_keys_created_at"), "idempotency_keys", ["created_at"], unique=False
     )
+    op.create_index("ix_documents_entered", "documents", ["entered_at", "id"], unique=False)
 
 
 def downgrade():
+    op.drop_index("ix_documents_entered", table_name="documents")
     op.drop_index(op.f("ix_idempotency_keys_created_at"), table_name="idempotency_keys")
     op.drop_table("idempotency_keys")

@@ -90,3 +90,30 @@ def test_reads_on_sqlite_take_no_write_lock(app, client, api_as, db_url):
     if db_url.startswith("sqlite"):
         assert read_begins and all(b == "BEGIN" for b in read_begins), read_begins
         assert "BEGIN IMMEDIATE" in begins  # writers still take the write lock up front
+
+
+def test_the_inbox_is_paged_in_sql_and_skips_what_the_reviewer_decided(app, client, api_as):
+    """wang decided 3 of 7 open documents: his pages hold exactly the other 4, in order, and a
+    page costs the same number of statements however many documents there are."""
+    api = Api(client, api_as)
+    docs = [api.submitted("zhang") for _ in range(7)]
+    for doc in docs[:3]:
+        assert api.act(doc, "wang", "approve", revision=doc["revision"]).status_code == 200
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = "/tasks?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        body = api.get(query, "wang").get_json()
+        seen += [item["id"] for item in body["items"]]
+        pages += 1
+        cursor = body["next"]
+        if not cursor:
+            break
+    assert seen == [d["id"] for d in docs[3:]] and pages <= 3
+    api.headers("chen")
+    with counted(app) as few:
+        assert len(api.get("/tasks?limit=50", "chen").get_json()["items"]) == 7
+    for _ in range(8):
+        api.submitted("zhang")
+    with counted(app) as many:
+        assert len(api.get("/tasks?limit=50", "chen").get_json()["items"]) == 15
+    assert len(many) == len(few), (few, many)
