@@ -89,6 +89,20 @@ class NotOwner(Refused):
     code = "not_owner"
 
 
+class ChecklistIncomplete(Refused):
+    """An approval that does not confirm every point of the review's checklist."""
+
+    code = "checklist_incomplete"
+    status = 422
+
+
+class DuplicateValue(Refused):
+    """A `unique` value another live document already holds (details name it)."""
+
+    code = "duplicate_value"
+    status = 409
+
+
 class CheckFailed(Refused):
     """A definition's `checks` rule does not hold for the document's data."""
 

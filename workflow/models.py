@@ -141,6 +141,8 @@ class Review(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     decision: Mapped[str] = mapped_column(String(16))  # approve | reject
     comment: Mapped[str] = mapped_column(Text, default="")
+    # The checklist as the reviewer answered it: {"confirmed": [ids]} or {"failed": [ids]}.
+    checks: Mapped[dict[str, Any] | None] = mapped_column(JSONData)
     at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -242,3 +244,22 @@ class IdempotencyKey(Base):
     status: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+
+class UniqueClaim(Base):
+    """A value of a `unique` field held by one live document (an invoice or receipt number).
+
+    The unique index is what makes "at most one" true under concurrent requests: the second
+    claim of a value waits for the first transaction and then fails, never both succeed.
+    """
+
+    __tablename__ = "unique_claims"
+    __table_args__ = (UniqueConstraint("scope", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(200))  # flows sharing the register, and the field
+    value: Mapped[str] = mapped_column(String(200))
+    field: Mapped[str] = mapped_column(
+        String(120)
+    )  # where in the document, e.g. receipts.receipt_no
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)

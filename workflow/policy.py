@@ -55,6 +55,12 @@ RULES: tuple[Rule, ...] = (
     Rule("review", "approve and reject follow the rules of review (workflow/review.py)"),
     Rule("reject_reason", "a rejection needs a reason"),
     Rule(
+        "blind",
+        "in a `blind` review state the other reviewers' decisions and comments of the current "
+        "round are hidden from everyone but auditors and those who have decided in it",
+    ),
+    Rule("comment", "anyone who may see a document may comment on it, auditors excepted"),
+    Rule(
         "see",
         "a document is seen by its creator, by everyone who acted on it, by auditors, by the "
         "roles the flow names under `visible_to`, and by the roles that act on other people's "
@@ -193,6 +199,21 @@ def can_act(
         needed = sorted({r for t in candidates for r in t.roles})
         return Verdict(RoleNotAllowed(f"`{action}` needs one of the roles {', '.join(needed)}"))
     return _owner(user, document, state)
+
+
+def sees_decisions(user: User, process: DocumentProcess) -> bool:
+    """Rule `blind`: may `user` see the others' decisions of the current round now?"""
+    review = process.state.review
+    if review is None or not review.blind:
+        return True
+    return AUDITOR in user.roles or process.decided_this_round(user)
+
+
+def can_comment(user: User) -> Verdict:
+    """Rule `comment` (seeing the document is checked when it is loaded)."""
+    if not user.active or reads_only(user):
+        return Verdict(RoleNotAllowed("auditors read documents and do not comment on them"))
+    return ALLOWED
 
 
 def needs_reason(action: str) -> bool:

@@ -19,12 +19,14 @@ from sqlalchemy.orm import Session, joinedload
 from workflow import audit, policy
 from workflow import fields as field_types
 from workflow import review as rules
+from workflow import unique as unique_values
 from workflow.definitions.build import load_flow
 from workflow.definitions.compile import CompiledFlow, Resolution, compile_flow
 from workflow.definitions.spec import FieldSpec, FlowSpec, StateSpec, TransitionSpec
 from workflow.errors import (
     ActionNotAllowed,
     CheckFailed,
+    ChecklistIncomplete,
     Conflict,
     InvalidData,
     NotFound,
@@ -217,6 +219,20 @@ class DocumentProcess:
         ]
         return sorted(current, key=lambda r: (r.at, r.id or 0))
 
+    def visible_approvals(self, user: User) -> list[Review]:
+        """Current approvals as `user` may see them (none of the others' in a blind review)."""
+        approvals = self.current_approvals()
+        if policy.sees_decisions(user, self):
+            return approvals
+        return [r for r in approvals if r.user_id == user.id]
+
+    def decided_this_round(self, user: User) -> bool:
+        doc = self.document
+        return any(
+            r.user_id == user.id and r.state == doc.state and r.round == doc.review_round
+            for r in self.reviews
+        )
+
     # --- what may this person do (asked of the policy) ----------------------------------------
     def may_see(self, user: User) -> bool:
         """Rule `see`; the "acted on it" part is read only when nothing else lets them see."""
@@ -269,8 +285,19 @@ class DocumentProcess:
         return tuple(f for f in self.spec.fields if not allowed or f.name in allowed)
 
     # --- applying -----------------------------------------------------------------------------
-    def apply(self, action: str, actor: User, revision: Any, comment: str = "") -> None:
-        """Take `action` at `revision`: decide once, then change the rows (caller commits)."""
+    def apply(
+        self,
+        action: str,
+        actor: User,
+        revision: Any,
+        comment: str = "",
+        checks: Mapping[str, Any] | None = None,
+        failed_checks: list[str] | None = None,
+    ) -> None:
+        """Take `action` at `revision`: decide once, then change the rows (caller commits).
+
+        In a review state with a checklist, an approval confirms every point (`checks`) and a
+        rejection may name the points that failed (`failed_checks`)."""
         comment = check_comment(comment)
         check_revision(self.document, revision)
         facts = self.review_facts() if self.state.is_review else None
@@ -281,11 +308,47 @@ class DocumentProcess:
                 "a rejection needs a reason",
             )
         if facts is not None:
-            self._decide(facts, actor, action, comment)
+            answered = self._checklist(action, checks, failed_checks)
+            self._decide(facts, actor, action, comment, answered)
         else:
+            if checks or failed_checks:
+                raise InvalidData({"checks": ["only a review with a checklist takes checks"]})
             self._transition(actor, action, comment)
 
-    def _decide(self, facts: rules.ReviewFacts, actor: User, action: str, comment: str) -> None:
+    def _checklist(
+        self, action: str, checks: Mapping[str, Any] | None, failed: list[str] | None
+    ) -> dict[str, list[str]] | None:
+        """The checklist as answered: every point confirmed to approve; failures named to reject."""
+        assert self.state.review is not None
+        items = [item.id for item in self.state.review.checklist]
+        given = dict(checks or {})
+        unknown = sorted({*given, *(failed or ())} - set(items))
+        if unknown:
+            known = ", ".join(items) or "none: this review has no checklist"
+            raise InvalidData(
+                {"checks": [f"unknown point(s) {', '.join(unknown)}; known: {known}"]}
+            )
+        if not items:
+            return None
+        if action == "approve":
+            missing = [i for i in items if given.get(i) is not True]
+            if missing:
+                raise ChecklistIncomplete(
+                    f"confirm every point of the checklist before approving; not confirmed: "
+                    f"{', '.join(missing)} (请逐项确认复核要点)",
+                    {"missing": missing},
+                )
+            return {"confirmed": items}
+        return {"failed": [i for i in items if i in set(failed or ())]}
+
+    def _decide(
+        self,
+        facts: rules.ReviewFacts,
+        actor: User,
+        action: str,
+        comment: str,
+        checks: dict[str, list[str]] | None = None,
+    ) -> None:
         document, state = self.document, self.state
         assert state.review is not None
         review = Review(
@@ -296,6 +359,7 @@ class DocumentProcess:
             user_id=actor.id,
             decision=action,
             comment=comment,
+            checks=checks,
             at=audit.utcnow(),
         )
         review.user = actor  # the acting user is already loaded: no query to show the approval
@@ -303,13 +367,16 @@ class DocumentProcess:
         self.reviews.append(review)
         if action == "reject":
             assert state.on_reject is not None
-            self.record(actor, "reject", document.state, state.on_reject, comment)
+            details = {"checks": checks} if checks else None
+            self.record(actor, "reject", document.state, state.on_reject, comment, details)
             self._enter(state.on_reject, actor)
             return
         approvals = len(set(facts.approved_this_round) | {actor.id})
         details: dict[str, Any] = {"approvals": approvals, "required": state.review.required}
         if actor.id in facts.approved_other_states and state.review.allow_earlier_reviewers:
             details["relaxed"] = "allow_earlier_reviewers"
+        if checks:
+            details["checks"] = checks
         target = document.state
         if rules.quorum_reached(facts, actor.id, actor.roles):
             resolved = self._resolve("approve")
@@ -347,6 +414,8 @@ class DocumentProcess:
         document.updated_at = document.entered_at
         if self.spec.state(state).is_review:
             document.review_round += 1
+        if self.spec.state(state).void:
+            unique_values.release(self.session, document)
 
     def edit(self, actor: User, data: Any, revision: Any) -> list[str]:
         """Change the given fields in an editable state; a new revision. Returns what changed."""
@@ -379,6 +448,7 @@ class DocumentProcess:
             )
         )
         self.editors.add(actor.id)
+        unique_values.sync(self.session, document, self.spec)
         self.record(actor, "edit", document.state, document.state, details={"changed": changed})
         return changed
 
@@ -392,10 +462,10 @@ class DocumentProcess:
         details: dict[str, Any] | None = None,
         outcome: str = "ok",
         code: str | None = None,
-    ) -> None:
+    ) -> AuditEvent:
         """Append this document's audit event for an action (allowed or refused)."""
         document = self.document
-        audit.append(
+        return audit.append(
             self.session,
             audit.document_chain(document.id),
             document_id=document.id,

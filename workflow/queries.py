@@ -20,6 +20,7 @@ from workflow.process import DocumentProcess, compiled
 from workflow.services import get_document, list_flows
 
 MAX_PAGE = 200
+BLIND_ACTIONS = ("approve", "reject", "comment")
 
 
 @dataclass(frozen=True)
@@ -205,12 +206,27 @@ def my_documents(session: Session, user: User, limit: int = 100) -> list[Documen
 
 def history(session: Session, document_id: int, user: User) -> list[AuditEvent]:
     """The audit events of one document, oldest first (NotFound if the user may not see it)."""
-    get_document(session, document_id, user)
-    return list(
+    process = get_document(session, document_id, user)
+    events = list(
         session.scalars(
             select(AuditEvent).where(AuditEvent.document_id == document_id).order_by(AuditEvent.id)
         )
     )
+    if policy.sees_decisions(user, process):
+        return events
+    # A blind review: the others' decisions and comments of this round stay hidden.
+    document = process.document
+    since = as_utc(document.entered_at)
+    return [
+        e
+        for e in events
+        if not (
+            e.action in BLIND_ACTIONS
+            and e.from_state == document.state
+            and as_utc(e.at) >= since
+            and e.actor != user.username
+        )
+    ]
 
 
 def audit_events(

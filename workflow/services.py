@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from workflow import audit, policy
 from workflow import fields as field_types
+from workflow import unique as unique_values
 from workflow.definitions.build import load_flow
 from workflow.definitions.spec import FlowSpec
 from workflow.errors import (
@@ -30,6 +31,7 @@ from workflow.errors import (
     WorkflowError,
 )
 from workflow.models import (
+    AuditEvent,
     Document,
     DocumentRevision,
     FlowVersion,
@@ -177,6 +179,7 @@ def create_document(
             DocumentRevision(document_id=document.id, number=1, data=clean, author_id=actor.id)
         )
         process = DocumentProcess(session, document, reviews=[], editors={actor.id})
+        unique_values.sync(session, document, spec)
         audit.open_chain(session, audit.document_chain(document.id))
         process.record(actor, "create", spec.initial, spec.initial)
         _finish(uow, process, before_commit)
@@ -214,6 +217,8 @@ def act(
     revision: int,
     comment: str = "",
     *,
+    checks: Mapping[str, Any] | None = None,
+    failed_checks: list[str] | None = None,
     before_commit: Finish | None = None,
 ) -> DocumentProcess:
     """Take `action` on the document at `revision` (approve, reject or a definition action)."""
@@ -225,9 +230,25 @@ def act(
         check_comment(comment)  # bounded input is refused before anything is read
         process = DocumentProcess.load(session, document_id, actor, for_update=True)
         uow.document = process.document
-        process.apply(action, actor, revision, comment)
+        process.apply(action, actor, revision, comment, checks, failed_checks)
         _finish(uow, process, before_commit)
     return process
+
+
+def comment(
+    session: Session, document_id: int, actor: User, text: Any
+) -> tuple[DocumentProcess, AuditEvent]:
+    """A question or remark on a document without approving or rejecting it."""
+    with unit_of_work(session, actor, "comment", target=f"document {document_id}") as uow:
+        text = check_comment(text)
+        if not text:
+            raise InvalidData({"text": ["write the comment"]})
+        process = DocumentProcess.load(session, document_id, actor)
+        uow.document = process.document
+        policy.can_comment(actor).enforce()
+        document = process.document
+        event = process.record(actor, "comment", document.state, document.state, text)
+    return process, event
 
 
 def _finish(uow: UnitOfWork, process: DocumentProcess, before_commit: Finish | None) -> None:

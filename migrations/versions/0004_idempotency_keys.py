@@ -1,4 +1,5 @@
-"""idempotency keys: a retried POST/PATCH gets the first response again; the inbox's index
+"""idempotency keys (a retried POST/PATCH gets the first response again); the inbox's index;
+checklist answers on reviews; unique claims (a value held by one live document)
 
 Revision ID: 0004
 Revises: 0003
@@ -8,6 +9,7 @@ Create Date: 2026-11-30 16:40:00
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0004"
 down_revision = "0003"
@@ -35,9 +37,30 @@ def upgrade():
         op.f("ix_idempotency_keys_created_at"), "idempotency_keys", ["created_at"], unique=False
     )
     op.create_index("ix_documents_entered", "documents", ["entered_at", "id"], unique=False)
+    op.add_column("reviews", sa.Column("checks", sa.JSON().with_variant(
+        postgresql.JSONB(), "postgresql"), nullable=True))
+    op.create_table(
+        "unique_claims",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("scope", sa.String(length=200), nullable=False),
+        sa.Column("value", sa.String(length=200), nullable=False),
+        sa.Column("field", sa.String(length=120), nullable=False),
+        sa.Column("document_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["document_id"], ["documents.id"], name=op.f("fk_unique_claims_document_id_documents")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_unique_claims")),
+        sa.UniqueConstraint("scope", "value", name=op.f("uq_unique_claims_scope_value")),
+    )
+    op.create_index(
+        op.f("ix_unique_claims_document_id"), "unique_claims", ["document_id"], unique=False
+    )
 
 
 def downgrade():
+    op.drop_index(op.f("ix_unique_claims_document_id"), table_name="unique_claims")
+    op.drop_table("unique_claims")
+    op.drop_column("reviews", "checks")
     op.drop_index("ix_documents_entered", table_name="documents")
     op.drop_index(op.f("ix_idempotency_keys_created_at"), table_name="idempotency_keys")
     op.drop_table("idempotency_keys")

@@ -171,6 +171,28 @@ class ActionSchema(InputSchema):
             "pattern": NO_CONTROL_PATTERN,
         },
     )
+    checks = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(NAME_PATTERN)),
+        values=fields.Boolean(truthy={True}, falsy={False}),
+        validate=validate.Length(max=50),
+        metadata={
+            "description": "Approving in a review with a checklist: every point confirmed, "
+            '`{"qty": true, …}`; a missing point is `422 checklist_incomplete`.'
+        },
+    )
+    failed_checks = fields.List(
+        fields.String(validate=validate.Regexp(NAME_PATTERN)),
+        validate=validate.Length(max=50),
+        metadata={"description": "Rejecting: the checklist points that failed."},
+    )
+
+
+class CommentSchema(InputSchema):
+    text = fields.String(
+        required=True,
+        validate=[validate.Length(1, 2000), no_control],
+        metadata={"description": "The question or remark.", "pattern": NO_CONTROL_PATTERN},
+    )
 
 
 class PageQuerySchema(InputSchema):
@@ -230,15 +252,34 @@ class ApprovalSchema(OutputSchema):
     user = fields.String(attribute="user.username", required=True)
     at = LocalDateTime(required=True)
     comment = fields.String(required=True)
+    checks = fields.Dict(
+        allow_none=True,
+        metadata={"description": 'The checklist as confirmed: `{"confirmed": [ids]}`.'},
+    )
+
+
+class ChecklistItemSchema(OutputSchema):
+    id = fields.String(required=True)
+    label = Localized(required=True)
 
 
 class ReviewStatusSchema(OutputSchema):
     required = fields.Integer(required=True)
     roles = fields.List(fields.String(), required=True)
+    checklist = fields.List(
+        fields.Nested(ChecklistItemSchema),
+        metadata={"description": "Points an approval must confirm (`checks`), if any."},
+    )
+    blind = fields.Boolean(
+        metadata={"description": "Others' decisions stay hidden until you have decided."}
+    )
     approvals = fields.List(
         fields.Nested(ApprovalSchema),
         required=True,
-        metadata={"description": "Approvals of the current round."},
+        metadata={
+            "description": "Approvals of the current round (in a blind review: only yours, "
+            "until you have decided)."
+        },
     )
 
 
@@ -268,6 +309,13 @@ class DocumentSchema(OutputSchema):
 class DocumentPageSchema(OutputSchema):
     items = fields.List(fields.Nested(DocumentSchema), required=True)
     next = fields.String(allow_none=True, required=True)
+
+
+class CommentOutSchema(OutputSchema):
+    id = fields.Integer(attribute="id", required=True)
+    at = LocalDateTime(required=True)
+    user = fields.String(attribute="actor", required=True)
+    text = fields.String(attribute="comment", required=True)
 
 
 class EventSchema(OutputSchema):

@@ -113,6 +113,8 @@ class ReviewStatus:
     required: int
     roles: tuple[str, ...]
     approvals: list[Review]
+    checklist: tuple[Any, ...] = ()
+    blind: bool = False
 
 
 class DocumentView:
@@ -131,7 +133,15 @@ class DocumentView:
         self.created_at = document.created_at
         rule = process.state.review
         self.review = (
-            ReviewStatus(rule.required, rule.roles, process.current_approvals()) if rule else None
+            ReviewStatus(
+                rule.required,
+                rule.roles,
+                process.visible_approvals(user),
+                rule.checklist,
+                rule.blind,
+            )
+            if rule
+            else None
         )
         self.actions = process.actions_for(user)
         self.can_edit = process.can_edit(user)
@@ -313,9 +323,28 @@ def act(doc_id: int):
             args["action"],
             args["revision"],
             args["comment"],
+            checks=args.get("checks"),
+            failed_checks=args.get("failed_checks"),
             before_commit=done,
         ),
     )
+
+
+@operation(
+    DOC + "/comments",
+    "POST",
+    "Comment on a document",
+    s.CommentOutSchema,
+    201,
+    body=s.CommentSchema,
+    errors=(403, 404, 415, 422),
+)
+def comment(doc_id: int):
+    """A question or remark without approving or rejecting; shown on the document and in its
+    history (in a blind review, hidden from the other reviewers until they have decided)."""
+    args = json_body(s.CommentSchema)
+    _, event = services.comment(db.session, doc_id, me(), args["text"])
+    return dump(s.CommentOutSchema, event, 201)
 
 
 @operation(DOC + "/history", "GET", "A document's history", s.EventPageSchema, errors=(404,))

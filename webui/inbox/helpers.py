@@ -84,6 +84,7 @@ ACTION_NAMES = {
     "edit": ("修改", "Edited"),
     "approve": ("同意", "Approved"),
     "reject": ("驳回", "Rejected"),
+    "comment": ("评论", "Commented"),
 }
 
 FIELD_MESSAGES = {

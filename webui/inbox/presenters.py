@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webui.i18n import lang
 from webui.inbox.helpers import action_name, field_message
 from workflow import policy
 from workflow.process import DocumentProcess
@@ -23,6 +24,8 @@ class ActionForm:
     danger: bool
     comment: str = ""
     error: str = ""
+    # (id, label, ticked) of the review's checklist: confirmed to approve, failed to reject.
+    checklist: tuple[tuple[str, str, bool], ...] = ()
 
 
 def action_forms(
@@ -33,10 +36,18 @@ def action_forms(
 ) -> list[ActionForm]:
     """The forms for `actions`; the one just refused keeps what was typed and its message."""
     typed, errors = typed or {}, errors or {}
+    review = process.state.review
+    items = review.checklist if review is not None else ()
     forms = []
     for action in actions:
         mine = typed.get("action") == action
-        messages = errors.get("comment") if mine else None
+        messages = [*(errors.get("comment") or ()), *(errors.get("checks") or ())] if mine else None
+        ticked = set(typed.get("checks") or ()) if mine else set()
+        checklist = tuple(
+            (item.id, item.label.get(lang()), item.id in ticked)
+            for item in items
+            if action in ("approve", "reject")
+        )
         forms.append(
             ActionForm(
                 name=action,
@@ -45,6 +56,7 @@ def action_forms(
                 danger=action in DANGEROUS_ACTIONS,
                 comment=typed.get("comment", "") if mine else "",
                 error="; ".join(field_message(m) for m in messages or ()),
+                checklist=checklist,
             )
         )
     return forms

@@ -71,7 +71,9 @@ def _render_document(
         doc=process.document,
         action_forms=presenters.action_forms(process, actions, typed, errors),
         can_edit=process.can_edit(user),
-        approvals=process.current_approvals(),
+        approvals=process.visible_approvals(user),
+        blind=not policy.sees_decisions(user, process),
+        can_comment=bool(policy.can_comment(user)),
         events=events,
         diffs=diffs,
         overdue=queries.is_overdue(process),
@@ -143,15 +145,32 @@ def act(doc_id: int):
     action = request.form.get("action", "")
     revision = request.form.get("revision", type=int)
     comment = request.form.get("comment", "")
+    ticked = [key.removeprefix("check-") for key in request.form if key.startswith("check-")]
     # A refused comment (a rejection without a reason) shows the page again, comment kept.
     g.rerender = lambda errors: _render_document(
         services.get_document(db.session, doc_id, current_user.row),
         errors,
-        {"action": action, "comment": comment},
+        {"action": action, "comment": comment, "checks": ticked},
     )
-    process = services.act(db.session, doc_id, current_user.row, action, revision, comment)
+    process = services.act(
+        db.session,
+        doc_id,
+        current_user.row,
+        action,
+        revision,
+        comment,
+        checks={i: True for i in ticked} if action == "approve" else None,
+        failed_checks=ticked if action == "reject" else None,
+    )
     flash(t("已处理，当前状态：", "Done — the document is now: ") + state_text(process), "ok")
     return redirect(url_for("inbox.document", doc_id=doc_id), 303)
+
+
+@bp.post("/documents/<int:doc_id>/comment")
+def comment(doc_id: int):
+    services.comment(db.session, doc_id, current_user.row, request.form.get("text", ""))
+    flash(t("已发表评论。", "Comment posted."), "ok")
+    return redirect(url_for("inbox.document", doc_id=doc_id, _anchor="h-history"), 303)
 
 
 def state_text(process: Any) -> str:

@@ -10,6 +10,7 @@ from workflow.definitions.loader import MAX_DEFINITION_BYTES, YamlMap, load_yaml
 from workflow.definitions.schema import check_shape
 from workflow.definitions.spec import (
     Check,
+    ChecklistItem,
     FlowSpec,
     Label,
     OverdueSpec,
@@ -76,6 +77,11 @@ def _state(name: str, node: YamlMap, checked: Validated, initial: str) -> StateS
             roles=tuple(review["roles"]),
             allow_earlier_reviewers=review.get("allow_earlier_reviewers", False),
             require_each_role=review.get("require_each_role", False),
+            checklist=tuple(
+                ChecklistItem(item["id"], _label(item.get("label"), item["id"]))
+                for item in review.get("checklist") or ()
+            ),
+            blind=review.get("blind", False),
         )
         if review is not None
         else None,
@@ -83,6 +89,7 @@ def _state(name: str, node: YamlMap, checked: Validated, initial: str) -> StateS
         on_reject=node.get("on_reject"),
         final=node.get("final", False),
         owner_only=node.get("owner_only", name == initial),
+        void=node.get("void", False),
     )
 
 

@@ -17,7 +17,7 @@ from workflow.guards import did_you_mean
 
 TOP_REQUIRED = ("name", "title", "fields", "initial", "states", "transitions", "example")
 TOP_OPTIONAL = ("description", "overdue", "visible_to")
-FIELD_COMMON = ("type", "required", "label", "help", "default")
+FIELD_COMMON = ("type", "required", "label", "help", "default", "unique")
 FIELD_TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "string": ("min_length", "max_length"),
     "text": ("min_length", "max_length"),
@@ -40,8 +40,17 @@ STATE_KEYS = (
     "on_reject",
     "final",
     "owner_only",
+    "void",
 )
-REVIEW_KEYS = ("required", "roles", "allow_earlier_reviewers", "require_each_role")
+REVIEW_KEYS = (
+    "required",
+    "roles",
+    "allow_earlier_reviewers",
+    "require_each_role",
+    "checklist",
+    "blind",
+)
+CHECKLIST_KEYS = ("id", "label")
 TRANSITION_REQUIRED = ("action", "from", "to", "roles")
 TRANSITION_OPTIONAL = ("when", "checks", "label")
 ROUTE_KEYS = ("to", "when")
@@ -259,6 +268,8 @@ class _Shape:
         self.boolean(spec, "required", what)
         self.label(spec, "label", what)
         self.label(spec, "help", what)
+        if "unique" in spec:
+            self.unique(spec, what)
         if kind in ("string", "text"):
             self.integer(spec, "min_length", what, 0)
             self.integer(spec, "max_length", what, 1)
@@ -281,6 +292,19 @@ class _Shape:
             else:
                 self.fields(spec["columns"], spec.line_of("columns"), name)
 
+    def unique(self, spec: YamlMap, what: str) -> None:
+        value = spec["unique"]
+        if isinstance(value, bool):
+            return
+        if isinstance(value, YamlMap):
+            self.keys(value, f"`unique` of {what}", ("across",), ())
+            self.names(value, "across", f"`unique` of {what}")
+            return
+        self.problem(
+            spec.line_of("unique"),
+            f"`unique` of {what} must be true, false or `{{across: [flows]}}`, not {_kind(value)}",
+        )
+
     def states(self, states: Any, line: int) -> None:
         if not self.is_mapping(states, line, "`states`"):
             return
@@ -302,17 +326,16 @@ class _Shape:
         self.names(spec, "editable_fields", what)
         self.boolean(spec, "final", what)
         self.boolean(spec, "owner_only", what)
+        self.boolean(spec, "void", what)
         self.text(spec, "on_reject", what)
         if "review" in spec:
             review = spec["review"]
             review_what = f"the review of {what}"
             if self.is_mapping(review, spec.line_of("review"), f"`review` of {what}"):
-                self.keys(
-                    review,
-                    review_what,
-                    ("required", "roles"),
-                    ("allow_earlier_reviewers", "require_each_role"),
-                )
+                self.keys(review, review_what, ("required", "roles"), REVIEW_KEYS[2:])
+                self.boolean(review, "blind", review_what)
+                if "checklist" in review:
+                    self.checklist(review["checklist"], review.line_of("checklist"), review_what)
                 self.integer(review, "required", review_what, None)
                 self.names(review, "roles", review_what)
                 self.boolean(review, "allow_earlier_reviewers", review_what)
@@ -335,6 +358,20 @@ class _Shape:
                     self.keys(route, route_what, ("to",), ("when",))
                     self.text(route, "to", route_what)
                     self.text(route, "when", route_what)
+
+    def checklist(self, items: Any, line: int, what: str) -> None:
+        if not isinstance(items, YamlList) or not items:
+            self.problem(
+                line,
+                f"`checklist` of {what} must be a list of `{{id: name, label: {{zh, en}}}}`",
+            )
+            return
+        for index, item in enumerate(items):
+            item_what = f"checklist item {index + 1} of {what}"
+            if self.is_mapping(item, items.line_of(index), item_what):
+                self.keys(item, item_what, CHECKLIST_KEYS, ())
+                self.text(item, "id", item_what)
+                self.label(item, "label", item_what)
 
     def transitions(self, transitions: Any, line: int) -> None:
         if not isinstance(transitions, YamlList):

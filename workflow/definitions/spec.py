@@ -52,9 +52,20 @@ class FieldSpec:
     columns: tuple[FieldSpec, ...] = ()
     min_rows: int | None = None
     max_rows: int = 200
+    # `unique`: the value appears in at most one live document of the flow (None: not unique);
+    # the flows named here share the same register of values (`unique: {across: [...]}`).
+    unique_across: tuple[str, ...] | None = None
 
     def column(self, name: str) -> FieldSpec | None:
         return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    """One point a reviewer must confirm before approving (复核要点)."""
+
+    id: str
+    label: Label
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,9 @@ class ReviewSpec:
     allow_earlier_reviewers: bool = False
     # Every listed role must be among the approvers (内勤 + 库管, not two 内勤).
     require_each_role: bool = False
+    checklist: tuple[ChecklistItem, ...] = ()
+    # Until a reviewer has decided (or the state is left) they do not see the others' decisions.
+    blind: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,9 @@ class StateSpec:
     final: bool = False
     # Only the document's creator may edit it or take its actions here (drafts are theirs).
     owner_only: bool = False
+    # A final state that abandons the document (withdrawn, cancelled): its unique values are
+    # released for other documents.
+    void: bool = False
 
     @property
     def is_review(self) -> bool:

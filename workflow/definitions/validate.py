@@ -274,6 +274,7 @@ class _Validator:
             columns=columns,
             min_rows=node.get("min_rows"),
             max_rows=node.get("max_rows", FieldSpec.max_rows),
+            unique_across=self.unique(node, kind, what),
         )
         default = node.get("default")
         if default is None:
@@ -291,6 +292,24 @@ class _Validator:
                     )
             return spec
         return replace(spec, default=clean.get(name))
+
+    def unique(self, node: YamlMap, kind: str, what: str) -> tuple[str, ...] | None:
+        value = node.get("unique")
+        if value is None or value is False:
+            return None
+        if kind in ("table", "boolean", "decimal", "text"):
+            self.problem(
+                node.line_of("unique"),
+                f"`unique` does not apply to {what} of type `{kind}`",
+                "use it on a string, integer, date or choice: an invoice or receipt number",
+            )
+            return None
+        if value is True:
+            return ()
+        across = tuple(value.get("across") or ())
+        for index, flow in enumerate(across):
+            self.name("flow", flow, value["across"].line_of(index), frozenset())
+        return across
 
     def state_names(self) -> None:
         for name in self.states:
@@ -396,6 +415,14 @@ class _Validator:
                         "add a `review`, or use a transition to leave this state",
                     )
         self.editable_fields(name, node)
+        if node.get("void") and not final:
+            self.problem(
+                node.line_of("void"),
+                f"`void` of state `{name}` needs `final: true`",
+                "a void state is where an abandoned document ends (withdrawn, cancelled)",
+            )
+        if review is not None and review.get("checklist"):
+            self.checklist(name, review["checklist"])
         if node.get("owner_only") and (review is not None or final):
             self.problem(
                 node.line_of("owner_only"),
@@ -588,6 +615,18 @@ class _Validator:
         states = overdue["states"]
         for index, state in enumerate(states):
             self.known_state(state, states.line_of(index), "in `overdue`")
+
+    def checklist(self, state: str, items: YamlList) -> None:
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            ident = item["id"]
+            self.name("checklist item", ident, items.line_of(index), frozenset())
+            if ident in seen:
+                self.problem(
+                    items.line_of(index),
+                    f"checklist item `{ident}` is listed twice in state `{state}`",
+                )
+            seen.add(ident)
 
     def visible_to(self) -> None:
         roles = self.tree.get("visible_to")
