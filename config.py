@@ -46,6 +46,14 @@ class Config:
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
     DISPLAY_TIMEZONE = os.environ.get("DISPLAY_TIMEZONE", "Asia/Shanghai")
     DEFINITIONS_DIR = str(BASE_DIR / "definitions")
+    # Mail for notifications: off unless SMTP_HOST is set (then `worker` delivers them).
+    SMTP_HOST = os.environ.get("SMTP_HOST")
+    SMTP_PORT = int(os.environ.get("SMTP_PORT", "25"))
+    SMTP_FROM = os.environ.get("SMTP_FROM", "fuhe@localhost")
+    SMTP_USER = os.environ.get("SMTP_USER")
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD")
+    SMTP_STARTTLS = os.environ.get("SMTP_STARTTLS", "") == "1"
+    BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCK_MINUTES = 15
     TESTING = False

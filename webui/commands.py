@@ -209,6 +209,40 @@ def tick(today) -> None:
     click.echo(f"{purge(db.session)} expired idempotency key(s) forgotten")
 
 
+@click.command("worker")
+@with_appcontext
+@click.option("--once", is_flag=True, help="Deliver what is due, then stop (for cron).")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between rounds.")
+def worker(once: bool, interval: float) -> None:
+    """Deliver notifications by mail (SMTP_HOST…); several may run on several hosts."""
+    import time
+
+    from flask import current_app
+
+    from workflow import notify
+
+    config = current_app.config
+    settings = notify.MailSettings(
+        host=config.get("SMTP_HOST") or "",
+        port=config["SMTP_PORT"],
+        sender=config["SMTP_FROM"],
+        username=config.get("SMTP_USER"),
+        password=config.get("SMTP_PASSWORD"),
+        starttls=config["SMTP_STARTTLS"],
+        base_url=config["BASE_URL"],
+    )
+    send = notify.smtp_sender(settings) if settings.host else None
+    if send is None:
+        click.echo("mail is off (no SMTP_HOST): notifications are shown in the app only")
+    while True:
+        sent = notify.deliver(db.session, send, settings)
+        if sent:
+            click.echo(f"{sent} notification(s) mailed")
+        if once:
+            return
+        time.sleep(interval)
+
+
 @click.command("setup")
 @with_appcontext
 @click.option("--demo/--no-demo", default=True, help="Create demo users when the database is new.")
@@ -262,3 +296,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(audit_cli)
     app.cli.add_command(setup)
     app.cli.add_command(tick)
+    app.cli.add_command(worker)

@@ -30,6 +30,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     language: Mapped[str | None] = mapped_column(String(8))
+    email: Mapped[str | None] = mapped_column(String(200))  # for notifications; optional
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -263,3 +264,27 @@ class UniqueClaim(Base):
         String(120)
     )  # where in the document, e.g. receipts.receipt_no
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+
+
+class Notification(Base):
+    """A message for one person, written in the same transaction as what it reports (a
+    transactional outbox): shown in the app at once, and mailed by `worker` when mail is on."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_outbox", "email_state", "next_attempt_at"),
+        Index("ix_notifications_user_unread", "user_id", "read_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # task_waiting | rejected | …
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONData)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    read_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    # pending → sent, or failed after the retries; `off` when the worker runs without mail.
+    email_state: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)

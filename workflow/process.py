@@ -12,11 +12,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, joinedload
 
-from workflow import audit, policy
+from workflow import audit, notify, policy
 from workflow import fields as field_types
 from workflow import review as rules
 from workflow import unique as unique_values
@@ -107,9 +107,17 @@ class DocumentProcess:
         """
         if not isinstance(document_id, int) or isinstance(document_id, bool):
             raise not_found(document_id)
+        # Everyone who edited the data comes in the same statement (one round trip less on
+        # every action). Read under the row lock's statement: an edit racing it changes the
+        # revision, which the action's revision check then refuses.
+        editors = (
+            select(func.aggregate_strings(cast(DocumentRevision.author_id, String), ","))
+            .where(DocumentRevision.document_id == Document.id)
+            .scalar_subquery()
+        )
         # The creator's and mover's names are shown; their roles are never needed here.
         stmt = (
-            select(Document)
+            select(Document, editors)
             .where(Document.id == document_id)
             .options(
                 joinedload(Document.created_by).lazyload(User.role_rows),
@@ -119,12 +127,14 @@ class DocumentProcess:
         if for_update:
             stmt = stmt.with_for_update(of=Document).execution_options(populate_existing=True)
         try:
-            document = session.scalars(stmt).unique().one_or_none()
+            row = session.execute(stmt).unique().one_or_none()
         except DBAPIError as exc:
             raise Conflict("the document is busy; try again") from exc
-        if document is None:
+        if row is None:
             raise not_found(document_id)
-        process = cls(session, document)
+        document, authors = row
+        editor_ids = {int(i) for i in (authors or "").split(",") if i}
+        process = cls(session, document, editors=editor_ids)
         if not process.may_see(viewer):
             raise not_found(document_id)
         return process
@@ -369,7 +379,14 @@ class DocumentProcess:
             assert state.on_reject is not None
             details = {"checks": checks} if checks else None
             self.record(actor, "reject", document.state, state.on_reject, comment, details)
-            self._enter(state.on_reject, actor)
+            self._enter(state.on_reject, actor, announce=False)
+            notify.to_user(
+                self.session,
+                "rejected",
+                document.id,
+                document.created_by_id,
+                notify.about(document, self.spec, document.state, reason=comment),
+            )
             return
         approvals = len(set(facts.approved_this_round) | {actor.id})
         details: dict[str, Any] = {"approvals": approvals, "required": state.review.required}
@@ -404,8 +421,9 @@ class DocumentProcess:
     def _resolve(self, action: str) -> Resolution | None:
         return self.flow.resolve(action, self.document.state, self.typed_data())
 
-    def _enter(self, state: str, actor: User) -> None:
-        """Move the document; entering a review state opens a fresh round (voiding approvals)."""
+    def _enter(self, state: str, actor: User, announce: bool = True) -> None:
+        """Move the document; entering a review state opens a fresh round (voiding approvals).
+        Whoever can now act on it is told, in this same transaction (the outbox)."""
         document = self.document
         document.state = state
         document.entered_by_id = actor.id
@@ -416,6 +434,28 @@ class DocumentProcess:
             document.review_round += 1
         if self.spec.state(state).void:
             unique_values.release(self.session, document)
+        if announce:
+            self._announce(state, actor)
+
+    def _announce(self, state: str, actor: User) -> None:
+        """A `task_waiting` notification for the people who can act in `state` now."""
+        node, document = self.spec.state(state), self.document
+        details = notify.about(document, self.spec, state)
+        if node.review is not None:
+            exclude = {document.created_by_id, actor.id, *self.editors}
+            notify.to_roles(
+                self.session, "task_waiting", document.id, node.review.roles, details, exclude
+            )
+            return
+        roles = {r for t in self.spec.transitions_from(state) for r in t.roles}
+        if not roles or node.final:
+            return
+        if node.owner_only:
+            notify.to_user(
+                self.session, "task_waiting", document.id, document.created_by_id, details
+            )
+        else:
+            notify.to_roles(self.session, "task_waiting", document.id, roles, details, {actor.id})
 
     def edit(self, actor: User, data: Any, revision: Any) -> list[str]:
         """Change the given fields in an editable state; a new revision. Returns what changed."""

@@ -1,5 +1,6 @@
 """idempotency keys (a retried POST/PATCH gets the first response again); the inbox's index;
-checklist answers on reviews; unique claims (a value held by one live document)
+checklist answers on reviews; unique claims (a value held by one live document); notifications
+(the transactional outbox)
 
 Revision ID: 0004
 Revises: 0003
@@ -55,9 +56,41 @@ def upgrade():
     op.create_index(
         op.f("ix_unique_claims_document_id"), "unique_claims", ["document_id"], unique=False
     )
+    op.add_column("users", sa.Column("email", sa.String(length=200), nullable=True))
+    op.create_table(
+        "notifications",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("document_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "details", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("email_state", sa.String(length=12), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_notifications_user_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["document_id"], ["documents.id"], name=op.f("fk_notifications_document_id_documents")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
+    )
+    op.create_index(
+        "ix_notifications_outbox", "notifications", ["email_state", "next_attempt_at"]
+    )
+    op.create_index("ix_notifications_user_unread", "notifications", ["user_id", "read_at"])
 
 
 def downgrade():
+    op.drop_index("ix_notifications_user_unread", table_name="notifications")
+    op.drop_index("ix_notifications_outbox", table_name="notifications")
+    op.drop_table("notifications")
+    op.drop_column("users", "email")
     op.drop_index(op.f("ix_unique_claims_document_id"), table_name="unique_claims")
     op.drop_table("unique_claims")
     op.drop_column("reviews", "checks")

@@ -318,6 +318,28 @@ class CommentOutSchema(OutputSchema):
     text = fields.String(attribute="comment", required=True)
 
 
+class NotificationSchema(OutputSchema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True, metadata={"description": "task_waiting, rejected, …"})
+    document_id = fields.Integer(allow_none=True, required=True)
+    text = fields.Method("_text", required=True)
+    created_at = LocalDateTime(required=True)
+    read = fields.Method("_read", required=True)
+
+    def _text(self, row: Any) -> str:
+        from workflow.notify import subject
+
+        return subject(row.kind, row.details or {}, lang())
+
+    def _read(self, row: Any) -> bool:
+        return row.read_at is not None
+
+
+class NotificationPageSchema(OutputSchema):
+    items = fields.List(fields.Nested(NotificationSchema), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
 class EventSchema(OutputSchema):
     seq = fields.Integer(attribute="id", required=True)
     at = LocalDateTime(required=True)

@@ -22,7 +22,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from webui.api import bp
 from webui.api import schemas as s
 from webui.extensions import db
-from workflow import idempotency, queries, services
+from workflow import idempotency, notify, queries, services
 from workflow.definitions.spec import FlowSpec, Label
 from workflow.errors import NotFound, Refused
 from workflow.models import FlowVersion, Review
@@ -369,6 +369,13 @@ def tasks():
     user = me()
     items = [DocumentView(p, user) for p in page.items]
     return dump(s.DocumentPageSchema, queries.Page(items, page.next))
+
+
+@operation("/notifications", "GET", "The caller's notifications", s.NotificationPageSchema)
+def notifications():
+    """Newest first (at most 50): tasks waiting for the caller, rejections of their documents."""
+    items = notify.recent(db.session, me())
+    return dump(s.NotificationPageSchema, queries.Page(items, None))
 
 
 # --- audit ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from webui.extensions import db
 from webui.inbox import bp, presenters
 from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name, search_args
 from webui.inbox.helpers import t
-from workflow import policy, queries, services
+from workflow import notify, policy, queries, services
 from workflow.process import compiled
 from workflow.services import current_version
 
@@ -164,6 +164,22 @@ def act(doc_id: int):
     )
     flash(t("已处理，当前状态：", "Done — the document is now: ") + state_text(process), "ok")
     return redirect(url_for("inbox.document", doc_id=doc_id), 303)
+
+
+@bp.get("/notifications")
+def notifications():
+    items = notify.recent(db.session, current_user.row)
+    page = render_template("inbox/notifications.html", items=items, subject=notify.subject)
+    notify.mark_read(db.session, current_user.row)  # seen now that they are on screen
+    return page
+
+
+@bp.app_context_processor
+def _bell() -> dict[str, Any]:
+    """The unread count for the bell on every page (one small indexed count)."""
+    if not current_user or not current_user.is_authenticated:
+        return {"unread": 0}
+    return {"unread": notify.unread_count(db.session, current_user.row)}
 
 
 @bp.post("/documents/<int:doc_id>/comment")
