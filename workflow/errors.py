@@ -121,6 +121,12 @@ class StaleRevision(Conflict):
     code = "stale_revision"
 
 
+class Claimed(Conflict):
+    """Someone else said "I am on it" and their claim has not expired."""
+
+    code = "claimed"
+
+
 class CommitUnknown(WorkflowError):
     """The connection broke while committing: the change may or may not have been stored.
 

@@ -111,6 +111,8 @@ class Document(Base):
     flow_version: Mapped[FlowVersion] = relationship(lazy="joined")
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id], lazy="joined")
     entered_by: Mapped[User] = relationship(foreign_keys=[entered_by_id], lazy="joined")
+    # Loaded with the document (a join, not a query): who said "I am on it", if anyone.
+    claim: Mapped[TaskClaim | None] = relationship(lazy="joined", viewonly=True)
 
 
 class DocumentRevision(Base):
@@ -288,3 +290,19 @@ class Notification(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class TaskClaim(Base):
+    """ "I am on it": a reviewer's soft, expiring claim on a document. It never blocks anyone
+    from acting; it only tells colleagues someone is already looking."""
+
+    __tablename__ = "task_claims"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # A claim is on one step: it lapses when the document moves on (or a new round opens).
+    state: Mapped[str] = mapped_column(String(40))
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    until: Mapped[dt.datetime] = mapped_column(Timestamp)
+    user: Mapped[User] = relationship(lazy="joined")

@@ -8,6 +8,7 @@ are `workflow.review`'s. The state machine is compiled once per flow version and
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,7 @@ from workflow import audit, notify, policy
 from workflow import fields as field_types
 from workflow import review as rules
 from workflow import unique as unique_values
+from workflow.db import as_utc
 from workflow.definitions.build import load_flow
 from workflow.definitions.compile import CompiledFlow, Resolution, compile_flow
 from workflow.definitions.spec import FieldSpec, FlowSpec, StateSpec, TransitionSpec
@@ -32,7 +34,15 @@ from workflow.errors import (
     NotFound,
     StaleRevision,
 )
-from workflow.models import AuditEvent, Document, DocumentRevision, FlowVersion, Review, User
+from workflow.models import (
+    AuditEvent,
+    Document,
+    DocumentRevision,
+    FlowVersion,
+    Review,
+    TaskClaim,
+    User,
+)
 
 REVIEW_ACTIONS = policy.REVIEW_ACTIONS
 MAX_COMMENT_LENGTH = 2000
@@ -122,6 +132,7 @@ class DocumentProcess:
             .options(
                 joinedload(Document.created_by).lazyload(User.role_rows),
                 joinedload(Document.entered_by).lazyload(User.role_rows),
+                joinedload(Document.claim).joinedload(TaskClaim.user).lazyload(User.role_rows),
             )
         )
         if for_update:
@@ -235,6 +246,17 @@ class DocumentProcess:
         if policy.sees_decisions(user, self):
             return approvals
         return [r for r in approvals if r.user_id == user.id]
+
+    def active_claim(self, now: dt.datetime | None = None) -> TaskClaim | None:
+        """The claim colleagues should see: unexpired, by someone who has not decided yet."""
+        claim, document = self.document.claim, self.document
+        if claim is None or as_utc(claim.until) <= (now or audit.utcnow()):
+            return None
+        if (claim.state, claim.round) != (document.state, document.review_round):
+            return None  # the document moved on since
+        if self.state.is_review and self.decided_this_round(claim.user):
+            return None
+        return claim
 
     def decided_this_round(self, user: User) -> bool:
         doc = self.document

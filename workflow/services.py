@@ -24,6 +24,8 @@ from workflow import unique as unique_values
 from workflow.definitions.build import load_flow
 from workflow.definitions.spec import FlowSpec
 from workflow.errors import (
+    ActionNotAllowed,
+    Claimed,
     Conflict,
     DefinitionError,
     InvalidData,
@@ -35,6 +37,7 @@ from workflow.models import (
     Document,
     DocumentRevision,
     FlowVersion,
+    TaskClaim,
     User,
 )
 from workflow.process import MAX_COMMENT_LENGTH, DocumentProcess, check_comment, compiled
@@ -249,6 +252,51 @@ def comment(
         document = process.document
         event = process.record(actor, "comment", document.state, document.state, text)
     return process, event
+
+
+CLAIM_MINUTES = 30
+
+
+def claim(
+    session: Session, document_id: int, actor: User, minutes: int = CLAIM_MINUTES
+) -> DocumentProcess:
+    """Say "I am on it" for `minutes`; never blocks anyone from acting (a soft lock)."""
+    with unit_of_work(session, actor, "claim", target=f"document {document_id}") as uow:
+        process = DocumentProcess.load(session, document_id, actor, for_update=True)
+        document = uow.document = process.document
+        if not process.actions_for(actor):
+            raise ActionNotAllowed("there is nothing for you to do on this document to claim")
+        held = process.active_claim()
+        if held is not None and held.user_id != actor.id:
+            raise Claimed(
+                f"{held.user.name} is on it until {held.until:%H:%M} (UTC); you may still act",
+                {"user": held.user.username, "until": held.until.isoformat()},
+            )
+        until = audit.utcnow() + dt.timedelta(minutes=minutes)
+        row = session.get(TaskClaim, document.id)
+        if row is None:
+            row = TaskClaim(document_id=document.id, user_id=actor.id, state="", until=until)
+            session.add(row)
+        row.user_id, row.user, row.until, row.claimed_at = actor.id, actor, until, audit.utcnow()
+        row.state, row.round = document.state, document.review_round
+        document.claim = row
+        process.record(actor, "claim", document.state, document.state,
+                       details={"until": until.isoformat()})  # fmt: skip
+    return process
+
+
+def release_claim(session: Session, document_id: int, actor: User) -> DocumentProcess:
+    """Give a claim up (only its holder; an expired one is gone anyway)."""
+    with unit_of_work(session, actor, "release", target=f"document {document_id}") as uow:
+        process = DocumentProcess.load(session, document_id, actor, for_update=True)
+        document = uow.document = process.document
+        row = session.get(TaskClaim, document.id)
+        if row is None or row.user_id != actor.id:
+            raise ActionNotAllowed("you hold no claim on this document")
+        session.delete(row)
+        document.claim = None
+        process.record(actor, "release", document.state, document.state)
+    return process
 
 
 def _finish(uow: UnitOfWork, process: DocumentProcess, before_commit: Finish | None) -> None:

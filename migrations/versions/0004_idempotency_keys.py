@@ -1,6 +1,6 @@
 """idempotency keys (a retried POST/PATCH gets the first response again); the inbox's index;
 checklist answers on reviews; unique claims (a value held by one live document); notifications
-(the transactional outbox)
+(the transactional outbox); task claims
 
 Revision ID: 0004
 Revises: 0003
@@ -84,9 +84,26 @@ def upgrade():
         "ix_notifications_outbox", "notifications", ["email_state", "next_attempt_at"]
     )
     op.create_index("ix_notifications_user_unread", "notifications", ["user_id", "read_at"])
+    op.create_table(
+        "task_claims",
+        sa.Column("document_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=40), nullable=False),
+        sa.Column("round", sa.Integer(), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["document_id"], ["documents.id"], name=op.f("fk_task_claims_document_id_documents")
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_task_claims_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("document_id", name=op.f("pk_task_claims")),
+    )
 
 
 def downgrade():
+    op.drop_table("task_claims")
     op.drop_index("ix_notifications_user_unread", table_name="notifications")
     op.drop_index("ix_notifications_outbox", table_name="notifications")
     op.drop_table("notifications")

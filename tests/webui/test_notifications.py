@@ -160,3 +160,32 @@ def test_with_mail_off_notifications_stay_in_the_app(app, api):
         db.session.remove()
     assert not rows(app, email_state="pending")
     assert rows(app, email_state="off")
+
+
+# --- claims: "I am on it" ---------------------------------------------------------------------
+def test_a_claim_shows_who_is_on_it_and_never_blocks_the_quorum(app, api):
+    doc = api.submitted("zhang")
+    path = f"/documents/{doc['id']}/claim"
+    claimed = api.post(path, "wang")
+    assert claimed.status_code == 200 and claimed.get_json()["claim"]["user"] == "wang"
+    assert api.get(f"/documents/{doc['id']}", "li").get_json()["claim"]["user"] == "wang"
+    taken = api.post(path, "chen")
+    assert taken.status_code == 409 and taken.get_json()["error"]["code"] == "claimed"
+    assert api.post(path, "zhang").status_code == 403  # the creator has nothing to do here
+    # anyone eligible still acts; the claim does not stop the quorum
+    assert api.act(doc, "li", "approve").status_code == 200
+    assert api.act(doc, "chen", "approve").status_code == 200
+    assert api.get(f"/documents/{doc['id']}", "li").get_json()["claim"] is None
+
+
+def test_a_claim_is_released_by_its_holder_or_by_deciding(app, api):
+    doc = api.submitted("zhang")
+    path = f"/documents/{doc['id']}/claim"
+    assert api.post(path, "wang").status_code == 200
+    assert api.call("DELETE", path, "chen").status_code == 403
+    assert api.call("DELETE", path, "wang").get_json()["claim"] is None
+    assert api.post(path, "chen").status_code == 200
+    assert api.act(doc, "chen", "approve").status_code == 200
+    # chen decided: the claim no longer says anyone is on it, and li may claim
+    assert api.get(f"/documents/{doc['id']}", "li").get_json()["claim"] is None
+    assert api.post(path, "li").get_json()["claim"]["user"] == "li"

@@ -258,6 +258,12 @@ class ApprovalSchema(OutputSchema):
     )
 
 
+class ClaimSchema(OutputSchema):
+    user = fields.String(attribute="user.username", required=True)
+    name = fields.String(attribute="user.name", required=True)
+    until = LocalDateTime(required=True)
+
+
 class ChecklistItemSchema(OutputSchema):
     id = fields.String(required=True)
     label = Localized(required=True)
@@ -293,6 +299,11 @@ class DocumentSchema(OutputSchema):
     data = fields.Dict(required=True, metadata={"description": "Money as decimal text."})
     created_by = fields.String(required=True)
     created_at = LocalDateTime(required=True)
+    claim = fields.Nested(
+        ClaimSchema,
+        allow_none=True,
+        metadata={"description": 'Who said "I am on it" (a soft, expiring claim), or null.'},
+    )
     review = fields.Nested(
         ReviewStatusSchema,
         allow_none=True,

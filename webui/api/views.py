@@ -144,6 +144,7 @@ class DocumentView:
             else None
         )
         self.actions = process.actions_for(user)
+        self.claim = process.active_claim()
         self.can_edit = process.can_edit(user)
         self.overdue = queries.is_overdue(process)
 
@@ -369,6 +370,19 @@ def tasks():
     user = me()
     items = [DocumentView(p, user) for p in page.items]
     return dump(s.DocumentPageSchema, queries.Page(items, page.next))
+
+
+@operation(DOC + "/claim", "POST", "Claim a task", s.DocumentSchema, errors=(403, 404, 409))
+def claim(doc_id: int):
+    """ "I am on it" for 30 minutes: colleagues see it; nobody is kept from acting. 409 `claimed`
+    while someone else's claim runs; 403 when there is nothing for you to do."""
+    return document_response(services.claim(db.session, doc_id, me()))
+
+
+@operation(DOC + "/claim", "DELETE", "Release a claim", s.DocumentSchema, errors=(403, 404))
+def release_claim(doc_id: int):
+    """Give your claim up."""
+    return document_response(services.release_claim(db.session, doc_id, me()))
 
 
 @operation("/notifications", "GET", "The caller's notifications", s.NotificationPageSchema)
