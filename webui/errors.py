@@ -99,6 +99,11 @@ def error_response(status: int, code: str, message: str, details: Any = None):
     return make_response(page, status), status
 
 
+def notice(error: WorkflowError) -> tuple[str, str] | None:
+    """The bilingual headline of a refusal (None: its own message says it best)."""
+    return HEADLINES.get(error.code)
+
+
 def _field_errors(details: Any) -> dict[str, str]:
     """Field → messages as one line each, for an error page (other details are for the API)."""
     if not isinstance(details, dict):
@@ -144,9 +149,14 @@ def register(app: Flask) -> None:
         db.session.rollback()
         if not error.recorded and isinstance(error, InvalidData | Refused | IdempotencyKeyReused):
             _record(error.code, summary(error))
-        if isinstance(error, InvalidData) and _html_form():
+        if _html_form():
+            # The document page again, now as it is, with the refusal on it and what was typed
+            # kept; or a create/edit form again with its field errors. Same status as the API.
+            refused = g.get("rerender_refusal")
+            if refused is not None:
+                return refused(error, notice(error)), status_of(error)
             rerender = g.get("rerender")
-            if rerender is not None:  # the form again, with the messages and what was typed
+            if rerender is not None and isinstance(error, InvalidData):
                 return rerender(error.errors), 422
         response = error_response(status_of(error), error.code, error.message, details_of(error))
         if isinstance(error, CommitUnknown):

@@ -186,7 +186,7 @@ def test_full_review_cycle(browser, live_server, screenshots, lang):
     zhang.page.click("button[data-action=submit]")
     zhang.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
     li.page.click("button[data-action=approve]")  # li's page still shows revision 2
-    li.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
+    li.page.wait_for_selector(".flash.error")  # the document again, as it is now (409)
     assert words["changed"] in li.page.locator(".flash.error").inner_text()
     assert li.page.locator("button[data-action=approve]").count() == 1  # the new version
 

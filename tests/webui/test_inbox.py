@@ -184,7 +184,8 @@ def test_stale_revision_is_a_409_page(app, login_as, submitted):
     response = act(li, doc_id, "approve", revision="1")
     assert response.status_code == 409  # as the API answers: stale_revision
     page = response.get_data(as_text=True)
-    assert "此单据已变更，请查看新版本" in page and f'href="/documents/{doc_id}"' in page
+    # the document again, as it is now (revision 2), with the refusal on it
+    assert "此单据已变更，请查看新版本" in page and 'name="revision" value="2"' in page
     assert doc_row(app, doc_id).state == "double_check"
 
 
@@ -361,7 +362,7 @@ def test_action_no_longer_possible_is_a_403_page(app, login_as, submitted):
     )
     assert response.status_code == 403  # action_not_allowed, as the API answers
     page = response.get_data(as_text=True)
-    assert "此操作现在不可执行" in page and f'href="/documents/{doc_id}"' in page
+    assert "此操作现在不可执行" in page and 'class="panel doc"' in page
 
 
 def test_buttons_and_history_use_the_transition_that_applies(app, login_as):

@@ -53,7 +53,10 @@ def document(doc_id: int):
 
 
 def _render_document(
-    process: Any, errors: dict[str, Any] | None = None, typed: dict[str, str] | None = None
+    process: Any,
+    errors: dict[str, Any] | None = None,
+    typed: dict[str, Any] | None = None,
+    refusal: tuple[Any, str] | None = None,
 ) -> str:
     user = current_user.row
     doc_id = process.document.id
@@ -72,6 +75,7 @@ def _render_document(
         action_forms=presenters.action_forms(process, actions, typed, errors),
         can_edit=process.can_edit(user),
         approvals=process.visible_approvals(user),
+        refusal=refusal,
         blind=not policy.sees_decisions(user, process),
         can_comment=bool(policy.can_comment(user)),
         events=events,
@@ -146,11 +150,12 @@ def act(doc_id: int):
     revision = request.form.get("revision", type=int)
     comment = request.form.get("comment", "")
     ticked = [key.removeprefix("check-") for key in request.form if key.startswith("check-")]
-    # A refused comment (a rejection without a reason) shows the page again, comment kept.
-    g.rerender = lambda errors: _render_document(
+    # A refusal shows the document again as it is now, with the refusal and the typed comment.
+    g.rerender_refusal = lambda error, headline: _render_document(
         services.get_document(db.session, doc_id, current_user.row),
-        errors,
+        getattr(error, "errors", None),
         {"action": action, "comment": comment, "checks": ticked},
+        refusal=(headline, error.message),
     )
     process = services.act(
         db.session,
