@@ -13,13 +13,22 @@ import json
 import os
 from pathlib import Path
 
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, constant, events, task
 
 _SETUP = (
     json.loads(Path(os.environ["BENCH_SETUP"]).read_text()) if "BENCH_SETUP" in os.environ else {}
 )
 _HOSTS = [h for h in os.environ.get("BENCH_HOSTS", "").split(",") if h]
 _numbers = itertools.count()
+# Every approval the server acknowledged (200): (document id, approver's username), written at
+# the end so the benchmark can check each one is stored.
+_acknowledged: list[tuple[int, str]] = []
+
+
+@events.test_stop.add_listener
+def _write_acknowledged(**_kwargs) -> None:
+    if "BENCH_ACK_FILE" in os.environ:
+        Path(os.environ["BENCH_ACK_FILE"]).write_text(json.dumps(_acknowledged))
 
 
 class ReviewCycle(FastHttpUser):
@@ -31,7 +40,8 @@ class ReviewCycle(FastHttpUser):
             self.host = _HOSTS[self.number % len(_HOSTS)]
         super().__init__(environment)
         trio = _SETUP["trios"][self.number % len(_SETUP["trios"])]
-        self.auth = [{"Authorization": f"Bearer {t}"} for t in trio]
+        self.auth = [{"Authorization": f"Bearer {t}"} for t in trio["tokens"]]
+        self.names = trio["names"]
         self.data = _SETUP["shipment"]
 
     def _post(self, path: str, body: dict, who: int, name: str) -> dict | None:
@@ -54,6 +64,7 @@ class ReviewCycle(FastHttpUser):
         for who in (1, 2):
             if self._post(actions, {"action": "approve", "revision": 1}, who, "approve") is None:
                 return
+            _acknowledged.append((doc["id"], self.names[who]))
 
 
 class Ceiling(FastHttpUser):
