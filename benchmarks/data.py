@@ -1,0 +1,562 @@
+"""A realistic data set through bulk paths: COPY on PostgreSQL, executemany on SQLite.
+
+Documents walk their flow's main path (as the engine resolves it for the flow's example data)
+and stop in every state: drafts, open review tasks with none or one approval, the states
+between, finals, and drafts cancelled/withdrawn. Each document gets its revision, its reviews
+(distinct reviewers, one per role where the state requires each role) and its full audit
+history on its own chain, registered in the chain registry — so `audit verify` passes.
+
+The only coupling to the audit chain's hashing is `seal()`: it hashes an event with the
+engine's own `audit.event_hash`, never a copy of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import os
+import random
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from workflow import audit, security, services
+from workflow import fields as field_types
+from workflow.db import Base
+from workflow.definitions.spec import ReviewSpec
+from workflow.models import AuditChain, AuditEvent, FlowVersion
+from workflow.process import compiled
+from workflow.roles import ROLES
+
+ROOT = Path(__file__).resolve().parent.parent
+CHUNK = 20_000  # documents per worker task
+REVIEW_STRIDE = 8  # review ids per document (gaps are harmless, ids only need to grow)
+EVENT_STRIDE = 24  # event ids per document
+BUSY_USER = "busy_reviewer"
+BULK_TABLES = ("documents", "document_revisions", "reviews", "audit_events", "audit_chains")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    documents: int
+    users: int
+    open_tasks: int
+    busy_decided: int  # open documents the busy reviewer has already approved
+
+
+FULL = Sizes(1_000_000, 10_000, 100_000, 50_000)
+SMALL = Sizes(2_000, 200, 200, 100)
+ROLE_SHARE = {
+    "sales": 0.30, "sales_admin": 0.25, "warehouse": 0.15, "finance": 0.10,
+    "sales_manager": 0.08, "gm": 0.05, "auditor": 0.04, "flow_admin": 0.03,
+}  # fmt: skip
+
+
+# --- the audit coupling -----------------------------------------------------------------------
+class Event:
+    """An audit event's fields as plain attributes, hashed by the engine's own function."""
+
+    __slots__ = (*audit.HASHED_FIELDS, "hash")
+
+    def __init__(self, **values: Any) -> None:
+        for name in self.__slots__:
+            setattr(self, name, values.get(name))
+        if self.comment is None:
+            self.comment = ""
+
+
+def seal(event: Event) -> str:
+    """The event's hash — the one place this generator depends on how audit.py hashes."""
+    return audit.event_hash(event)  # type: ignore[arg-type]
+
+
+# --- the plan of each flow --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    action: str  # a flow action, or "approve" for a review state's two approvals
+    source: str
+    dest: str
+    roles: tuple[str, ...]
+    review: ReviewSpec | None = None
+    owner_only: bool = False
+
+
+@dataclass
+class FlowPlan:
+    name: str
+    version_id: int
+    version: int
+    data: dict[str, Any]
+    data_json: str
+    initial: str
+    steps: list[Step]  # the main path, initial to a final state
+    side: list[Step] = field(default_factory=list)  # initial straight to another final state
+    creator_roles: tuple[str, ...] = ()
+
+    def review_positions(self) -> list[int]:
+        return [i for i, s in enumerate(self.steps) if s.review is not None]
+
+
+def plan_flows(session: Session) -> list[FlowPlan]:
+    """Each published flow's main path, as the engine resolves it for the flow's example."""
+    plans = []
+    for version in session.scalars(select(FlowVersion).order_by(FlowVersion.flow_name)):
+        flow = compiled(version)
+        spec = flow.spec
+        data = field_types.clean_data(
+            spec.fields, field_types.with_defaults(spec.fields, spec.example)
+        )
+        typed = field_types.typed(spec.fields, data)
+        steps: list[Step] = []
+        state = spec.initial
+        while not spec.state(state).final and len(steps) < 12:
+            st = spec.state(state)
+            if st.review is not None:
+                resolved = flow.resolve("approve", state, typed)
+                assert resolved is not None, f"{spec.name}: no approval route from {state}"
+                steps.append(Step("approve", state, resolved.dest, st.review.roles, st.review))
+                state = resolved.dest
+                continue
+            options = [t for t in spec.transitions_from(state) if not spec.state(t.dest).final]
+            options = options or list(spec.transitions_from(state))
+            resolved = flow.resolve(options[0].action, state, typed)
+            assert resolved is not None and resolved.transition is not None
+            t = resolved.transition
+            steps.append(Step(t.action, state, t.dest, t.roles, owner_only=st.owner_only))
+            state = t.dest
+        side = [
+            Step(t.action, t.source, t.dest, t.roles, owner_only=spec.state(t.source).owner_only)
+            for t in spec.transitions_from(spec.initial)
+            if spec.state(t.dest).final
+        ][:1]
+        editors = spec.state(spec.initial).editable_by
+        first = steps[0].roles if steps else ()
+        creator_roles = tuple(r for r in editors if r in first) or tuple(editors)
+        plans.append(
+            FlowPlan(
+                spec.name,
+                version.id,
+                version.version,
+                data,
+                json.dumps(data, ensure_ascii=False),
+                spec.initial,
+                steps,
+                side,
+                creator_roles,
+            )
+        )
+    return plans
+
+
+# --- rows ---------------------------------------------------------------------------------------
+COLUMNS = {
+    "users": ("id", "username", "display_name", "password_hash", "active", "created_at"),
+    "user_roles": ("user_id", "role"),
+    "documents": (
+        "id", "flow_name", "flow_version_id", "state", "revision", "review_round", "data",
+        "created_by_id", "created_at", "updated_at", "entered_by_id", "entered_at",
+    ),
+    "document_revisions": ("id", "document_id", "number", "data", "author_id", "created_at"),
+    "reviews": (
+        "id", "document_id", "state", "round", "revision", "user_id", "decision", "comment", "at",
+    ),
+    "audit_events": ("hash", *audit.HASHED_FIELDS),
+    "audit_chains": ("key", "position", "prev_hash", "hash", "length", "head", "opened_at"),
+}  # fmt: skip
+
+
+@dataclass
+class Job:
+    """What a worker needs: the plans, the users by role, where to write, and its slice."""
+
+    url: str
+    schema: str | None
+    plans: list[FlowPlan]
+    pools: dict[str, list[tuple[int, str]]]  # role → [(id, username)]
+    busy: tuple[int, str, frozenset[str]]
+    sizes: Sizes
+    event_base: int
+    start: int  # first document index (0-based) of this chunk
+    stop: int
+    registry_prev: str  # the registry hash before this chunk's first chain
+    now: dt.datetime
+    seed: int = 15
+
+
+def _pick(rng: random.Random, pool: list[tuple[int, str]], exclude: set[int]) -> tuple[int, str]:
+    while True:
+        user = pool[rng.randrange(len(pool))]
+        if user[0] not in exclude:
+            return user
+
+
+def _bucket(rng: random.Random, plan: FlowPlan, sizes: Sizes) -> tuple[list[Step], bool]:
+    """Where this document stops: (steps done, whether it waits in a review state)."""
+    reviews = plan.review_positions()
+    roll = rng.random()
+    p_open = sizes.open_tasks / sizes.documents
+    if roll < p_open and reviews:
+        return plan.steps[: rng.choice(reviews)], True
+    roll -= p_open
+    if roll < 0.03 and plan.side:
+        return plan.side, False
+    roll -= 0.03
+    if roll < 0.04:
+        return [], False  # a draft
+    roll -= 0.04
+    between = [i for i in range(1, len(plan.steps)) if plan.steps[i].review is None]
+    if roll < 0.02 * len(between):
+        return plan.steps[: between[int(roll / 0.02)]], False
+    return plan.steps, False
+
+
+def build_chunk(job: Job) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of documents [start, stop): documents, revisions, reviews, events, chains."""
+    rows: dict[str, list[tuple[Any, ...]]] = {k: [] for k in COLUMNS if k not in ("users",)}
+    prev_registry = job.registry_prev
+    rng = random.Random(job.seed * 1_000_003 + job.start)  # one per chunk: seeding is slow
+    for index in range(job.start, job.stop):
+        prev_registry = _document(job, index, rows, prev_registry, rng)
+    return rows
+
+
+def _document(
+    job: Job,
+    index: int,
+    rows: dict[str, list[tuple[Any, ...]]],
+    prev_registry: str,
+    rng: random.Random,
+) -> str:
+    """Append one document's rows; returns the registry hash after its chain."""
+    span = dt.timedelta(days=365)
+    origin = job.now - span - dt.timedelta(days=2)
+    busy_id, busy_name, busy_roles = job.busy
+    # The busy reviewer's roles fit roughly 60 % of open documents.
+    busy_share = min(1.0, job.sizes.busy_decided / max(job.sizes.open_tasks * 0.6, 1))
+    doc_id = index + 1
+    plan = job.plans[index % len(job.plans)]
+    review_states = {s.source for s in plan.steps if s.review is not None}
+    steps, waiting = _bucket(rng, plan, job.sizes)
+    at = origin + span * (index / job.sizes.documents) + dt.timedelta(seconds=rng.random())
+    creator = _pick(rng, job.pools[rng.choice(plan.creator_roles)], {busy_id})
+    created_at = at
+    chain = audit.document_chain(doc_id)
+    events: list[Event] = []
+    seq_ids = iter(range(job.event_base + index * EVENT_STRIDE, 1 << 62))
+    review_ids = iter(range(index * REVIEW_STRIDE + 1, 1 << 62))
+    head = audit.GENESIS
+
+    def add(actor: str | None, action: str, source: str, dest: str, **extra: Any) -> None:
+        nonlocal head
+        event = Event(
+            id=next(seq_ids) + 1,
+            at=at,
+            chain_key=chain,
+            chain_seq=len(events) + 1,
+            prev_hash=head,
+            document_id=doc_id,
+            flow=plan.name,
+            flow_version=plan.version,
+            actor=actor,
+            action=action,
+            outcome="ok",
+            from_state=source,
+            to_state=dest,
+            revision=1,
+            **extra,
+        )
+        event.hash = head = seal(event)
+        events.append(event)
+
+    add(creator[1], "create", plan.initial, plan.initial)
+    actors = {creator[0], busy_id}
+    entered_by = creator
+    state, review_round = plan.initial, 0
+    for step in steps:
+        at += dt.timedelta(minutes=rng.randint(5, 600))
+        if step.review is None:
+            if step.owner_only:
+                actor = creator
+            else:
+                actor = _pick(rng, job.pools[rng.choice(step.roles)], actors)
+            actors.add(actor[0])
+            add(actor[1], step.action, step.source, step.dest)
+        else:
+            roles = list(step.roles)
+            if step.review.require_each_role:
+                chosen = [roles[0], roles[1 % len(roles)]]
+            else:
+                chosen = [rng.choice(roles), rng.choice(roles)]
+            for n, role in enumerate(chosen, 1):
+                actor = _pick(rng, job.pools[role], actors)
+                actors.add(actor[0])
+                dest = step.dest if n == 2 else step.source
+                rows["reviews"].append(
+                    (next(review_ids), doc_id, step.source, review_round, 1, actor[0],
+                     "approve", "", at)
+                )  # fmt: skip
+                details = {"approvals": n, "required": step.review.required}
+                add(actor[1], "approve", step.source, dest, details=details)
+                at += dt.timedelta(minutes=rng.randint(1, 120))
+        state = step.dest
+        entered_by = actor
+        if state in review_states:  # entering a review state opens a round
+            review_round += 1
+    if waiting:
+        review = next(s for s in plan.steps if s.source == state).review
+        assert review is not None
+        approver = None
+        if busy_roles & set(review.roles) and rng.random() < busy_share:
+            approver = (busy_id, busy_name)
+        elif rng.random() < 0.5:
+            approver = _pick(rng, job.pools[rng.choice(review.roles)], actors)
+        if approver is not None:
+            at += dt.timedelta(minutes=rng.randint(1, 120))
+            rows["reviews"].append(
+                (next(review_ids), doc_id, state, review_round, 1, approver[0], "approve",
+                 "", at)
+            )  # fmt: skip
+            details = {"approvals": 1, "required": review.required}
+            add(approver[1], "approve", state, state, details=details)
+    entered_at = _entered(events)
+    rows["documents"].append(
+        (doc_id, plan.name, plan.version_id, state, 1, review_round, plan.data_json,
+         creator[0], created_at, at, entered_by[0], entered_at)
+    )  # fmt: skip
+    rows["document_revisions"].append((doc_id, doc_id, 1, plan.data_json, creator[0], created_at))
+    for e in events:
+        rows["audit_events"].append((e.hash, *(getattr(e, n) for n in audit.HASHED_FIELDS)))
+    position = doc_id  # the system chain holds position 0
+    registry = audit.registry_hash(chain, position, prev_registry)
+    rows["audit_chains"].append(
+        (chain, position, prev_registry, registry, len(events), head, created_at)
+    )
+    return registry
+
+
+def _entered(events: list[Event]) -> dt.datetime:
+    """When the document entered its current state: the last event that moved it."""
+    for event in reversed(events):
+        if event.from_state != event.to_state or event.action == "create":
+            return event.at
+    return events[0].at
+
+
+# --- writing ------------------------------------------------------------------------------------
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):  # SQLAlchemy's SQLite format, naive UTC
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def write(url: str, schema: str | None, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Write rows in one transaction: COPY on PostgreSQL, executemany on SQLite."""
+    order = ["users", "user_roles", "documents", "document_revisions", "reviews",
+             "audit_events", "audit_chains"]  # fmt: skip
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.split("///", 1)[1], timeout=600, isolation_level=None)
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("BEGIN IMMEDIATE")
+        for table in order:
+            if rows.get(table):
+                cols = COLUMNS[table]
+                sql = f"INSERT INTO {table} ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})"
+                conn.executemany(sql, ([_sqlite_value(v) for v in r] for r in rows[table]))
+        conn.execute("COMMIT")
+        conn.close()
+        return
+    import psycopg
+
+    with (
+        psycopg.connect(libpq_url(url), options=_options(schema)) as conn,
+        conn.cursor() as cur,
+    ):
+        try:  # rows are consistent by construction: skip per-row foreign-key triggers
+            cur.execute("SET session_replication_role = replica")
+        except psycopg.Error:  # not a superuser: keep the checks
+            conn.rollback()
+        for table in order:
+            if rows.get(table):
+                cols = ",".join(COLUMNS[table])
+                with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                    for row in rows[table]:
+                        copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in row])
+
+
+def libpq_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _options(schema: str | None) -> str:
+    return f"-csearch_path={schema}" if schema else ""
+
+
+def _work(job: Job) -> int:
+    write(job.url, job.schema, build_chunk(job))
+    return job.stop - job.start
+
+
+# --- the whole data set -------------------------------------------------------------------------
+@dataclass
+class Generated:
+    seconds: float
+    documents: int
+    users: int
+    open_documents: int
+    events: int
+    busy: str
+    reviewer: str
+    auditor: str
+
+
+def generate(session: Session, url: str, schema: str | None, sizes: Sizes) -> Generated:
+    """Create the schema, publish the shipped flows, then bulk-load users and documents."""
+    start = time.perf_counter()
+    mark = _marker(start)
+    Base.metadata.create_all(session.get_bind())
+    services.publish_files(session, sorted((ROOT / "definitions").glob("*.yaml")))
+    plans = plan_flows(session)
+    system = session.scalars(select(AuditChain).where(AuditChain.key == audit.SYSTEM_CHAIN)).one()
+    last_id = session.scalar(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1)) or 0
+    now = audit.utcnow()
+    users, pools, busy_roles = _users(sizes, system, last_id, now)
+    session.commit()
+    write(url, schema, users)
+    session.execute(
+        text("UPDATE audit_chains SET length = :n, head = :h WHERE key = :k"),
+        {"n": system.length, "h": system.head, "k": audit.SYSTEM_CHAIN},
+    )
+    session.commit()
+    busy_id = next(u[0] for u in users["users"] if u[1] == BUSY_USER)
+    # Secondary indexes are built once after the load, not maintained row by row.
+    indexes = [i for t in BULK_TABLES for i in Base.metadata.tables[t].indexes]
+    with session.get_bind().begin() as conn:
+        for index in indexes:
+            index.drop(conn)
+    event_base = last_id + len(users["users"]) + 10
+    jobs = []
+    prev = system.hash
+    for begin in range(0, sizes.documents, CHUNK):
+        stop = min(begin + CHUNK, sizes.documents)
+        jobs.append(
+            Job(url, schema, plans, pools, (busy_id, BUSY_USER, busy_roles), sizes, event_base,
+                begin, stop, prev, now)
+        )  # fmt: skip
+        for doc_id in range(begin + 1, stop + 1):  # the registry runs on, chunk after chunk
+            prev = audit.registry_hash(audit.document_chain(doc_id), doc_id, prev)
+    mark("users")
+    session.close()
+    session.get_bind().dispose()  # forked workers must not share the parent's connections
+    workers = max(1, min(os.cpu_count() or 1, len(jobs)))
+    if workers == 1:
+        for job in jobs:
+            _work(job)
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for _ in pool.imap_unordered(_work, jobs):
+                pass
+    mark("documents")
+    with session.get_bind().begin() as conn:
+        for index in indexes:
+            index.create(conn)
+    mark("indexes")
+    _finish(session)
+    mark("analyze")
+    events = session.scalar(text("SELECT count(*) FROM audit_events")) or 0
+    reviewer = pools["warehouse"][0][1]
+    auditor = pools["auditor"][0][1]
+    open_docs = _open_documents(session, plans)
+    session.commit()  # SQLite: every transaction here holds the write lock
+    return Generated(
+        time.perf_counter() - start,
+        sizes.documents,
+        len(users["users"]),
+        open_docs,
+        events,
+        BUSY_USER,
+        reviewer,
+        auditor,
+    )
+
+
+def _marker(start: float) -> Any:
+    def mark(label: str) -> None:
+        if os.environ.get("BENCH_VERBOSE"):
+            print(f"  data: {label} done at {time.perf_counter() - start:.1f} s", flush=True)
+
+    return mark
+
+
+def _open_documents(session: Session, plans: list[FlowPlan]) -> int:
+    pairs = {(p.version_id, s.source) for p in plans for s in p.steps if s.review is not None}
+    total = 0
+    for version_id, state in pairs:
+        total += session.scalar(
+            text("SELECT count(*) FROM documents WHERE flow_version_id = :v AND state = :s"),
+            {"v": version_id, "s": state},
+        )
+    return total
+
+
+def _users(
+    sizes: Sizes, system: AuditChain, last_id: int, now: dt.datetime
+) -> tuple[dict[str, list[tuple[Any, ...]]], dict[str, list[tuple[int, str]]], frozenset[str]]:
+    """Users with one role each (plus the busy reviewer), and their `user_create` events on
+    the system chain, which `system` is advanced over."""
+    password = security.hash_password("bench-password")  # one hash: scrypt is not measured
+    rows: dict[str, list[tuple[Any, ...]]] = {"users": [], "user_roles": [], "audit_events": []}
+    pools: dict[str, list[tuple[int, str]]] = {role: [] for role in ROLES}
+    base_id = 1000  # above the few users publishing may create
+    roles = [r for r, share in ROLE_SHARE.items() for _ in range(max(2, round(share * 100)))]
+    busy_roles = frozenset({"warehouse", "finance", "sales_manager"})
+    people = [(f"u{n:06d}", (roles[n % len(roles)],)) for n in range(1, sizes.users)]
+    people.append((BUSY_USER, tuple(sorted(busy_roles))))
+    at = now - dt.timedelta(days=400)
+    for n, (name, user_roles) in enumerate(people):
+        user_id = base_id + n
+        rows["users"].append((user_id, name, f"用户{n}", password, True, at))
+        for role in user_roles:
+            rows["user_roles"].append((user_id, role))
+            if name != BUSY_USER:
+                pools[role].append((user_id, name))
+        event = Event(
+            id=last_id + 1 + n,
+            at=at,
+            chain_key=audit.SYSTEM_CHAIN,
+            chain_seq=system.length + 1,
+            prev_hash=system.head,
+            action="user_create",
+            outcome="ok",
+            details={"user": name, "roles": list(user_roles)},
+        )
+        event.hash = seal(event)
+        system.length, system.head = event.chain_seq, event.hash
+        rows["audit_events"].append((event.hash, *(getattr(event, f) for f in audit.HASHED_FIELDS)))
+    return rows, pools, busy_roles
+
+
+def _finish(session: Session) -> None:
+    """Sequences past the loaded ids (PostgreSQL) and fresh planner statistics."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        for table in ("users", "documents", "document_revisions", "reviews", "audit_events"):
+            session.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT max(id) FROM {table}))"
+                )
+            )
+        session.commit()
+        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+    else:
+        session.execute(text("ANALYZE"))
+        session.commit()

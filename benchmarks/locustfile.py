@@ -1,0 +1,75 @@
+"""Load for `make bench` (locust, headless, 127.0.0.1 only).
+
+ReviewCycle: each simulated client owns a trio of bearer tokens (creator, second sales
+administrator, warehouse keeper) and runs complete review cycles on a shipment — create,
+submit, approve, approve — against one or several app instances (BENCH_HOSTS, comma-separated:
+clients are spread over them). Ceiling: POST /write on the ceiling server, nothing else.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from pathlib import Path
+
+from locust import FastHttpUser, constant, events, task
+
+_SETUP = (
+    json.loads(Path(os.environ["BENCH_SETUP"]).read_text()) if "BENCH_SETUP" in os.environ else {}
+)
+_HOSTS = [h for h in os.environ.get("BENCH_HOSTS", "").split(",") if h]
+_numbers = itertools.count()
+# Every approval the server acknowledged (200): (document id, approver's username), written at
+# the end so the benchmark can check each one is stored.
+_acknowledged: list[tuple[int, str]] = []
+
+
+@events.test_stop.add_listener
+def _write_acknowledged(**_kwargs) -> None:
+    if "BENCH_ACK_FILE" in os.environ:
+        Path(os.environ["BENCH_ACK_FILE"]).write_text(json.dumps(_acknowledged))
+
+
+class ReviewCycle(FastHttpUser):
+    wait_time = constant(0)
+
+    def __init__(self, environment) -> None:
+        self.number = next(_numbers)
+        if _HOSTS:
+            self.host = _HOSTS[self.number % len(_HOSTS)]
+        super().__init__(environment)
+        trio = _SETUP["trios"][self.number % len(_SETUP["trios"])]
+        self.auth = [{"Authorization": f"Bearer {t}"} for t in trio["tokens"]]
+        self.names = trio["names"]
+        self.data = _SETUP["shipment"]
+
+    def _post(self, path: str, body: dict, who: int, name: str) -> dict | None:
+        with self.client.post(
+            path, json=body, headers=self.auth[who], name=name, catch_response=True
+        ) as response:
+            if response.status_code not in (200, 201):
+                response.failure(f"{response.status_code} {response.text[:200]}")
+                return None
+            return response.json()
+
+    @task
+    def cycle(self) -> None:
+        doc = self._post("/api/v1/documents", {"flow": "shipment", "data": self.data}, 0, "create")
+        if doc is None:
+            return
+        actions = f"/api/v1/documents/{doc['id']}/actions"
+        if self._post(actions, {"action": "submit", "revision": 1}, 0, "submit") is None:
+            return
+        for who in (1, 2):
+            if self._post(actions, {"action": "approve", "revision": 1}, who, "approve") is None:
+                return
+            _acknowledged.append((doc["id"], self.names[who]))
+
+
+class Ceiling(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def write(self) -> None:
+        self.client.post("/write", data=b"", name="write")
