@@ -65,6 +65,12 @@ def configure(app: Flask, config: type[settings.Config] | dict[str, Any] | None)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
     if url.startswith("sqlite:///") and "instance" in url:
         settings.INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    from workflow import audit
+
+    # The key is process-wide: the engine seals events outside any request, too.
+    audit.configure(
+        audit.Keyring.from_settings(app.config["AUDIT_KEY"], app.config.get("AUDIT_KEYS") or "")
+    )
 
 
 def register_extensions(app: Flask) -> None:

@@ -64,7 +64,12 @@ def configure_engine(engine: Engine) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader that asks for it (audit verify) gets a deferred BEGIN: one WAL snapshot
+        # that never holds up writers.
+        if connection.get_execution_options().get("fuhe_read_only"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine._fuhe_configured = True  # type: ignore[attr-defined]
     return engine

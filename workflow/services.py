@@ -314,20 +314,21 @@ def _decide(
     assert state.review is not None
     facts = process.review_facts()
     relaxed = actor.id in facts.approved_other_states and state.review.allow_earlier_reviewers
-    session.add(
-        Review(
-            document_id=document.id,
-            state=document.state,
-            round=document.review_round,
-            revision=document.revision,
-            user_id=actor.id,
-            decision=action,
-            comment=comment,
-        )
+    review = Review(
+        document_id=document.id,
+        state=document.state,
+        round=document.review_round,
+        revision=document.revision,
+        user_id=actor.id,
+        decision=action,
+        comment=comment,
     )
     if action == "reject":
         assert state.on_reject is not None
-        _record(session, document, actor, "reject", document.state, state.on_reject, comment)
+        _record(
+            session, document, actor, "reject", document.state, state.on_reject, comment,
+            review=review,
+        )  # fmt: skip
         _enter(document, state.on_reject, actor, process)
         return
     approvals = len(set(facts.approved_this_round) | {actor.id})
@@ -340,7 +341,10 @@ def _decide(
         if resolved is None:
             raise ActionNotAllowed("no approval route applies to this document's data")
         target = resolved
-    _record(session, document, actor, "approve", document.state, target, comment, details)
+    _record(
+        session, document, actor, "approve", document.state, target, comment, details,
+        review=review,
+    )  # fmt: skip
     if target != document.state:
         _enter(document, target, actor, process)
 
@@ -419,10 +423,13 @@ def _record(
     details: dict[str, Any] | None = None,
     outcome: str = "ok",
     code: str | None = None,
+    review: Review | None = None,
 ) -> None:
     audit.append(
         session,
         audit.document_chain(document.id),
+        review=review,  # inserted with its event, which it names
+        data_hash=audit.data_hash(document.data),  # the exact data this event acted on
         document_id=document.id,
         flow=document.flow_name,
         flow_version=document.flow_version.version,
