@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal, select
+from sqlalchemy import String, cast, func, literal, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, aliased
 
@@ -182,6 +182,14 @@ def open_chain(session: Session, key: str) -> AuditChain:
     return chain
 
 
+def _next_event_id(session: Session) -> int:
+    """The new event's id, known before the insert because the seal covers it (so reordering
+    rows is detected). SQLite: writers are serialized (BEGIN IMMEDIATE), so max + 1 is safe."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(text("SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))"))
+    return (session.scalar(select(func.max(AuditEvent.id))) or 0) + 1
+
+
 def append(
     session: Session, chain_key: str, *, review: Review | None = None, **fields: Any
 ) -> AuditEvent:
@@ -197,6 +205,7 @@ def append(
     if chain is None:
         chain = open_chain(session, chain_key)
     event = AuditEvent(
+        id=_next_event_id(session),
         at=utcnow(),
         chain_key=chain_key,
         chain_seq=chain.length + 1,
@@ -209,9 +218,9 @@ def append(
     if review is not None:
         review.event_seq = event.chain_seq
         session.add(review)
-    session.add(event)
-    session.flush()  # assigns the id, which the hash covers (so reordering rows is detected)
+    # Sealed before it is written: on PostgreSQL a trigger refuses any later UPDATE.
     event.hash = event_hash(event, keys) or ""
+    session.add(event)
     chain.length = event.chain_seq
     chain.head = event.hash
     session.flush()
@@ -372,7 +381,11 @@ class _Verifier:
             return
         if event.action in ("approve", "reject"):
             replay.reviews[event.chain_seq] = (
-                event.from_state, replay.round, event.revision, event.actor, event.action,
+                event.from_state,
+                replay.round,
+                event.revision,
+                event.actor,
+                event.action,
                 event.comment,
             )
         if event.action == "create":
