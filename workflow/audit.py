@@ -299,7 +299,6 @@ class _Verifier:
     # -- the registry of chains
     def registry(self) -> tuple[dict[str, tuple[int, str]], str]:
         chains: dict[str, tuple[int, str]] = {}
-        digest = hashlib.sha256()
         prev, expected = GENESIS, 0
         for chain in self.session.execute(
             select(AuditChain.__table__).order_by(AuditChain.position)
@@ -315,8 +314,7 @@ class _Verifier:
                 self.fail(f"chain registry entry `{chain.key}` was altered")
             prev, expected = chain.hash, chain.position + 1
             chains[chain.key] = (chain.length, chain.head)
-            digest.update(f"{chain.key}|{chain.length}|{chain.head}\n".encode())
-        return chains, digest.hexdigest()
+        return chains, root_digest(chains)
 
     # -- the events, chain by chain
     def events(self, batch: int) -> Iterator[list[Any]]:
@@ -679,6 +677,14 @@ def _verify(
     return VerifyResult(not problems, check.seen, chain_count, sealed_root, problems)
 
 
+def root_digest(chains: Mapping[str, Any]) -> str:
+    """SHA-256 over every chain's key, length and head, in key order (sealed as the root)."""
+    digest = hashlib.sha256()
+    for key, (length, head) in sorted(chains.items()):
+        digest.update(f"{key}|{length}|{head}\n".encode())
+    return digest.hexdigest()
+
+
 # --- anchors --------------------------------------------------------------------------------------
 def anchor(session: Session, keys: Keyring | None = None) -> dict[str, Any]:
     """The chain head to keep outside the database: every chain's length and head, the last
@@ -695,15 +701,12 @@ def anchor(session: Session, keys: Keyring | None = None) -> dict[str, Any]:
         }
         last_seq = reader.scalar(select(func.max(AuditEvent.id))) or 0
         events = reader.scalar(select(func.count()).select_from(AuditEvent)) or 0
-    digest = hashlib.sha256()
-    for key, (length, head) in chains.items():
-        digest.update(f"{key}|{length}|{head}\n".encode())
     return {
         "at": utcnow().isoformat(timespec="seconds"),
         "seq": last_seq,
         "events": events,
         "key_id": keys.current_id,
-        "root": keys.seal(keys.current_id, digest.hexdigest()),
+        "root": keys.seal(keys.current_id, root_digest(chains)),
         "chains": chains,
     }
 
@@ -787,3 +790,45 @@ POSTGRES_UNGUARD_SQL = (
     "DROP FUNCTION IF EXISTS fuhe_chain_grows_only()",
     "DROP FUNCTION IF EXISTS fuhe_refuse_rewrite()",
 )
+
+
+# --- export for offline verification --------------------------------------------------------------
+def export_lines(session: Session, batch: int = 2000) -> Iterator[str]:
+    """The history as JSON lines: first `{"anchor": …}`, then each event exactly as sealed (the
+    fields its seal covers, canonical, and its hash), chain by chain; one snapshot, streamed."""
+    with snapshot(session) as reader:
+        chains = {
+            row.key: [row.length, row.head]
+            for row in reader.execute(
+                select(AuditChain.key, AuditChain.length, AuditChain.head).order_by(
+                    AuditChain.position
+                )
+            )
+        }
+        keys = keyring()
+        yield canonical_json(
+            {
+                "anchor": {
+                    "at": utcnow().isoformat(timespec="seconds"),
+                    "seq": reader.scalar(select(func.max(AuditEvent.id))) or 0,
+                    "key_id": keys.current_id,
+                    "root": keys.seal(keys.current_id, root_digest(chains)),
+                    "chains": chains,
+                }
+            }
+        )
+        for rows in _Verifier(reader, keys, None).events(batch):
+            for event in rows:
+                body = {name: _canonical(getattr(event, name)) for name in HASHED_FIELDS}
+                body["hash"] = event.hash
+                yield canonical_json(body)
+
+
+def export(session: Session, path: Any) -> int:
+    """Write `export_lines` to `path`; returns the number of events written."""
+    count = -1
+    with open(path, "w", encoding="utf-8") as out:
+        for line in export_lines(session):
+            out.write(line + "\n")
+            count += 1
+    return count
