@@ -32,6 +32,14 @@ ACTION_LABELS = {
     "publish": Label("发布流程", "Published a flow"),
     "migrate": Label("迁移版本", "Migrated"),
     "overdue": Label("逾期", "Overdue"),
+    "user_create": Label("新建用户", "User created"),
+    "user_roles": Label("修改角色", "Roles changed"),
+    "user_disable": Label("停用用户", "User disabled"),
+    "user_enable": Label("启用用户", "User enabled"),
+    "password_change": Label("修改密码", "Password changed"),
+    "token_issue": Label("签发 API 令牌", "API token issued"),
+    "token_revoke": Label("吊销 API 令牌", "API tokens revoked"),
+    "login": Label("登录", "Sign-in"),
 }
 
 
