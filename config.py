@@ -64,6 +64,8 @@ class Config:
 
     AUDIT_KEY = None  # resolved in init_app, like SECRET_KEY
     AUDIT_KEYS = os.environ.get("AUDIT_KEYS", "")  # older keys: events they sealed still verify
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")  # host[:port], for `audit anchor --mail-to`
+    MAIL_FROM = os.environ.get("MAIL_FROM", "")
 
     @classmethod
     def init_app(cls, app) -> None:

@@ -227,16 +227,50 @@ def _write_json(path: Path, value: object) -> None:
     default=None,
     help="Write the anchor to this file (default: print it).",
 )
-def audit_anchor(out: str | None) -> None:
+@click.option(
+    "--mail-to",
+    "mail_to",
+    multiple=True,
+    help="Also mail the anchor to this address (repeatable); needs MAIL_SERVER.",
+)
+def audit_anchor(out: str | None, mail_to: tuple[str, ...]) -> None:
     """Write the chain head (last sequence number, sealed root, time) for a daily cron; keep it
     outside the database, where `audit verify --anchor FILE` can check it later."""
     kept = audit.anchor(db.session)
+    if mail_to:
+        _mail_anchor(kept, mail_to)
     if out:
         _write_json(Path(out), kept)
         click.echo(f"anchor: seq {kept['seq']}, {kept['events']} events, root {kept['root']} "
                    f"(key {kept['key_id']}) at {kept['at']} written to {out}")  # fmt: skip
     else:
         click.echo(json.dumps(kept, ensure_ascii=False, indent=1))
+
+
+def _mail_anchor(kept: dict, recipients: tuple[str, ...]) -> None:
+    """Send the anchor as a JSON attachment through MAIL_SERVER (host[:port])."""
+    import smtplib
+    from email.message import EmailMessage
+
+    server = current_app.config.get("MAIL_SERVER")
+    if not server:
+        _fail("set MAIL_SERVER (host or host:port) to mail the anchor")
+    host, _, port = server.partition(":")
+    message = EmailMessage()
+    message["Subject"] = f"复核 audit anchor: seq {kept['seq']} at {kept['at']}"
+    message["From"] = current_app.config.get("MAIL_FROM") or "fuhe@localhost"
+    message["To"] = ", ".join(recipients)
+    message.set_content(
+        f"seq {kept['seq']}\nevents {kept['events']}\nroot {kept['root']}\n"
+        f"key {kept['key_id']}\nat {kept['at']}\n\nKeep the attached file outside the "
+        "database; check it later with: flask --app wsgi audit verify --anchor FILE\n"
+    )
+    body = json.dumps(kept, ensure_ascii=False, indent=1).encode()
+    message.add_attachment(body, maintype="application", subtype="json",
+                           filename=f"anchor-{kept['seq']}.json")  # fmt: skip
+    with smtplib.SMTP(host, int(port or 25), timeout=30) as smtp:
+        smtp.send_message(message)
+    click.echo(f"anchor mailed to {', '.join(recipients)}")
 
 
 @audit_cli.command("export")

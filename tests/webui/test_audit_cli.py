@@ -58,6 +58,37 @@ def test_anchor_writes_the_head_and_verify_checks_it(app, history, tmp_path: Pat
     assert again.exit_code == 0, again.output
 
 
+def test_anchor_can_be_mailed(app, history, monkeypatch) -> None:
+    import smtplib
+
+    sent = []
+
+    class FakeSMTP:
+        def __init__(self, host: str, port: int, timeout: int) -> None:
+            sent.append((host, port))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def send_message(self, message) -> None:
+            sent.append(message)
+
+    monkeypatch.setattr(smtplib, "SMTP", FakeSMTP)
+    runner = app.test_cli_runner()
+    refused = runner.invoke(args=["audit", "anchor", "--mail-to", "audit@example.com"])
+    assert refused.exit_code == 1 and "MAIL_SERVER" in refused.output
+    app.config["MAIL_SERVER"] = "127.0.0.1:2525"
+    result = runner.invoke(args=["audit", "anchor", "--mail-to", "audit@example.com"])
+    assert result.exit_code == 0, result.output
+    (host, port), message = sent
+    assert (host, port) == ("127.0.0.1", 2525) and message["To"] == "audit@example.com"
+    attachment = next(message.iter_attachments())
+    assert json.loads(attachment.get_content())["root"] in message.get_body().get_content()
+
+
 def test_export_reverifies_offline(app, history, tmp_path: Path) -> None:
     runner = app.test_cli_runner()
     out, kept = tmp_path / "history.jsonl", tmp_path / "kept.json"
