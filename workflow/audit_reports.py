@@ -86,7 +86,7 @@ def actor_logins(session: Session, text: str) -> list[str]:
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     found = session.scalars(
         select(User.username)
-        .where(or_(User.username == text, User.display_name.like(pattern, escape="\\")))
+        .where(or_(User.username == text, User.display_name.ilike(pattern, escape="\\")))
         .limit(MAX_PAGE)
     ).all()
     return sorted({text, *found})
