@@ -248,3 +248,16 @@ def test_rotated_key_old_events_still_verify(session, docs, people):
         assert "unknown key" in audit.verify(session, keys=alone).report
     finally:
         audit.configure(old)
+
+
+def test_every_event_of_a_chain_deleted(engine, session, docs):
+    """The chain's registry row stays, its events are gone: named, with how many were lost."""
+    key = audit.document_chain(docs["waiting"])
+    sql(engine, "DELETE FROM audit_events WHERE chain_key = :k", k=key)
+    assert f"chain `{key}` has lost all 3 of its events" in problems(session)
+
+
+def test_event_in_no_registered_chain(engine, session, docs):
+    sql(engine, "UPDATE audit_events SET chain_key = 'document:999' WHERE chain_key = :k",
+        k=audit.document_chain(docs["waiting"]))  # fmt: skip
+    assert "events of `document:999` belong to no registered chain" in problems(session)
