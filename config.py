@@ -23,6 +23,20 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+def _audit_key() -> str:
+    """AUDIT_KEY from the environment, else a development key generated once under instance/.
+
+    The key seals the audit chain; it must never be stored in the database."""
+    if os.environ.get("AUDIT_KEY"):
+        return os.environ["AUDIT_KEY"]
+    path = INSTANCE_DIR / "audit_key"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 class Config:
     SECRET_KEY = None  # resolved in init_app so importing config has no side effects
     SQLALCHEMY_DATABASE_URI = os.environ.get(
@@ -59,10 +73,17 @@ class Config:
     TESTING = False
     DEBUG = False
 
+    AUDIT_KEY = None  # resolved in init_app, like SECRET_KEY
+    AUDIT_KEYS = os.environ.get("AUDIT_KEYS", "")  # older keys: events they sealed still verify
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")  # host[:port], for `audit anchor --mail-to`
+    MAIL_FROM = os.environ.get("MAIL_FROM", "")
+
     @classmethod
     def init_app(cls, app) -> None:
         if not app.config.get("SECRET_KEY"):
             app.config["SECRET_KEY"] = _secret_key()
+        if not app.config.get("AUDIT_KEY"):
+            app.config["AUDIT_KEY"] = _audit_key()
 
 
 class DevelopmentConfig(Config):
@@ -72,6 +93,8 @@ class DevelopmentConfig(Config):
 class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "testing-secret-key-not-for-production"  # noqa: S105
+    AUDIT_KEY = "testing-audit-key-not-for-production"
+    AUDIT_KEYS = ""
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     WTF_CSRF_ENABLED = True
     LOGIN_MAX_FAILURES = 5
@@ -85,7 +108,13 @@ class ProductionConfig(Config):
     def init_app(cls, app) -> None:
         if not os.environ.get("SECRET_KEY"):
             raise RuntimeError("production needs SECRET_KEY in the environment")
+        if not os.environ.get("AUDIT_KEY"):
+            raise RuntimeError(
+                "production needs AUDIT_KEY in the environment: the key that seals the audit "
+                "log, kept outside the database (see docs/deploy.md, 'The audit key')"
+            )
         app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
+        app.config["AUDIT_KEY"] = os.environ["AUDIT_KEY"]
 
 
 CONFIGS = {

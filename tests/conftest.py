@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflow import security
+from workflow import audit, security
 from workflow.accounts import create_user
 from workflow.db import Base, make_engine, normalize_url
 from workflow.models import User
@@ -23,6 +23,9 @@ from workflow.services import publish_files
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = sorted((ROOT / "definitions").glob("*.yaml"))
 PG_URL = os.environ.get("TEST_DATABASE_URL")
+
+# Engine-level tests seal audit events with the testing key (create_app installs the same one).
+audit.configure(audit.Keyring.from_settings("testing-audit-key-not-for-production"))
 
 # Real scrypt costs ~50 ms a hash; tests create many users. Production parameters are untouched.
 security.SCRYPT_N = 2**4

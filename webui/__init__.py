@@ -115,6 +115,12 @@ def configure(app: Flask, config: type[settings.Config] | dict[str, Any] | None)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
     if url.startswith("sqlite:///") and "instance" in url:
         settings.INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    from workflow import audit
+
+    # The key is process-wide: the engine seals events outside any request, too.
+    audit.configure(
+        audit.Keyring.from_settings(app.config["AUDIT_KEY"], app.config.get("AUDIT_KEYS") or "")
+    )
 
 
 def register_extensions(app: Flask) -> None:
@@ -140,6 +146,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from webui.api import bp as api_bp
+    from webui.audit import bp as audit_bp
     from webui.auth import bp as auth_bp
     from webui.inbox import bp as inbox_bp
     from webui.main import bp as main_bp
@@ -147,6 +154,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(inbox_bp)
+    app.register_blueprint(audit_bp, url_prefix="/audit")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens or checks CSRF itself
 

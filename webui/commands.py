@@ -167,7 +167,8 @@ def flows_migrate(name: str, mappings: tuple[str, ...]) -> None:
     "--anchor",
     "anchor_in",
     type=click.Path(exists=True, dir_okay=False),
-    help="A file written earlier by --write-anchor: its history must still be there.",
+    help="A file written earlier by `audit anchor` (or --write-anchor): its history must "
+    "still be there.",
 )
 @click.option(
     "--write-anchor",
@@ -176,10 +177,12 @@ def flows_migrate(name: str, mappings: tuple[str, ...]) -> None:
     help="Write every chain's head to this file, to keep outside the database.",
 )
 def audit_verify(anchor_in: str | None, anchor_out: str | None) -> None:
-    """Check the whole hash chain; prints the head to keep outside the database."""
-    result = audit.verify(db.session)
+    """Check the whole keyed chain and replay it against documents, revisions and reviews."""
+    result = _verify_with_progress()
     if not result.ok:
         click.echo(f"FAILED after {result.events} events: {result.problem}")
+        for problem in result.problems[1:]:
+            click.echo(f"  also: {problem.message}")
         click.echo(f"head {result.root}")
         sys.exit(1)
     if anchor_in:
@@ -191,8 +194,92 @@ def audit_verify(anchor_in: str | None, anchor_out: str | None) -> None:
     click.echo(f"OK {result.events} events")
     click.echo(f"head {result.root}  ({result.chains} chains; keep this line outside the database)")
     if anchor_out:
-        Path(anchor_out).write_text(json.dumps(audit.anchor(db.session), indent=1))
+        _write_json(Path(anchor_out), audit.anchor(db.session))
         click.echo(f"anchor written to {anchor_out}")
+
+
+def _verify_with_progress() -> audit.VerifyResult:
+    """verify, with a progress bar on stderr when it is a terminal (not in cron's mail)."""
+    if not sys.stderr.isatty():
+        return audit.verify(db.session)
+    bars: list = []
+
+    def total(count: int) -> None:
+        bar = click.progressbar(length=count, label="verifying", file=sys.stderr)
+        bar.__enter__()
+        bars.append(bar)
+
+    try:
+        return audit.verify(db.session, total=total, progress=lambda n: bars[0].update(n))
+    finally:
+        if bars:
+            bars[0].__exit__(None, None, None)
+
+
+def _write_json(path: Path, value: object) -> None:
+    path.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+@audit_cli.command("anchor")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the anchor to this file (default: print it).",
+)
+@click.option(
+    "--mail-to",
+    "mail_to",
+    multiple=True,
+    help="Also mail the anchor to this address (repeatable); needs MAIL_SERVER.",
+)
+def audit_anchor(out: str | None, mail_to: tuple[str, ...]) -> None:
+    """Write the chain head (last sequence number, sealed root, time) for a daily cron; keep it
+    outside the database, where `audit verify --anchor FILE` can check it later."""
+    kept = audit.anchor(db.session)
+    if mail_to:
+        _mail_anchor(kept, mail_to)
+    if out:
+        _write_json(Path(out), kept)
+        click.echo(f"anchor: seq {kept['seq']}, {kept['events']} events, root {kept['root']} "
+                   f"(key {kept['key_id']}) at {kept['at']} written to {out}")  # fmt: skip
+    else:
+        click.echo(json.dumps(kept, ensure_ascii=False, indent=1))
+
+
+def _mail_anchor(kept: dict, recipients: tuple[str, ...]) -> None:
+    """Send the anchor as a JSON attachment through MAIL_SERVER (host[:port])."""
+    import smtplib
+    from email.message import EmailMessage
+
+    server = current_app.config.get("MAIL_SERVER")
+    if not server:
+        _fail("set MAIL_SERVER (host or host:port) to mail the anchor")
+    host, _, port = server.partition(":")
+    message = EmailMessage()
+    message["Subject"] = f"复核 audit anchor: seq {kept['seq']} at {kept['at']}"
+    message["From"] = current_app.config.get("MAIL_FROM") or "fuhe@localhost"
+    message["To"] = ", ".join(recipients)
+    message.set_content(
+        f"seq {kept['seq']}\nevents {kept['events']}\nroot {kept['root']}\n"
+        f"key {kept['key_id']}\nat {kept['at']}\n\nKeep the attached file outside the "
+        "database; check it later with: flask --app wsgi audit verify --anchor FILE\n"
+    )
+    body = json.dumps(kept, ensure_ascii=False, indent=1).encode()
+    message.add_attachment(body, maintype="application", subtype="json",
+                           filename=f"anchor-{kept['seq']}.json")  # fmt: skip
+    with smtplib.SMTP(host, int(port or 25), timeout=30) as smtp:
+        smtp.send_message(message)
+    click.echo(f"anchor mailed to {', '.join(recipients)}")
+
+
+@audit_cli.command("export")
+@click.argument("out", type=click.Path(dir_okay=False))
+def audit_export(out: str) -> None:
+    """Export the whole history (JSON lines: the anchor, then every event as sealed) for
+    scripts/verify_export.py to re-verify offline with the key."""
+    count = audit.export(db.session, Path(out))
+    click.echo(f"exported {count} events to {out}")
 
 
 @click.command("tick")

@@ -69,9 +69,13 @@ def configure_engine(engine: Engine) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Reads that are known to stay reads (a web GET) take no write lock: WAL gives them a
-        # consistent snapshot while writers go on. Everything else begins IMMEDIATE.
-        connection.exec_driver_sql("BEGIN" if READ_ONLY.get() else "BEGIN IMMEDIATE")
+        # Reads that are known to stay reads take no write lock: a web GET (READ_ONLY), or a
+        # reader that asks for it (audit verify); WAL gives them one consistent snapshot while
+        # writers go on. Everything else begins IMMEDIATE.
+        if READ_ONLY.get() or connection.get_execution_options().get("fuhe_read_only"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine._fuhe_configured = True  # type: ignore[attr-defined]
     return engine

@@ -147,6 +147,8 @@ class Review(Base):
     # The checklist as the reviewer answered it: {"confirmed": [ids]} or {"failed": [ids]}.
     checks: Mapped[dict[str, Any] | None] = mapped_column(JSONData)
     at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    # The audit event (its sequence number in the document's chain) that recorded this review.
+    event_seq: Mapped[int | None] = mapped_column(Integer)
     user: Mapped[User] = relationship(lazy="joined")
 
 
@@ -164,6 +166,7 @@ class AuditChain(Base):
     position: Mapped[int] = mapped_column(Integer, unique=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(16))
     length: Mapped[int] = mapped_column(Integer, default=0)
     head: Mapped[str] = mapped_column(String(64))
     opened_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
@@ -176,6 +179,11 @@ class AuditEvent(Base):
     __table_args__ = (
         UniqueConstraint("chain_key", "chain_seq"),
         Index("ix_audit_events_at", "at"),
+        # the auditors' filters, each with the id the pages are ordered by
+        Index("ix_audit_events_outcome_id", "outcome", "id"),
+        Index("ix_audit_events_to_state_id", "to_state", "id"),
+        Index("ix_audit_events_from_state_id", "from_state", "id"),
+        Index("ix_audit_events_document_id_id", "document_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -184,7 +192,7 @@ class AuditEvent(Base):
     chain_seq: Mapped[int] = mapped_column(Integer)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
-    document_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    document_id: Mapped[int | None] = mapped_column(Integer)
     flow: Mapped[str | None] = mapped_column(String(40), index=True)
     flow_version: Mapped[int | None] = mapped_column(Integer)
     actor: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -196,6 +204,9 @@ class AuditEvent(Base):
     revision: Mapped[int | None] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONData)
+    key_id: Mapped[str | None] = mapped_column(String(16))  # the audit key that sealed it
+    # SHA-256 of the revision data the event acted on (document events)
+    data_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class LoginAttempt(Base):

@@ -395,12 +395,13 @@ class DocumentProcess:
             at=audit.utcnow(),
         )
         review.user = actor  # the acting user is already loaded: no query to show the approval
-        self.session.add(review)
-        self.reviews.append(review)
+        self.reviews.append(review)  # added with its audit event, which it names (record)
         if action == "reject":
             assert state.on_reject is not None
             details = {"checks": checks} if checks else None
-            self.record(actor, "reject", document.state, state.on_reject, comment, details)
+            self.record(
+                actor, "reject", document.state, state.on_reject, comment, details, review=review
+            )
             self._enter(state.on_reject, actor, announce=False)
             notify.to_user(
                 self.session,
@@ -422,7 +423,7 @@ class DocumentProcess:
             if resolved is None:
                 raise ActionNotAllowed("no approval route applies to this document's data")
             target = resolved.dest
-        self.record(actor, "approve", document.state, target, comment, details)
+        self.record(actor, "approve", document.state, target, comment, details, review=review)
         if target != document.state:
             self._enter(target, actor)
 
@@ -524,12 +525,16 @@ class DocumentProcess:
         details: dict[str, Any] | None = None,
         outcome: str = "ok",
         code: str | None = None,
+        review: Review | None = None,
     ) -> AuditEvent:
-        """Append this document's audit event for an action (allowed or refused)."""
+        """Append this document's audit event for an action (allowed or refused); a decision's
+        review row is inserted with it, tied to it, and the event seals the data it acted on."""
         document = self.document
         return audit.append(
             self.session,
             audit.document_chain(document.id),
+            review=review,
+            data_hash=audit.data_hash(document.data) if outcome == "ok" else None,
             document_id=document.id,
             flow=document.flow_name,
             flow_version=document.flow_version.version,

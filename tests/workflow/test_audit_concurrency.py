@@ -239,7 +239,7 @@ def test_deleted_whole_history_of_a_document(engine, session, walked, which):
     sql(engine, "DELETE FROM audit_chains WHERE key = :k", k=key)
     result = failed(session)
     assert result.root != before
-    assert key in result.problem or f"document {walked[which]}" in result.problem
+    assert key in result.report or f"document {walked[which]}" in result.report
 
 
 def test_deleted_document_and_its_whole_history_changes_the_kept_head(engine, session, walked):
@@ -309,7 +309,7 @@ def test_rebuilt_chain_changes_the_kept_head(engine, session, walked):
 def test_altered_registry_entry(engine, session, walked):
     sql(engine, "UPDATE audit_chains SET position = position + 100 WHERE key = :k",
         k=audit.document_chain(walked[1]))  # fmt: skip
-    assert "registry" in failed(session).problem
+    assert "registry" in failed(session).report
 
 
 # --- the CLI --------------------------------------------------------------------------------------

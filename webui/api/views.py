@@ -6,15 +6,12 @@ Refused…), and webui/errors.py maps its errors to HTTP.
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, request
 from flask_login import current_user
 from marshmallow import Schema
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
@@ -29,7 +26,6 @@ from workflow.models import FlowVersion, Review
 from workflow.process import DocumentProcess, compiled
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
-CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 DOC = "/documents/<int(min=1, max=2147483647):doc_id>"
 
 
@@ -390,55 +386,3 @@ def notifications():
     """Newest first (at most 50): tasks waiting for the caller, rejections of their documents."""
     items = notify.recent(db.session, me())
     return dump(s.NotificationPageSchema, queries.Page(items, None))
-
-
-# --- audit ---------------------------------------------------------------------------------------
-@operation(
-    "/audit",
-    "GET",
-    "Search the audit log",
-    s.EventPageSchema,
-    query=s.AuditQuerySchema,
-    errors=(403, 422),
-    extra_content={"text/csv": {"schema": {"type": "string"}}},
-)
-def audit():
-    """`auditor` only. Events oldest first, filtered; `?format=csv` exports every matching
-    event (UTF-8 with BOM; cells that a spreadsheet would run are prefixed with `'`)."""
-    args = query_args(s.AuditQuerySchema)
-    fmt = args.pop("format")
-    page = queries.audit_events(db.session, me(), **args)
-    if fmt == "csv":
-        return csv_response(page, args)
-    return dump(s.EventPageSchema, page)
-
-
-def csv_cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(CSV_DANGEROUS) else text
-
-
-def csv_response(first: queries.Page, args: dict[str, Any]) -> Response:
-    user = me()
-    columns = list(s.EventSchema().fields)
-
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        yield codecs.BOM_UTF8.decode()
-        writer.writerow(columns)
-        page = first
-        while True:
-            for event in s.EventSchema(many=True).dump(page.items):
-                writer.writerow([csv_cell(event[c]) for c in columns])
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            if not page.next or args.get("limit"):
-                return
-            page = queries.audit_events(db.session, user, **{**args, "cursor": page.next})
-
-    response = Response(stream_with_context(rows()), mimetype="text/csv")
-    response.headers["Content-Disposition"] = 'attachment; filename="audit.csv"'
-    response.content_type = "text/csv; charset=utf-8"
-    return response
