@@ -148,7 +148,10 @@ def test_revision_deleted_and_document_rewound(engine, session, docs):
 
 def test_document_deleted_with_its_rows(engine, session, docs):
     doc = docs["waiting"]
-    for table in ("reviews", "document_revisions", "overdue_notices"):
+    for table in (
+        "reviews", "document_revisions", "overdue_notices", "notifications", "unique_claims",
+        "task_claims",
+    ):  # fmt: skip
         sql(engine, f"DELETE FROM {table} WHERE document_id = :d", d=doc)
     sql(engine, "DELETE FROM documents WHERE id = :d", d=doc)
     assert f"document {doc}: the document was deleted" in problems(session)
