@@ -6,7 +6,6 @@ the process never mixes the machine into the SQLAlchemy model.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from sqlalchemy import select
@@ -15,28 +14,19 @@ from sqlalchemy.orm import Session
 from workflow import fields as field_types
 from workflow import review as rules
 from workflow.definitions.build import load_flow
-from workflow.definitions.compile import CompiledFlow, compile_flow
+from workflow.definitions.compile import CompiledFlow, compiled_from
 from workflow.definitions.spec import FieldSpec, FlowSpec, StateSpec, TransitionSpec
 from workflow.errors import ActionNotAllowed, Refused, RoleNotAllowed
 from workflow.models import Document, DocumentRevision, FlowVersion, Review, User
 from workflow.roles import NON_ACTING_ROLES
 
 REVIEW_ACTIONS = ("approve", "reject")
-_cache: dict[str, CompiledFlow] = {}
-_cache_lock = threading.Lock()
 
 
 def compiled(version: FlowVersion) -> CompiledFlow:
     """The compiled flow of a stored version (parsed and compiled once per process)."""
-    flow = _cache.get(version.content_hash)
-    if flow is None:
-        with _cache_lock:
-            flow = _cache.get(version.content_hash)
-            if flow is None:
-                spec = load_flow(version.yaml_text, f"{version.flow_name}.yaml")
-                flow = compile_flow(spec, version.content_hash)
-                _cache[version.content_hash] = flow
-    return flow
+    text, path = version.yaml_text, f"{version.flow_name}.yaml"
+    return compiled_from(version.content_hash, lambda: load_flow(text, path))
 
 
 def may_start(spec: FlowSpec, user: User) -> bool:
