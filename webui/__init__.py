@@ -88,12 +88,14 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from webui.api import bp as api_bp
     from webui.auth import bp as auth_bp
+    from webui.flows import bp as flows_bp
     from webui.inbox import bp as inbox_bp
     from webui.main import bp as main_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(inbox_bp)
+    app.register_blueprint(flows_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens or checks CSRF itself
 

@@ -8,6 +8,7 @@ module decides whether a text may be published now or must wait, and answers the
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -28,6 +29,7 @@ from workflow.models import Document, FlowChange, FlowVersion, User
 from workflow.process import compiled
 
 MAX_NOTE_LENGTH = 500
+NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}", re.ASCII)
 FLOW_ADMIN = "flow_admin"
 
 

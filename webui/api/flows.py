@@ -33,6 +33,8 @@ class CheckedSchema(s.OutputSchema):
         },
     )
 
+    diff = fields.String(metadata={"description": "Unified diff against the current version."})
+
 
 class VersionSchema(s.OutputSchema):
     version = fields.Integer(required=True)
@@ -88,7 +90,13 @@ def check_flow(name: str):
     weakens = (
         flowadmin.weakenings(flowadmin.compiled(current).spec, spec) if current is not None else []
     )
-    result = {"ok": True, "diagram": render_svg(spec, lang()), "weakens": weakens}
+    published = current.yaml_text if current is not None else ""
+    result = {
+        "ok": True,
+        "diagram": render_svg(spec, lang()),
+        "weakens": weakens,
+        "diff": flowadmin.text_diff(published, text),
+    }
     return dump(CheckedSchema, result)
 
 

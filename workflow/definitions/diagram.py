@@ -19,11 +19,11 @@ from workflow.definitions import graph
 from workflow.definitions.spec import FlowSpec, StateSpec
 from workflow.roles import ROLES
 
-NODE_W = 210
+NODE_W = 180
 LINE_H = 16
 PAD = 8
-LAYER_GAP = 96
-NODE_GAP = 48
+LAYER_GAP = 84
+NODE_GAP = 28
 MARGIN = 24
 SIDE_STEP = 26
 FONT = "'Noto Sans CJK SC','Microsoft YaHei','PingFang SC',sans-serif"
