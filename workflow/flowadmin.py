@@ -243,7 +243,7 @@ def approve_change(session: Session, name: str, change_id: int, actor: User) -> 
     change = session.scalar(
         select(FlowChange)
         .where(FlowChange.id == change_id, FlowChange.flow_name == name)
-        .with_for_update()
+        .with_for_update(of=FlowChange)
     )
     if change is None or change.status != "pending":
         raise NotFound(f"no pending change {change_id} of flow `{name}`")

@@ -84,7 +84,8 @@ class FlowVersion(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     # The publisher's change note ("raised the expense threshold to 5000").
     note: Mapped[str] = mapped_column(Text, default="", server_default="")
-    created_by: Mapped[User | None] = relationship(lazy="joined")
+    # Loaded on demand (the flows page): documents join their version, not its publisher.
+    created_by: Mapped[User | None] = relationship(lazy="select")
 
 
 class FlowChange(Base):

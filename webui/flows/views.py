@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, fresh_login_required, login_required
+from markupsafe import Markup
 
 from webui.extensions import db
 from webui.flows import bp
@@ -51,6 +52,18 @@ def _signed_in() -> None:
     """Every page here needs a signed-in user; all but the diagram need a flow admin."""
     if request.endpoint != "flows.diagram":
         flowadmin.require_admin(current_user.row)
+
+
+@bp.app_template_global()
+def flow_diagram(process: Any, events: Any = ()) -> Markup:
+    """The document's flow as inline SVG, its current state and the path so far highlighted
+    (used by the document page; the SVG's text is escaped when it is drawn)."""
+    path = [e.from_state for e in events if e.from_state and e.from_state != e.to_state]
+    path.append(process.document.state)
+    spec, here = process.spec, process.state.label.get(lang())
+    title = f"{spec.title.get(lang())} — {_t('当前', 'now')}: {here}"
+    svg = render_svg(spec, lang(), current=process.document.state, path=path, title=title)
+    return Markup(svg)  # noqa: S704 - built by diagram.py from validated names and escaped text
 
 
 # --- presenters -----------------------------------------------------------------------------------

@@ -341,7 +341,8 @@ def render_svg(
         if name == current:
             fill, border, stroke_w = COLOURS["current_fill"], COLOURS["current"], 3.5
             classes.append("current")
-        out.append(f'<g class="{" ".join(classes)}" data-state="{name}">')
+        step = ' aria-current="step"' if name == current else ""
+        out.append(f'<g class="{" ".join(classes)}" data-state="{name}"{step}>')
         out.append(
             f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{NODE_W}" height="{box.h:.1f}" '
             f'rx="8" fill="{fill}" stroke="{border}" stroke-width="{stroke_w}"/>'
