@@ -4,6 +4,7 @@ diagram — on both backends."""
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 
 import pytest
@@ -344,3 +345,84 @@ def test_diagram_svg_names_every_state_for_any_version(api, login_as):
 def test_nav_offers_flows_to_flow_admins_only(login_as):
     assert "/flows/" in login_as("admin").get("/inbox").get_data(as_text=True)
     assert 'href="/flows/"' not in login_as("zhang").get("/inbox").get_data(as_text=True)
+
+
+# --- structured edits -----------------------------------------------------------------------------
+def test_structured_edit_rewrites_the_text_keeping_comments_and_stores_nothing(app, login_as):
+    client = login_as("admin")
+    page = client.get("/flows/expense/edit").get_data(as_text=True)
+    assert 'value="review:receipt_check"' in page
+    commented = "# 费用报销流程（注释应保留）\n" + EXPENSE
+    response = client.post(
+        "/flows/expense/structured",
+        data={
+            "yaml": commented,
+            "edit": "review:receipt_check",
+            "review-receipt_check-required": "3",
+            "review-receipt_check-roles": ["sales_admin", "finance"],
+            "csrf_token": csrf(page),
+        },
+    )
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "# 费用报销流程（注释应保留）" in html
+    assert "required: 3" in html and "roles: [sales_admin, finance]" in html
+    assert versions_stored(app) == 1
+
+
+def test_structured_edit_with_a_bad_quorum_is_refused_in_words(app, login_as):
+    client = login_as("admin")
+    page = client.get("/flows/expense/edit").get_data(as_text=True)
+    form = {
+        "yaml": EXPENSE,
+        "edit": "review:receipt_check",
+        "review-receipt_check-required": "1",
+        "review-receipt_check-roles": ["sales_admin"],
+        "csrf_token": csrf(page),
+    }
+    response = client.post("/flows/expense/structured", data=form)
+    assert response.status_code == 422
+    assert "at least 2 distinct people" in response.get_data(as_text=True)
+    form["review-receipt_check-required"] = "two"
+    response = client.post("/flows/expense/structured", data=form)
+    assert response.status_code == 422
+    assert versions_stored(app) == 1
+
+
+@pytest.mark.parametrize(
+    ("edit", "values"),
+    [
+        (
+            "review:manager_approval",
+            {
+                "review-manager_approval-required": "2",
+                "review-manager_approval-roles": ["sales_manager"],
+            },
+        ),
+        (
+            "review:gm_approval",
+            {"review-gm_approval-required": "2", "review-gm_approval-roles": ["gm"]},
+        ),
+    ],
+)
+def test_a_structured_edit_that_weakens_review_waits_for_a_second_admin(
+    app, login_as, edit, values
+):
+    client = login_as("admin")
+    page = client.get("/flows/expense/edit").get_data(as_text=True)
+    token = csrf(page)
+    response = client.post(
+        "/flows/expense/structured",
+        data={"yaml": EXPENSE, "edit": edit, "csrf_token": token, **values},
+    )
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "削弱了复核" in html
+    edited = re.search(r'<textarea id="yaml"[^>]*>(.*?)</textarea>', html, re.S).group(1)
+    text = html_lib.unescape(edited)
+    published = client.post(
+        "/flows/expense/publish", data={"yaml": text, "note": "n", "csrf_token": token}
+    )
+    assert published.status_code == 303
+    assert versions_stored(app) == 1  # pending, not published
+    assert "待批准的修改" in client.get("/flows/").get_data(as_text=True)

@@ -14,10 +14,12 @@ from webui.extensions import db
 from webui.flows import bp
 from webui.i18n import lang
 from workflow import flowadmin, services
+from workflow.definitions import edit as yaml_edit
 from workflow.definitions.diagram import render_svg
 from workflow.definitions.spec import FlowSpec
 from workflow.errors import DefinitionError
 from workflow.process import compiled
+from workflow.roles import NON_ACTING_ROLES, ROLES
 
 NAME_RULE = "<flowname:name>"
 
@@ -94,6 +96,45 @@ def check(name: str, text: str) -> Checked:
     return Checked(text, [], render_svg(spec, lang()), diff, weakens)
 
 
+def parts(text: str) -> yaml_edit.Parts | None:
+    """The structured form's parts, or None when the text is not even readable YAML."""
+    try:
+        return yaml_edit.parts_of(text)
+    except DefinitionError:
+        return None
+
+
+def structured_edit(text: str, form: Any) -> str:
+    """Apply the one structured edit the pressed button names to `text` (raise DefinitionError)."""
+    kind, _, target = form.get("edit", "").partition(":")
+    if kind == "review":
+        raw = form.get(f"review-{target}-required", "")
+        if not raw.isdigit() or len(raw) > 3:
+            raise DefinitionError.single(
+                "<edit>", None, _t("复核人数须为整数。", "The quorum must be a whole number.")
+            )
+        return yaml_edit.set_review(text, target, int(raw), form.getlist(f"review-{target}-roles"))
+    if kind == "transition" and target.isdigit() and len(target) < 5:
+        return yaml_edit.set_transition_roles(
+            text, int(target), form.getlist(f"transition-{target}-roles")
+        )
+    if kind == "field":
+        raw = form.get(f"field-{target}-choices")
+        choices = None
+        if raw is not None:
+            choices = [c.strip() for c in raw.replace("，", ",").replace("\n", ",").split(",")]
+            choices = [c for c in choices if c]
+        return yaml_edit.set_field(
+            text,
+            target,
+            form.get(f"field-{target}-label_zh", "").strip(),
+            form.get(f"field-{target}-label_en", "").strip(),
+            form.get(f"field-{target}-required") == "on",
+            choices,
+        )
+    raise DefinitionError.single("<edit>", None, _t("未知的修改。", "Unknown edit."))
+
+
 def template_text(name: str, source: str | None) -> str:
     """The text a new flow starts from: a copy of `source` renamed to `name`."""
     if not source:
@@ -151,6 +192,23 @@ def check_page(name: str):
     checked = check(name, request.form.get("yaml", ""))
     status = 200 if checked.ok else 422
     return _editor(name, checked, services.current_version(db.session, name)), status
+
+
+@bp.post(f"/flows/{NAME_RULE}/structured")
+def structured(name: str):
+    """A structured edit (quorum, roles, a field): rewrite the text, then check it as usual.
+    Nothing is stored: the manager sees the result, its diff and its diagram, then publishes."""
+    text = request.form.get("yaml", "")
+    note = request.form.get("note", "")
+    current = services.current_version(db.session, name)
+    try:
+        text = structured_edit(text, request.form)
+    except DefinitionError as exc:
+        checked = check(name, text)
+        checked.problems = [*exc.problems, *checked.problems]
+        return _editor(name, checked, current, note), 422
+    checked = check(name, text)
+    return _editor(name, checked, current, note), 200 if checked.ok else 422
 
 
 @bp.post(f"/flows/{NAME_RULE}/publish")
@@ -215,5 +273,11 @@ def diagram(name: str):
 
 def _editor(name: str, checked: Checked, current: Any, note: str = ""):
     return render_template(
-        "flows/editor.html", name=name, checked=checked, current=current, note=note
+        "flows/editor.html",
+        name=name,
+        checked=checked,
+        current=current,
+        note=note,
+        parts=parts(checked.text),
+        roles=[(r, label) for r, label in ROLES.items() if r not in NON_ACTING_ROLES],
     )
