@@ -268,3 +268,78 @@ def approve_change(session: Session, name: str, change_id: int, actor: User) -> 
         approved_by=actor.username,
     )
     return Outcome(row, created, change)
+
+
+# --- moving documents in flight -------------------------------------------------------------------
+@dataclass(frozen=True)
+class MigrationRow:
+    """What migrating one document would do (the preview; services.migrate_documents applies)."""
+
+    document_id: int
+    from_version: int
+    from_state: str
+    to_state: str
+    problems: tuple[str, ...]
+    voided: tuple[str, ...]  # who approved in the current round: their approvals stop counting
+
+
+def in_flight(session: Session, name: str) -> list[Document]:
+    """Unfinished documents of `name` on versions older than the current one, oldest first."""
+    current = services.current_version(session, name)
+    if current is None:
+        raise NotFound(f"no published flow named `{name}`")
+    rows = session.scalars(
+        select(Document)
+        .where(Document.flow_name == name, Document.flow_version_id != current.id)
+        .order_by(Document.id)
+    )
+    return [d for d in rows if not compiled(d.flow_version).spec.state(d.state).final]
+
+
+def preview_migration(
+    session: Session, name: str, document_ids: list[int], mapping: dict[str, str], actor: User
+) -> list[MigrationRow]:
+    """Per chosen document: where it would go, why it cannot, and whose approvals it voids.
+    The same rules as services.migrate_documents, which applies the move; nothing is stored."""
+    from workflow import fields as field_types
+    from workflow.process import DocumentProcess
+
+    require_admin(actor)
+    target = services.current_version(session, name)
+    if target is None:
+        raise NotFound(f"no published flow named `{name}`")
+    spec = compiled(target).spec
+    chosen = set(document_ids)
+    rows = []
+    for document in in_flight(session, name):
+        if document.id not in chosen:
+            continue
+        process = DocumentProcess(session, document)
+        new_state = mapping.get(document.state) or document.state
+        problems = []
+        if not spec.has_state(new_state):
+            problems.append(
+                f"state `{document.state}` does not exist in version {target.version}; map it"
+            )
+        try:
+            field_types.clean_data(spec.fields, document.data)
+        except InvalidData as exc:
+            problems.append(
+                "its data does not fit the new fields: " + ", ".join(sorted(exc.errors))
+            )
+        voided = (
+            tuple(r.user.username for r in process.current_approvals())
+            if process.state.is_review
+            else ()
+        )
+        rows.append(
+            MigrationRow(
+                document.id,
+                document.flow_version.version,
+                document.state,
+                new_state,
+                tuple(problems),
+                voided,
+            )
+        )
+    return rows

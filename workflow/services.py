@@ -573,9 +573,14 @@ def record_overdue(session: Session, today: dt.date | None = None) -> list[int]:
 
 
 def migrate_documents(
-    session: Session, flow_name: str, mapping: Mapping[str, str], actor: User | None = None
+    session: Session,
+    flow_name: str,
+    mapping: Mapping[str, str],
+    actor: User | None = None,
+    document_ids: Iterable[int] | None = None,
 ) -> list[int]:
-    """Move every unfinished document of `flow_name` on an older version to the current one.
+    """Move every unfinished document of `flow_name` on an older version to the current one
+    (only those in `document_ids`, when given: the migration page's choice).
 
     `mapping` renames states (old → new); unmapped states keep their name and must exist in the
     new version. Documents entering a review state start a fresh round: approvals given under
@@ -587,12 +592,12 @@ def migrate_documents(
     if target is None:
         raise NotFound(f"no published flow named `{flow_name}`")
     spec = compiled(target).spec
-    ids = session.scalars(
-        select(Document.id)
-        .where(Document.flow_name == flow_name, Document.flow_version_id != target.id)
-        .order_by(Document.id)
-        .with_for_update()
-    ).all()
+    chosen = select(Document.id).where(
+        Document.flow_name == flow_name, Document.flow_version_id != target.id
+    )
+    if document_ids is not None:
+        chosen = chosen.where(Document.id.in_(list(document_ids)))
+    ids = session.scalars(chosen.order_by(Document.id).with_for_update()).all()
     problems: dict[str, list[str]] = {}
     moves = []
     for doc_id in ids:

@@ -426,3 +426,72 @@ def test_a_structured_edit_that_weakens_review_waits_for_a_second_admin(
     assert published.status_code == 303
     assert versions_stored(app) == 1  # pending, not published
     assert "待批准的修改" in client.get("/flows/").get_data(as_text=True)
+
+
+# --- moving documents in flight ------------------------------------------------------------------
+SHIPMENT_YAML = next(p for p in DEFINITIONS if p.stem == "shipment").read_text(encoding="utf-8")
+
+
+def two_documents_in_review_then_v2(app, api) -> tuple[int, int]:
+    """Two shipments in `double_check` on v1, each approved once by wang; then v2 renames it."""
+    ids = []
+    for _ in range(2):
+        doc = api.create("zhang")
+        doc = api.act(doc, "zhang", "submit").get_json()
+        assert api.act(doc, "wang", "approve").status_code == 200
+        ids.append(doc["id"])
+    from webui.extensions import db
+    from workflow import services
+
+    with app.app_context():
+        renamed = SHIPMENT_YAML.replace("double_check", "dual_check")
+        services.publish_flow(db.session, renamed, "shipment.yaml")
+        db.session.remove()
+    return ids[0], ids[1]
+
+
+def test_migration_preview_lists_voided_approvals_and_stores_nothing(app, api, login_as):
+    first, second = two_documents_in_review_then_v2(app, api)
+    client = login_as("admin")
+    page = client.get("/flows/shipment/migrate")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f'value="{first}"' in html and f'value="{second}"' in html
+    token = csrf(html)
+    unmapped = client.post(
+        "/flows/shipment/migrate", data={"document": [str(first)], "csrf_token": token}
+    ).get_data(as_text=True)
+    assert "does not exist in version 2" in unmapped
+    preview = client.post(
+        "/flows/shipment/migrate",
+        data={"document": [str(first)], "map-double_check": "dual_check", "csrf_token": token},
+    ).get_data(as_text=True)
+    row = re.search(rf"<tr class=\"\"><td>#{first}</td>(.*?)</tr>", preview, re.S).group(1)
+    assert "dual_check" in row and "wang" in row
+    assert f"#{second}</td>" not in preview.split('<table class="preview">')[1]
+    assert api.get(f"/documents/{first}", "zhang").get_json()["flow_version"] == 1
+
+
+def test_migration_moves_exactly_the_chosen_documents(app, api, login_as):
+    first, second = two_documents_in_review_then_v2(app, api)
+    client = login_as("admin")
+    token = csrf(client.get("/flows/shipment/migrate").get_data(as_text=True))
+    response = client.post(
+        "/flows/shipment/migrate/apply",
+        data={"document": [str(first)], "map-double_check": "dual_check", "csrf_token": token},
+    )
+    assert response.status_code == 303
+    moved = api.get(f"/documents/{first}", "zhang").get_json()
+    assert (moved["flow_version"], moved["state"]) == (2, "dual_check")
+    assert moved["review"]["approvals"] == []  # wang's approval is void, as the preview said
+    stayed = api.get(f"/documents/{second}", "zhang").get_json()
+    assert (stayed["flow_version"], stayed["state"]) == (1, "double_check")
+    assert [a["user"] for a in stayed["review"]["approvals"]] == ["wang"]
+    history = api.get(f"/documents/{first}/history", "zhang").get_json()["items"]
+    assert history[-1]["action"] == "migrate" and history[-1]["flow_version"] == 2
+
+
+def test_migration_is_for_flow_admins_only(app, api, login_as):
+    two_documents_in_review_then_v2(app, api)
+    client = login_as("zhang")
+    assert client.get("/flows/shipment/migrate").status_code == 403

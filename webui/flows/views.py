@@ -261,6 +261,55 @@ def approve(name: str, change_id: int):
     return redirect(url_for("flows.index"), 303)
 
 
+def _migration_form(name: str) -> tuple[list[int], dict[str, str]]:
+    ids = [int(i) for i in request.form.getlist("document") if i.isdigit() and len(i) < 11]
+    mapping = {
+        key.removeprefix("map-"): value
+        for key, value in request.form.items()
+        if key.startswith("map-") and value
+    }
+    return ids, mapping
+
+
+@bp.route(f"/flows/{NAME_RULE}/migrate", methods=["GET", "POST"])
+def migrate(name: str):
+    """Move chosen documents in flight to the current version: choose, map states, preview."""
+    current = flowadmin.version(db.session, name)
+    documents = flowadmin.in_flight(db.session, name)
+    ids, mapping = _migration_form(name) if request.method == "POST" else ([], {})
+    preview = (
+        flowadmin.preview_migration(db.session, name, ids, mapping, current_user.row)
+        if request.method == "POST"
+        else None
+    )
+    old_states = sorted({d.state for d in documents})
+    return render_template(
+        "flows/migrate.html",
+        name=name,
+        current=current,
+        spec=compiled(current).spec,
+        documents=documents,
+        chosen=set(ids),
+        mapping=mapping,
+        old_states=old_states,
+        preview=preview,
+    )
+
+
+@bp.post(f"/flows/{NAME_RULE}/migrate/apply")
+@fresh_login_required
+def migrate_apply(name: str):
+    ids, mapping = _migration_form(name)
+    if not ids:
+        flash(_t("请先选择单据。", "Choose the documents first."), "error")
+        return redirect(url_for("flows.migrate", name=name), 303)
+    moved = services.migrate_documents(
+        db.session, name, mapping, current_user.row, document_ids=ids
+    )
+    flash(_t(f"已迁移 {len(moved)} 份单据。", f"Migrated {len(moved)} document(s)."), "status")
+    return redirect(url_for("flows.index"), 303)
+
+
 @bp.get(f"/flows/{NAME_RULE}/diagram.svg")
 def diagram(name: str):
     number = request.args.get("version", type=int)
