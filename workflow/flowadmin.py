@@ -144,7 +144,8 @@ def version(session: Session, name: str, number: int | None = None) -> FlowVersi
             select(FlowVersion).where(FlowVersion.flow_name == name, FlowVersion.version == number)
         )
     if row is None:
-        raise NotFound(f"no version {number or ''} of a flow named `{name}`".replace("  ", " "))
+        which = "published version" if number is None else f"version {number}"
+        raise NotFound(f"no {which} of a flow named `{name}`")
     return row
 
 

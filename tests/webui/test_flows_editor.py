@@ -495,3 +495,22 @@ def test_migration_is_for_flow_admins_only(app, api, login_as):
     two_documents_in_review_then_v2(app, api)
     client = login_as("zhang")
     assert client.get("/flows/shipment/migrate").status_code == 403
+
+
+def test_structured_edit_of_a_guard_threshold_redraws_the_diagram(login_as):
+    client = login_as("admin")
+    page = client.get("/flows/expense/edit").get_data(as_text=True)
+    assert 'name="guard-r:manager_approval:0-0" value="5000.00"' in page
+    response = client.post(
+        "/flows/expense/structured",
+        data={
+            "yaml": EXPENSE,
+            "edit": "guard:r:manager_approval:0",
+            "guard-r:manager_approval:0-0": "8000.00",
+            "csrf_token": csrf(page),
+        },
+    )
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    diagram = html.split('id="diagram"')[1].split("</svg>")[0]
+    assert "8000.00" in diagram and "5000.00" not in diagram

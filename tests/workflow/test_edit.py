@@ -126,3 +126,29 @@ def test_parts_list_reviews_transitions_and_fields():
     assert [t.action for t in parts.transitions] == ["submit", "submit", "ship"]
     carrier = next(f for f in parts.fields if f.name == "carrier")
     assert carrier.choices == ("自提", "物流", "快递") and carrier.type == "choice"
+
+
+def test_guard_thresholds_are_listed_and_changed_in_place():
+    [guard] = edit.parts_of(EXPENSE).guards
+    assert (guard.key, guard.numbers) == ("r:manager_approval:0", ("5000.00",))
+    after = edit.set_guard_numbers(EXPENSE, guard.key, ["8000.00"])
+    assert changed_lines(EXPENSE, after) == [
+        "-        when: 'amount > decimal(\"5000.00\")'",
+        "+        when: 'amount > decimal(\"8000.00\")'",
+    ]
+    route = load_flow(after, "expense.yaml").state("manager_approval").on_approve[0]
+    assert route.when.source == 'amount > decimal("8000.00")'
+
+
+def test_a_bare_guard_number_keeps_its_quoting():
+    [guard] = edit.parts_of(SHIPMENT).guards
+    assert (guard.key, guard.numbers) == ("t:0", ("2",))
+    after = edit.set_guard_numbers(SHIPMENT, "t:0", ["3"])
+    assert 'when: "held_orders >= 3 || !paid"}' in after
+    assert len(changed_lines(SHIPMENT, after)) == 2
+
+
+@pytest.mark.parametrize("value", ["1e9", "-5", "5000; true", "", "１２"])
+def test_a_guard_threshold_must_be_plain_digits(value):
+    with pytest.raises(DefinitionError, match="is not a number"):
+        edit.set_guard_numbers(SHIPMENT, "t:0", [value])

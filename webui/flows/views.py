@@ -132,6 +132,14 @@ def structured_edit(text: str, form: Any) -> str:
             form.get(f"field-{target}-required") == "on",
             choices,
         )
+    if kind == "guard":
+        values = []
+        for index in range(20):
+            value = form.get(f"guard-{target}-{index}")
+            if value is None:
+                break
+            values.append(value.strip())
+        return yaml_edit.set_guard_numbers(text, target, values)
     raise DefinitionError.single("<edit>", None, _t("未知的修改。", "Unknown edit."))
 
 

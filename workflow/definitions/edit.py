@@ -52,12 +52,34 @@ class FieldPart:
 
 
 @dataclass(frozen=True)
+class GuardPart:
+    """A `when` condition with numbers in it (thresholds a manager may change)."""
+
+    key: str  # "t:<transition index>" or "r:<state>:<route index>"
+    where: str
+    source: str
+    numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Parts:
     """What the structured form offers for one text."""
 
     reviews: tuple[ReviewPart, ...]
     transitions: tuple[TransitionPart, ...]
     fields: tuple[FieldPart, ...]
+    guards: tuple[GuardPart, ...] = ()
+
+
+# A number in a guard: `decimal("5000.00")` or a bare literal (not inside a name or a string).
+NUMBER_RE = re.compile(
+    r'decimal\(\s*"(?P<dec>[0-9]+(?:\.[0-9]+)?)"\s*\)|(?<![\w."\'])(?P<num>[0-9]+(?:\.[0-9]+)?)(?![\w."\'])'
+)
+NUMBER_TEXT_RE = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?", re.ASCII)
+
+
+def guard_numbers(source: str) -> tuple[str, ...]:
+    return tuple(m["dec"] or m["num"] for m in NUMBER_RE.finditer(source))
 
 
 def _text(value: Any) -> str:
@@ -105,7 +127,21 @@ def parts_of(text: str) -> Parts:
                 tuple(node.get("choices") or ()),
             )
         )
-    return Parts(tuple(reviews), tuple(transitions), tuple(fields))
+    guards = []
+    for index, item in enumerate(items if isinstance(items, list) else ()):
+        if isinstance(item, dict) and isinstance(item.get("when"), str):
+            guards.append((f"t:{index}", f"{item.get('action')} #{index + 1}", item["when"]))
+    for name, node in (states or {}).items() if isinstance(states, dict) else ():
+        routes = node.get("on_approve") if isinstance(node, dict) else None
+        for index, route in enumerate(routes if isinstance(routes, list) else ()):
+            if isinstance(route, dict) and isinstance(route.get("when"), str):
+                guards.append((f"r:{name}:{index}", f"{name} → {route.get('to')}", route["when"]))
+    guard_parts = tuple(
+        GuardPart(key, where, source, guard_numbers(source))
+        for key, where, source in guards
+        if guard_numbers(source)
+    )
+    return Parts(tuple(reviews), tuple(transitions), tuple(fields), guard_parts)
 
 
 # --- the round trip -----------------------------------------------------------------------------
@@ -186,6 +222,38 @@ def set_transition_roles(text: str, index: int, roles: Sequence[str]) -> str:
         if not isinstance(item, CommentedMap):
             raise _refuse(f"transition {index + 1} is not a mapping")
         item["roles"] = _seq_like(item.get("roles"), list(roles))
+
+    return _round_trip(text, change)
+
+
+def set_guard_numbers(text: str, key: str, values: Sequence[str]) -> str:
+    """Replace the numbers of one `when` condition, in order (`decimal("…")` stays decimal)."""
+    for value in values:
+        if not NUMBER_TEXT_RE.fullmatch(value):
+            raise _refuse(f"`{value}` is not a number", "write digits, e.g. 5000 or 5000.00")
+
+    def change(tree: Any) -> None:
+        kind, _, rest = key.partition(":")
+        if kind == "t" and rest.isdigit():
+            node = _mapping(tree, "transitions", int(rest))
+        elif kind == "r" and rest.rpartition(":")[2].isdigit():
+            state, _, index = rest.rpartition(":")
+            node = _mapping(tree, "states", state, "on_approve", int(index))
+        else:
+            raise _refuse(f"`{key}` names no condition")
+        old = node.get("when") if isinstance(node, CommentedMap) else None
+        if not isinstance(old, str):
+            raise _refuse(f"`{key}` has no `when`")
+        numbers = iter(values)
+
+        def swap(match: re.Match[str]) -> str:
+            new = next(numbers, None)
+            if new is None:
+                return match[0]
+            return f'decimal("{new}")' if match["dec"] is not None else new
+
+        # Keep the scalar's quoting style ('…' stays single-quoted).
+        node["when"] = type(old)(NUMBER_RE.sub(swap, old))
 
     return _round_trip(text, change)
 
