@@ -58,7 +58,7 @@ def test_typo_error_at_its_line_fix_diagram_changes_publish(
     page.wait_for_url(re.compile(r".*/flows/$"))
     page.click("#flow-expense ~ p a:text('编辑')")
     page.wait_for_url(re.compile(r".*/flows/expense/edit$"))
-    page.wait_for_selector("#status.ok")
+    page.wait_for_selector("#flow-editor[data-checked] #status.ok")
     assert page.locator("#diagram svg g[data-state=payment]").count() == 1
 
     # A typo in a state name: the problem appears at its line, with the hint.
@@ -105,8 +105,6 @@ def test_typo_error_at_its_line_fix_diagram_changes_publish(
         "8000.00" in page.locator("#diff .ins").first.inner_text()
         or page.locator("#diff .ins").filter(has_text="8000.00").count() == 1
     )
-    if screenshots:
-        page.locator("#diagram").screenshot(path=str(screenshots / "flow-diagram.png"))
 
     # Publish with a note: a new version, listed with its note and publisher.
     page.fill("#note", "总经理审批门槛提高到 8000 元")
@@ -117,6 +115,11 @@ def test_typo_error_at_its_line_fix_diagram_changes_publish(
     assert "v2" in first.inner_text()
     assert "总经理审批门槛提高到 8000 元" in first.inner_text()
     assert "admin" in first.inner_text()
+    if screenshots:  # the published diagram at its natural size
+        page.goto(f"{live_server}/flows/expense/edit")
+        page.wait_for_selector("#flow-editor[data-checked] #status.ok")
+        page.evaluate("() => document.querySelector('#diagram svg').style.maxWidth = 'none'")
+        page.locator("#diagram svg").screenshot(path=str(screenshots / "flow-diagram.png"))
     page.context.close()
 
 
@@ -134,7 +137,7 @@ def test_flows_page_and_diagram_on_a_phone(
     if screenshots:
         page.screenshot(path=str(screenshots / "flows-phone.png"), full_page=True)
     page.goto(f"{live_server}/flows/shipment/edit")
-    page.wait_for_selector("#status.ok")
+    page.wait_for_selector("#flow-editor[data-checked] #status.ok")
     # the diagram keeps a legible size and scrolls inside its frame, not the page
     frame = page.locator("#diagram").bounding_box()
     assert frame["x"] >= 0 and frame["x"] + frame["width"] <= 390

@@ -17,6 +17,7 @@
   var DELAY = 400;
   var editor = CodeMirror.fromTextArea(textarea, {
     mode: "yaml", lineNumbers: true, indentUnit: 2, tabSize: 2, lineWrapping: false,
+    screenReaderLabel: document.querySelector('label[for="yaml"]').textContent,
     extraKeys: { Tab: function (cm) { cm.replaceSelection("  "); } }
   });
   var marks = [];
@@ -61,7 +62,7 @@
       editor.addLineClass(line, "background", "cm-problem-line");
       var box = problemItem(p);
       box.className = "cm-problem";
-      marks.push({ line: line, widget: editor.addLineWidget(line, box, { coverGutter: false }) });
+      marks.push({ line: line, widget: editor.addLineWidget(line, box, { coverGutter: false, noHScroll: true }) });
     });
     if (marks.length) { editor.scrollIntoView({ line: editor.getLineNumber(marks[0].line), ch: 0 }, 120); }
     status.className = "status bad";
@@ -119,6 +120,7 @@
       return response.json().then(function (body) { return { status: response.status, body: body }; });
     }).then(function (result) {
       if (mine !== sequence) { return; }  // an older answer arriving late
+      form.setAttribute("data-checked", String(mine));  // tests wait for the first answer
       if (result.status === 200) {
         showValid(result.body);
         if (typeof result.body.diff === "string") { showDiff(result.body.diff); }
