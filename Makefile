@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test lint format bench install install-test clean
+.PHONY: run test lint format bench install install-test clean assets
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: lint
 
 bench: install-test
 	$(BIN)/python -m benchmarks
+
+# The flow editor's CodeMirror, from the npm registry into webui/static/vendor (committed).
+assets:
+	cd assets && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite3

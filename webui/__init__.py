@@ -148,6 +148,7 @@ def register_blueprints(app: Flask) -> None:
     from webui.api import bp as api_bp
     from webui.audit import bp as audit_bp
     from webui.auth import bp as auth_bp
+    from webui.flows import bp as flows_bp
     from webui.inbox import bp as inbox_bp
     from webui.main import bp as main_bp
 
@@ -155,6 +156,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(inbox_bp)
     app.register_blueprint(audit_bp, url_prefix="/audit")
+    app.register_blueprint(flows_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens or checks CSRF itself
 

@@ -135,7 +135,7 @@ def details_of(error: WorkflowError) -> Any:
     if isinstance(error, InvalidData):
         return error.errors
     if isinstance(error, DefinitionError):
-        return [p.as_dict() for p in error.problems]
+        return error.details()
     if isinstance(error, Refused):
         return error.details
     return None

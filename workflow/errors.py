@@ -49,11 +49,23 @@ class DefinitionError(WorkflowError):
         self.problems = sorted(problems, key=lambda p: (p.path, p.line or 0))
         super().__init__("; ".join(str(p) for p in self.problems) or "invalid definition")
 
+    def details(self) -> list[dict[str, Any]]:
+        """The problems as the API's `details`: `{line, message}` (the hint in brackets)."""
+        return [p.as_dict() for p in self.problems]
+
     @classmethod
     def single(
         cls, path: str, line: int | None, message: str, hint: str | None = None
     ) -> DefinitionError:
         return cls([Problem(path, line, message, hint)])
+
+
+class CheckedDefinitionError(DefinitionError):
+    """A definition checked in the editor: each detail carries the hint on its own, so the
+    editor can show it under the message (`{line, message, hint}`)."""
+
+    def details(self) -> list[dict[str, Any]]:
+        return [{"line": p.line, "message": p.message, "hint": p.hint} for p in self.problems]
 
 
 class Refused(WorkflowError):

@@ -85,6 +85,32 @@ class FlowVersion(Base):
     title_en: Mapped[str] = mapped_column(String(200), default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    # The publisher's change note ("raised the expense threshold to 5000").
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Loaded on demand (the flows page): documents join their version, not its publisher.
+    created_by: Mapped[User | None] = relationship(lazy="select")
+
+
+class FlowChange(Base):
+    """A published text that weakens review, waiting for a second flow admin (four eyes on the
+    rules themselves); approving it publishes it as a FlowVersion."""
+
+    __tablename__ = "flow_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flow_name: Mapped[str] = mapped_column(String(40), index=True)
+    # The version the change was made against: approving it after another publish is refused.
+    base_version: Mapped[int] = mapped_column(Integer)
+    yaml_text: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    reasons: Mapped[list[str]] = mapped_column(JSONData)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    proposed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    proposed_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    proposed_by: Mapped[User] = relationship(foreign_keys=[proposed_by_id], lazy="joined")
 
 
 class Document(Base):

@@ -9,7 +9,6 @@ are `workflow.review`'s. The state machine is compiled once per flow version and
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +22,7 @@ from workflow import review as rules
 from workflow import unique as unique_values
 from workflow.db import as_utc
 from workflow.definitions.build import load_flow
-from workflow.definitions.compile import CompiledFlow, Resolution, compile_flow
+from workflow.definitions.compile import CompiledFlow, Resolution, compiled_from
 from workflow.definitions.spec import FieldSpec, FlowSpec, StateSpec, TransitionSpec
 from workflow.errors import (
     ActionNotAllowed,
@@ -46,21 +45,14 @@ from workflow.models import (
 
 REVIEW_ACTIONS = policy.REVIEW_ACTIONS
 MAX_COMMENT_LENGTH = 2000
-_cache: dict[str, CompiledFlow] = {}
-_cache_lock = threading.Lock()
 
 
 def compiled(version: FlowVersion) -> CompiledFlow:
-    """The compiled flow of a stored version (parsed and compiled once per process)."""
-    flow = _cache.get(version.content_hash)
-    if flow is None:
-        with _cache_lock:
-            flow = _cache.get(version.content_hash)
-            if flow is None:
-                spec = load_flow(version.yaml_text, f"{version.flow_name}.yaml")
-                flow = compile_flow(spec, version.content_hash)
-                _cache[version.content_hash] = flow
-    return flow
+    """The compiled flow of a stored version (parsed and compiled once per process).
+
+    The text is read only on a cache miss: `yaml_text` is deferred, and most calls hit."""
+    path = f"{version.flow_name}.yaml"
+    return compiled_from(version.content_hash, lambda: load_flow(version.yaml_text, path))
 
 
 def not_found(document_id: Any) -> NotFound:

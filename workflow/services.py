@@ -9,6 +9,7 @@ unique constraints back every "exactly once".
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -61,12 +62,21 @@ def current_version(session: Session, flow_name: str) -> FlowVersion | None:
 
 
 def publish_flow(
-    session: Session, text: str, path: str, actor: User | None = None
+    session: Session,
+    text: str,
+    path: str,
+    actor: User | None = None,
+    note: str = "",
+    approved_by: str | None = None,
 ) -> tuple[FlowVersion, bool]:
-    """Store `text` as the flow's next version; (version, False) if it equals the current one."""
+    """Store `text` as the flow's next version; (version, False) if it equals the current one.
+
+    `note` is the publisher's change note; `approved_by` the second flow admin who approved a
+    change that weakens review (workflow/flowadmin.py)."""
     _check_publisher(actor)
     try:
-        result = _stage_version(session, load_flow(text, path), text, actor)
+        extra = {"approved_by": approved_by} if approved_by else {}
+        result = _stage_version(session, load_flow(text, path), text, actor, note, extra)
     except WorkflowError:
         session.rollback()
         raise
@@ -106,7 +116,12 @@ def _check_publisher(actor: User | None) -> None:
 
 
 def _stage_version(
-    session: Session, spec: FlowSpec, text: str, actor: User | None
+    session: Session,
+    spec: FlowSpec,
+    text: str,
+    actor: User | None,
+    note: str = "",
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[FlowVersion, bool]:
     """Add the next version of `spec` (and its audit event) to the open transaction."""
     digest = content_hash(text)
@@ -121,6 +136,7 @@ def _stage_version(
         title_zh=spec.title.zh,
         title_en=spec.title.en,
         created_by_id=actor.id if actor else None,
+        note=note,
     )
     session.add(version)
     try:
@@ -135,7 +151,21 @@ def _stage_version(
         outcome="ok",
         flow=spec.name,
         flow_version=version.version,
-        details={"content_hash": digest},
+        comment=note,
+        details={
+            "content_hash": digest,
+            "note": note,
+            # What changed, for the auditors (bounded: a definition is at most 64 KB anyway).
+            "diff": "".join(
+                difflib.unified_diff(
+                    current.yaml_text.splitlines(keepends=True) if current else [],
+                    text.splitlines(keepends=True),
+                    f"v{current.version}" if current else "empty",
+                    f"v{version.version}",
+                )
+            ),
+            **(extra or {}),
+        },
     )
     return version, True
 
@@ -373,9 +403,14 @@ def record_overdue(session: Session, today: dt.date | None = None) -> list[int]:
 
 
 def migrate_documents(
-    session: Session, flow_name: str, mapping: Mapping[str, str], actor: User | None = None
+    session: Session,
+    flow_name: str,
+    mapping: Mapping[str, str],
+    actor: User | None = None,
+    document_ids: Iterable[int] | None = None,
 ) -> list[int]:
-    """Move every unfinished document of `flow_name` on an older version to the current one.
+    """Move every unfinished document of `flow_name` on an older version to the current one
+    (only those in `document_ids`, when given: the migration page's choice).
 
     `mapping` renames states (old → new); unmapped states keep their name and must exist in the
     new version. Documents entering a review state start a fresh round: approvals given under
@@ -386,12 +421,12 @@ def migrate_documents(
     if target is None:
         raise NotFound(f"no published flow named `{flow_name}`")
     spec = compiled(target).spec
-    ids = session.scalars(
-        select(Document.id)
-        .where(Document.flow_name == flow_name, Document.flow_version_id != target.id)
-        .order_by(Document.id)
-        .with_for_update()
-    ).all()
+    chosen = select(Document.id).where(
+        Document.flow_name == flow_name, Document.flow_version_id != target.id
+    )
+    if document_ids is not None:
+        chosen = chosen.where(Document.id.in_(list(document_ids)))
+    ids = session.scalars(chosen.order_by(Document.id).with_for_update()).all()
     problems: dict[str, list[str]] = {}
     moves = []
     for doc_id in ids:

@@ -440,3 +440,14 @@ class FlowSchema(FlowSummarySchema):
 
 class PublishedSchema(OutputSchema):
     version = fields.Integer(required=True)
+
+
+class PublishOutcomeSchema(OutputSchema):
+    """PUT /flows/{name}: the new (or unchanged) version, or a change pending approval."""
+
+    version = fields.Integer(allow_none=True, required=True)
+    status = fields.String(metadata={"description": "`pending` (202 only)."})
+    change = fields.Integer(metadata={"description": "The pending change's id (202 only)."})
+    weakens = fields.List(
+        fields.String(), metadata={"description": "How the text weakens review (when pending)."}
+    )

@@ -232,10 +232,10 @@ def get_flow(name: str):
     "/flows/<flowname:name>",
     "PUT",
     "Publish a new version",
-    s.PublishedSchema,
+    s.PublishOutcomeSchema,
     201,
     errors=(403, 415, 422),
-    alt_status=(200,),
+    alt_status=(200, 202),
     raw_body={
         "type": "string",
         "maxLength": 65536,
@@ -244,12 +244,15 @@ def get_flow(name: str):
 )
 def put_flow(name: str):
     """`flow_admin` only. 201 with the new version; 200 with the current version when the text
-    is unchanged; 422 with `details` a list of `{line, message}` when it does not validate."""
+    is unchanged; 202 `{version: null, change, status: pending, weakens}` when the text weakens
+    review (a second `flow_admin` approves it at `/flows/{name}/changes/{change}/approve`); 422
+    with `details` a list of `{line, message, hint}` when it does not validate. Optional
+    `?note=` is stored with the version as its change note."""
     if request.mimetype not in YAML_TYPES:
         raise UnsupportedMediaType("send the definition as YAML (Content-Type: application/yaml)")
-    text = request.get_data(as_text=True)
-    version, created = services.publish_flow(db.session, text, f"{name}.yaml", me())
-    return dump(s.PublishedSchema, version, 201 if created else 200)
+    from webui.api.flows import publish_response  # the editor's rules (webui/api/flows.py)
+
+    return publish_response(name, request.get_data(as_text=True), request.args.get("note"))
 
 
 # --- documents -----------------------------------------------------------------------------------

@@ -132,6 +132,20 @@ def compile_flow(spec: FlowSpec, key: str) -> CompiledFlow:
         return compiled
 
 
+def compiled_from(key: str, load: Callable[[], FlowSpec]) -> CompiledFlow:
+    """The cached compiled flow for `key`, calling `load` for its spec only on a miss.
+
+    The one cache of compiled flows: callers holding stored text (process.compiled) come here
+    so the text is parsed once per version, not once per caller.
+    """
+    with _cache_lock:
+        compiled = _cache.get(key)
+        if compiled is not None:
+            _cache.move_to_end(key)
+            return compiled
+    return compile_flow(load(), key)
+
+
 def clear_cache() -> None:
     """Forget every compiled flow (for tests)."""
     with _cache_lock:

@@ -9,13 +9,13 @@ out twice: the field specs, the compiled guards and the expanded transitions.
 from __future__ import annotations
 
 import re
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
+from workflow.definitions import graph
 from workflow.definitions.loader import YamlList, YamlMap
 from workflow.definitions.spec import FieldSpec, Label
 from workflow.errors import DefinitionError, InvalidData, Problem
@@ -124,6 +124,12 @@ class _Validator:
         self.bad_fields: set[str] = set()
         self.unknown_states = False  # then reachability would only repeat the misspelling
         self.states: YamlMap = tree["states"]
+        # Filled in by the checks, in order (see CHECKS).
+        self.specs: tuple[FieldSpec, ...] = ()
+        self.expanded: list[tuple[YamlMap, str]] = []
+        self.edges: dict[str, list[str]] = {}
+        self.dead_ends: set[str] = set()
+        self.example_data: dict[str, Any] = {}
 
     def problem(self, line: int | None, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(self.path, line, message, hint))
@@ -558,43 +564,6 @@ class _Validator:
                 self.guard(check["rule"], check.line_of("rule"), f"check {number} of {what}")
         return expanded
 
-    def reachability(self, expanded: list[tuple[YamlMap, str]]) -> None:
-        edges: dict[str, list[str]] = {name: [] for name in self.states}
-        for item, source in expanded:
-            edges[source].append(item["to"])
-        for name, node in self.states.items():
-            routes = node.get("on_approve")
-            if isinstance(routes, str):
-                edges[name].append(routes)
-            elif routes:
-                edges[name].extend(route["to"] for route in routes)
-            if node.get("on_reject"):
-                edges[name].append(node["on_reject"])
-        initial = self.tree["initial"]
-        if self.unknown_states:
-            return
-        seen = {initial}
-        queue = deque([initial])
-        while queue:
-            for target in edges[queue.popleft()]:
-                if target in self.states and target not in seen:
-                    seen.add(target)
-                    queue.append(target)
-        for name, node in self.states.items():
-            line = self.states.line_of(name)
-            if name not in seen:
-                self.problem(
-                    line,
-                    f"state `{name}` cannot be reached from the initial state `{initial}`",
-                    "add a transition into it, or remove it",
-                )
-            if not node.get("final", False) and node.get("review") is None and not edges[name]:
-                self.problem(
-                    line,
-                    f"state `{name}` has no way out: no transition leaves it and it is not final",
-                    "add a transition from it, or mark it `final: true`",
-                )
-
     def overdue(self, fields: tuple[FieldSpec, ...]) -> None:
         overdue = self.tree.get("overdue")
         if overdue is None:
@@ -660,21 +629,123 @@ class _Validator:
         return {}
 
     def run(self) -> Validated:
-        self.flow_name()
-        fields = self.fields(self.tree["fields"])
-        self.field_names = frozenset(f.name for f in fields)
-        self.state_names()
-        self.initial()
-        for name, node in self.states.items():
-            self.state(name, node)
-        expanded = self.transitions()
-        self.reachability(expanded)
-        self.overdue(fields)
-        self.visible_to()
-        example = self.example(fields)
+        for check in CHECKS:
+            check(self)
         if self.problems:
             raise DefinitionError(self.problems)
-        return Validated(fields, self.guards, tuple(expanded), example)
+        return Validated(self.specs, self.guards, tuple(self.expanded), self.example_data)
+
+
+# --- the checks, in the order they run; each adds problems and may record what later ones use --
+def _check_flow_name(v: _Validator) -> None:
+    v.flow_name()
+
+
+def _check_fields(v: _Validator) -> None:
+    v.specs = v.fields(v.tree["fields"])
+    v.field_names = frozenset(f.name for f in v.specs)
+
+
+def _check_state_names(v: _Validator) -> None:
+    v.state_names()
+
+
+def _check_initial(v: _Validator) -> None:
+    v.initial()
+
+
+def _check_states(v: _Validator) -> None:
+    for name, node in v.states.items():
+        v.state(name, node)
+
+
+def _check_transitions(v: _Validator) -> None:
+    v.expanded = v.transitions()
+    v.edges = graph.edges_of_tree(v.states, v.expanded)
+
+
+def _check_no_dead_end(v: _Validator) -> None:
+    """A state that is neither final nor a review state needs a way out."""
+    if v.unknown_states:
+        return
+    finals = [name for name, node in v.states.items() if node.get("final", False)]
+    for name in graph.dead_ends(v.edges, finals):
+        if v.states[name].get("review") is not None:
+            continue  # its missing on_approve / on_reject is reported on its own
+        v.dead_ends.add(name)
+        v.problem(
+            v.states.line_of(name),
+            f"state `{name}` has no way out: no transition leaves it and it is not final",
+            "add a transition from it, or mark it `final: true`",
+        )
+
+
+def _check_reachable(v: _Validator) -> None:
+    """Every state can be reached from the initial one (skipped while a state name is unknown:
+    it would only repeat the misspelling)."""
+    if v.unknown_states:
+        return
+    initial = v.tree["initial"]
+    seen = graph.reachable(v.edges, initial)
+    for name in v.states:
+        if name not in seen:
+            v.problem(
+                v.states.line_of(name),
+                f"state `{name}` cannot be reached from the initial state `{initial}`",
+                "add a transition into it, or remove it",
+            )
+
+
+def _check_reaches_final(v: _Validator) -> None:
+    """From every reachable state some final state can still be reached: otherwise documents
+    that get there go round in circles for ever (a trap loop)."""
+    if v.unknown_states:
+        return
+    finals = [name for name, node in v.states.items() if node.get("final", False)]
+    stuck = graph.trapped(v.edges, v.tree["initial"], finals, ignore=v.dead_ends)
+    if not stuck:
+        return
+    names = ", ".join(f"`{name}`" for name in stuck)
+    if not finals:
+        message = f"the flow has no final state: documents in {names} can never finish"
+        hint = "mark the state where a document is done with `final: true`"
+    else:
+        word = "state" if len(stuck) == 1 else "states"
+        message = (
+            f"{word} {names} can never reach a final state: documents there go round in "
+            "circles for ever"
+        )
+        hint = "add a transition from one of them towards a final state"
+    v.problem(v.states.line_of(stuck[0]), message, hint)
+
+
+def _check_overdue(v: _Validator) -> None:
+    v.overdue(v.specs)
+
+
+def _check_example(v: _Validator) -> None:
+    v.example_data = v.example(v.specs)
+
+
+def _check_visible_to(v: _Validator) -> None:
+    """Roles named under `visible_to` exist (they may read every document of the flow)."""
+    v.visible_to()
+
+
+CHECKS: tuple[Callable[[_Validator], None], ...] = (
+    _check_flow_name,
+    _check_fields,
+    _check_state_names,
+    _check_initial,
+    _check_states,
+    _check_transitions,
+    _check_no_dead_end,
+    _check_reachable,
+    _check_reaches_final,
+    _check_overdue,
+    _check_visible_to,
+    _check_example,
+)
 
 
 def validate(tree: YamlMap, path: str = "<text>") -> Validated:
