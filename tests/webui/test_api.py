@@ -828,10 +828,12 @@ def test_openapi_document_covers_every_endpoint(client):
         ("GET", "/flows/{name}"),
         ("PUT", "/flows/{name}"),
         ("POST", "/documents"),
+        ("GET", "/documents"),
         ("GET", "/documents/{doc_id}"),
         ("PATCH", "/documents/{doc_id}"),
         ("POST", "/documents/{doc_id}/actions"),
         ("GET", "/documents/{doc_id}/history"),
+        ("POST", "/documents/{doc_id}/comments"),
         ("GET", "/tasks"),
         ("GET", "/audit"),
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import groupby
 from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
@@ -10,9 +9,11 @@ from flask_login import current_user, login_required
 
 from webui.extensions import db
 from webui.inbox import bp, presenters
-from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name, search_args
+from webui.inbox import tasklist as task_list
+from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name
 from webui.inbox.helpers import t
-from workflow import policy, queries, services
+from workflow import policy, queries, services, tasklist
+from workflow.errors import InvalidData
 from workflow.process import compiled
 from workflow.services import current_version
 
@@ -25,17 +26,28 @@ def _signed_in() -> None:
 
 @bp.get("/inbox")
 def inbox():
-    criteria, problems = search_args(request.args)
-    items = queries.search_inbox(db.session, current_user.row, **criteria)
-    ordered = sorted(items, key=lambda p: (p.document.flow_name, p.document.entered_at))
-    groups = [(n, list(group)) for n, group in groupby(ordered, lambda p: p.document.flow_name)]
-    groups.sort(key=lambda pair: pair[1][0].document.entered_at)
+    """The task list: 待办, 已办, 我的单据 and all I may see, filtered and paged from the URL."""
+    query = task_list.parse(request.args)
+    try:
+        page = tasklist.documents(
+            db.session, current_user.row, query.filters, task_list.PAGE_SIZE, query.cursor
+        )
+    except InvalidData:  # a cursor from another list or a mangled URL: start again
+        query.problems.append(t("翻页位置", "page position"))
+        page = tasklist.documents(db.session, current_user.row, query.filters, task_list.PAGE_SIZE)
+    by_flow: dict[str, list[Any]] = {}  # a group per flow, in the order of its first row
+    for process in page.items:
+        by_flow.setdefault(process.document.flow_name, []).append(process)
     return render_template(
         "inbox/inbox.html",
-        groups=groups,
-        total=len(items),
-        problems=problems,
-        searching=bool(criteria),
+        groups=list(by_flow.items()),
+        page=page,
+        total=page.total,
+        query=query,
+        problems=query.problems,
+        searching=query.searching,
+        flows=services.list_flows(db.session),
+        part_label=task_list.part_label,
         startable=queries.startable_flows(db.session, current_user.row),
         queries=queries,
     )

@@ -1,0 +1,216 @@
+"""The task list and `GET /api/v1/documents`: exact totals, keyset pages with neither gaps nor
+repeats while documents are added, each filter and sort, and the visibility rule — on SQLite
+and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import PASSWORD
+from tests.webui.test_api import SHIPMENT, SPECS, Api
+from webui.extensions import db
+from workflow import accounts, numbering, services
+from workflow.models import User
+
+EXPENSE = SPECS["expense"].example
+INVOICE = SPECS["invoicing"].example
+
+
+@pytest.fixture
+def api(client, api_as) -> Api:
+    return Api(client, api_as)
+
+
+def user(name: str) -> User:
+    return db.session.scalars(select(User).where(User.username == name)).one()
+
+
+def shipments(
+    app, count: int, creator: str = "zhang", submit: bool = True, **data: Any
+) -> list[int]:
+    """`count` shipments by `creator`, submitted (each its own transaction, like real use)."""
+    ids = []
+    with app.app_context():
+        actor = user(creator)
+        for _ in range(count):
+            doc = services.create_document(db.session, actor, "shipment", {**SHIPMENT, **data})
+            ids.append(doc.document.id)
+            if submit:
+                services.act(db.session, doc.document.id, actor, "submit", 1)
+        db.session.remove()
+    return ids
+
+
+def listing(api: Api, who: str, **params: Any) -> dict:
+    response = api.get("/documents?" + urlencode(params), who)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def every_page(api: Api, who: str, between=None, **params: Any) -> tuple[list[int], int]:
+    """All ids over all pages (`between(page_no)` runs after each page), and the first total."""
+    seen: list[int] = []
+    cursor, total, page_no = None, None, 0
+    while True:
+        body = listing(api, who, **params, **({"cursor": cursor} if cursor else {}))
+        total = body["total"] if total is None else total
+        seen += [item["id"] for item in body["items"]]
+        page_no += 1
+        if between:
+            between(page_no)
+        cursor = body["next"]
+        if not cursor:
+            return seen, total
+
+
+def test_250_tasks_are_counted_and_all_reachable_while_documents_are_added(app, api):
+    ids = shipments(app, 250)
+    added: list[int] = []
+
+    def add_some(page_no: int) -> None:
+        if page_no in (1, 2):  # newcomers wait the shortest: they belong at the end
+            added.extend(shipments(app, 3))
+
+    seen, total = every_page(api, "li", between=add_some, part="waiting", limit=100)
+    assert total == 250
+    assert len(seen) == len(set(seen)), "a task appeared twice"
+    assert seen == ids + added  # longest waiting first, no gap, nothing lost
+    assert listing(api, "li", part="waiting", limit=1)["total"] == 256
+
+
+def test_the_inbox_page_counts_everything_and_pages_through_it(app, login_as):
+    ids = shipments(app, 53)
+    li = login_as("li")
+    first = li.get("/inbox").get_data(as_text=True)
+    assert 'data-total="53"' in first  # the true number, not the length of a page
+    found = set(map(int, re.findall(r'href="/documents/(\d+)"', first)))
+    assert len(found) == 50
+    following = re.search(r'rel="next" href="([^"]+)"', first)
+    assert following
+    second = li.get(html.unescape(following.group(1))).get_data(as_text=True)
+    assert 'rel="next"' not in second
+    found |= set(map(int, re.findall(r'href="/documents/(\d+)"', second)))
+    assert found == set(ids)
+
+
+def test_the_inbox_tabs_and_filters_come_from_the_url(app, login_as):
+    ids = shipments(app, 2)
+    shipments(app, 1, customer="合肥某药房")
+    wang = login_as("wang")
+    with app.app_context():
+        services.act(db.session, ids[0], user("wang"), "approve", 1)
+        user("zhang").display_name = "张伟"
+        db.session.commit()
+        db.session.remove()
+    acted = wang.get("/inbox?part=acted").get_data(as_text=True)
+    assert 'data-total="1"' in acted and f'href="/documents/{ids[0]}"' in acted
+    assert 'aria-current="page"' in acted
+    waiting = wang.get("/inbox?part=waiting&q=合肥").get_data(as_text=True)
+    assert 'data-total="1"' in waiting and "合肥某药房" in waiting
+    everything = wang.get("/inbox?part=all&submitter=zhang&sort=newest").get_data(as_text=True)
+    assert 'data-total="3"' in everything
+    assert "<td>张伟</td>" in everything  # the creator, by name
+    assert "zhang" not in re.sub(r'value="zhang"|submitter=zhang', "", everything)
+    bad = wang.get("/inbox?part=everything&since=yesterday&cursor=zzz").get_data(as_text=True)
+    assert "搜索条件有误" in bad and "日期从" in bad and "范围" in bad
+
+
+def test_newest_first_pages_do_not_repeat_when_documents_are_added(app, api):
+    ids = shipments(app, 7, submit=False)
+    seen, total = every_page(
+        api, "zhang", between=lambda n: shipments(app, 1, submit=False), sort="newest", limit=3
+    )
+    assert total == 7
+    assert seen[:7] == ids[::-1] and len(seen) == len(set(seen))
+
+
+def test_visibility_a_sales_rep_never_sees_a_colleagues_claim(app, api):
+    with app.app_context():
+        accounts.create_user(db.session, "xu2", PASSWORD, ("sales",))
+        db.session.remove()
+    claim = api.create("xu", "expense", EXPENSE)
+    shipment = api.create("zhang")
+    assert [i["id"] for i in listing(api, "xu")["items"]] == [claim["id"]]
+    assert listing(api, "xu2") == {"items": [], "next": None, "total": 0}
+    assert listing(api, "xu2", q=claim["number"])["total"] == 0  # not found by number either
+    for seer in ("liu", "shen"):  # the flow's reviewer, the auditor
+        assert claim["id"] in [i["id"] for i in listing(api, seer)["items"]]
+    assert shipment["id"] not in [i["id"] for i in listing(api, "xu")["items"]]
+
+
+def test_acting_on_a_document_makes_it_visible_and_listed_as_acted(app, api):
+    doc = api.submitted("zhang")
+    other = api.submitted("zhang")
+    assert api.act(doc, "wang", "approve", revision=doc["revision"]).status_code == 200
+    acted = listing(api, "wang", part="acted")
+    assert [i["id"] for i in acted["items"]] == [doc["id"]] and acted["total"] == 1
+    waiting = [i["id"] for i in listing(api, "wang", part="waiting")["items"]]
+    assert waiting == [other["id"]]
+    created = listing(api, "zhang", part="created")
+    assert created["total"] == 2
+    assert listing(api, "wang", part="created")["total"] == 0
+
+
+def test_filters(app, api):
+    first = api.create("zhang")
+    second = api.create("zhang", data={**SHIPMENT, "customer": "合肥某药房", "order_no": "SO-77-A"})
+    wang = api.create("wang")
+    invoice = api.create("zhang", "invoicing", INVOICE)
+
+    def ids(**params: Any) -> list[int]:
+        body = listing(api, "shen", sort="newest", **params)
+        assert body["total"] == len(body["items"])
+        return [i["id"] for i in body["items"]]
+
+    everything = ids()
+    assert set(everything) == {first["id"], second["id"], wang["id"], invoice["id"]}
+    assert ids(flow="invoicing") == [invoice["id"]]
+    assert ids(created_by="wang") == [wang["id"]]
+    assert ids(created_by="nobody") == []
+    assert ids(state="draft", flow="shipment") == [wang["id"], second["id"], first["id"]]
+    assert ids(q="合肥") == [second["id"]]
+    assert ids(q="so-77") == [second["id"]]  # order number, any case
+    assert ids(q=second["number"]) == [second["id"]]
+    sequence = str(int(second["number"].rsplit("-", 1)[1]))
+    assert second["id"] in ids(q=sequence)
+    amount = SHIPMENT["amount"]
+    assert set(ids(min=amount, max=amount, flow="shipment")) == {
+        first["id"],
+        second["id"],
+        wang["id"],
+    }
+    assert ids(min="99999999") == []
+    today = dt.datetime.now(numbering.ZONE).date()
+    assert len(ids(since=today.isoformat(), until=today.isoformat())) == 4
+    assert ids(until=(today - dt.timedelta(days=1)).isoformat()) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["part=mine", "sort=amount", "cursor=xyz", "limit=0", "min=abc", "since=yesterday", "q="],
+)
+def test_bad_list_queries_are_422(api, query):
+    assert api.get("/documents?" + query, "zhang").status_code == 422
+
+
+def test_the_document_carries_its_number(app, api):
+    doc = api.create("zhang")
+    year = dt.datetime.now(numbering.ZONE).year
+    assert doc["number"] == f"FH-{year}-000001"
+    assert api.get(f"/documents/{doc['id']}", "zhang").get_json()["number"] == doc["number"]
+    invoice = api.create("zhang", "invoicing", INVOICE)
+    assert invoice["number"] == f"KP-{year}-000001"
+
+
+def test_the_pages_show_the_number(app, api, login_as):
+    doc = api.submitted("zhang")
+    li = login_as("li")
+    assert doc["number"] in li.get("/inbox").get_data(as_text=True)
+    assert doc["number"] in li.get(f"/documents/{doc['id']}").get_data(as_text=True)
