@@ -214,3 +214,41 @@ def test_the_pages_show_the_number(app, api, login_as):
     li = login_as("li")
     assert doc["number"] in li.get("/inbox").get_data(as_text=True)
     assert doc["number"] in li.get(f"/documents/{doc['id']}").get_data(as_text=True)
+
+
+# --- fast approving -------------------------------------------------------------------------
+def post_action(client, doc_id: int, revision: int, field: str = "do", **extra: str) -> Any:
+    page = client.get(f"/documents/{doc_id}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token, page[:300]
+    data = {"csrf_token": token.group(1), "revision": str(revision), field: "approve", **extra}
+    return client.post(f"/documents/{doc_id}/act", data=data)
+
+
+def test_approve_and_open_next_goes_to_the_longest_waiting_task(app, login_as):
+    ids = shipments(app, 3)
+    li = login_as("li")
+    page = li.get(f"/documents/{ids[1]}").get_data(as_text=True)
+    assert 'name="do" value="approve"' in page and 'name="action"' not in page
+    assert 'name="then" value="next"' in page and "js/submit-once.js" in page
+    response = post_action(li, ids[1], 1, then="next")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/documents/{ids[0]}")
+    assert (
+        post_action(li, ids[0], 1, then="next").headers["Location"].endswith(f"/documents/{ids[2]}")
+    )
+    last = post_action(li, ids[2], 1, then="next")
+    assert last.headers["Location"].endswith("/inbox")  # nothing left
+    assert post_action(li, ids[2], 1).status_code >= 400  # decided already: refused
+
+
+def test_the_old_action_field_is_still_accepted(app, login_as):
+    (doc_id,) = shipments(app, 1)
+    li = login_as("li")
+    response = post_action(li, doc_id, 1, field="action")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/documents/{doc_id}")
+    with app.app_context():
+        assert [
+            r.user.username for r in services.get_document(db.session, doc_id, user("shen")).reviews
+        ] == ["li"]

@@ -107,6 +107,6 @@ def part_label(part: str) -> str:
     return {
         "waiting": t("待我处理", "Waiting for me"),
         "acted": t("我已处理", "I acted on"),
-        "created": t("我发起的", "I created"),
+        "created": t("我发起的单据", "Documents I started"),
         "all": t("全部可见", "All I may see"),
     }[part]

@@ -27,7 +27,17 @@ def _signed_in() -> None:
 @bp.get("/inbox")
 def inbox():
     """The task list: 待办, 已办, 我的单据 and all I may see, filtered and paged from the URL."""
-    query = task_list.parse(request.args)
+    return _task_list("waiting")
+
+
+@bp.get("/mine")
+def mine():
+    """我的单据: the same list, on the documents I created."""
+    return _task_list("created")
+
+
+def _task_list(default_part: str):
+    query = task_list.parse(request.args, default_part)
     try:
         page = tasklist.documents(
             db.session, current_user.row, query.filters, task_list.PAGE_SIZE, query.cursor
@@ -51,12 +61,6 @@ def inbox():
         startable=queries.startable_flows(db.session, current_user.row),
         queries=queries,
     )
-
-
-@bp.get("/mine")
-def mine():
-    documents = queries.my_documents(db.session, current_user.row)
-    return render_template("inbox/mine.html", documents=documents, queries=queries)
 
 
 @bp.get("/documents/<int:doc_id>")
@@ -154,7 +158,8 @@ def edit(doc_id: int):
 
 @bp.post("/documents/<int:doc_id>/act")
 def act(doc_id: int):
-    action = request.form.get("action", "")
+    # `do` since the field stopped shadowing form.action; `action` still accepted (old pages).
+    action = request.form.get("do") or request.form.get("action", "")
     revision = request.form.get("revision", type=int)
     comment = request.form.get("comment", "")
     ticked = [key.removeprefix("check-") for key in request.form if key.startswith("check-")]
@@ -175,6 +180,15 @@ def act(doc_id: int):
         failed_checks=ticked if action == "reject" else None,
     )
     flash(t("已处理，当前状态：", "Done — the document is now: ") + state_text(process), "ok")
+    if request.form.get("then") == "next":  # approve and open next: the longest-waiting task
+        following = tasklist.documents(
+            db.session, current_user.row, tasklist.Filters(part="waiting"), limit=2
+        ).items
+        following = [p for p in following if p.document.id != doc_id]
+        if following:
+            return redirect(url_for("inbox.document", doc_id=following[0].document.id), 303)
+        flash(t("待办已全部处理完。", "Nothing else is waiting for you."), "ok")
+        return redirect(url_for("inbox.inbox"), 303)
     return redirect(url_for("inbox.document", doc_id=doc_id), 303)
 
 
