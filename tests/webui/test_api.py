@@ -835,6 +835,7 @@ def test_openapi_document_covers_every_endpoint(client):
         ("GET", "/documents/{doc_id}/history"),
         ("POST", "/documents/{doc_id}/comments"),
         ("GET", "/tasks"),
+        ("POST", "/tasks/bulk"),
         ("GET", "/audit"),
     }
     schemas = spec["components"]["schemas"]

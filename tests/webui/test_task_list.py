@@ -252,3 +252,76 @@ def test_the_old_action_field_is_still_accepted(app, login_as):
         assert [
             r.user.username for r in services.get_document(db.session, doc_id, user("shen")).reviews
         ] == ["li"]
+
+
+# --- bulk approve ----------------------------------------------------------------------------
+def bulk(api: Api, who: str, items: list[tuple[int, int]], **body: Any) -> Any:
+    payload = {"action": "approve", "items": [{"id": i, "revision": r} for i, r in items], **body}
+    return api.post("/tasks/bulk", who, json=payload)
+
+
+def approvals(app, doc_id: int, who: str) -> int:
+    from workflow.models import AuditEvent
+
+    with app.app_context():
+        stmt = select(AuditEvent).where(
+            AuditEvent.document_id == doc_id,
+            AuditEvent.actor == who,
+            AuditEvent.action == "approve",
+            AuditEvent.outcome == "ok",
+        )
+        found = len(list(db.session.scalars(stmt)))
+        db.session.remove()
+    return found
+
+
+def test_bulk_approve_answers_each_item_and_approves_the_rest_once(app, api):
+    a, b, c, d = shipments(app, 4)
+    (own,) = shipments(app, 1, creator="wang")
+    assert api.act(b, "wang", "approve", revision=1).status_code == 200
+    response = bulk(
+        api, "wang", [(a, 1), (b, 1), (c, 2), (d, 1), (own, 1), (999999, 1)], comment="核对无误"
+    )
+    assert response.status_code == 200, response.get_json()
+    results = {r["id"]: r for r in response.get_json()["results"]}
+    assert [r["id"] for r in response.get_json()["results"]] == [a, b, c, d, own, 999999]
+    assert response.get_json()["done"] == 2
+    assert results[a]["ok"] and results[d]["ok"] and results[a]["error"] is None
+    assert results[b]["error"]["code"] == "already_reviewed" and results[b]["status"] == 403
+    assert results[c]["error"]["code"] == "stale_revision" and results[c]["status"] == 409
+    assert results[own]["error"]["code"] == "self_review"
+    assert results[999999]["error"]["code"] == "not_found" and results[999999]["status"] == 404
+    for doc_id, expected in ((a, 1), (b, 1), (c, 0), (d, 1), (own, 0)):
+        assert approvals(app, doc_id, "wang") == expected  # each its own event, once
+    history = api.get(f"/documents/{a}/history", "wang").get_json()["items"]
+    assert [e["comment"] for e in history if e["action"] == "approve"] == ["核对无误"]
+    again = bulk(api, "wang", [(a, 1), (d, 1)]).get_json()
+    assert again["done"] == 0  # a second bulk approve decides nothing twice
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "approve", "items": [{"id": i, "revision": 1} for i in range(1, 52)]},
+        {"action": "approve", "items": []},
+        {"action": "reject", "items": [{"id": 1, "revision": 1}], "comment": "no"},
+        {"action": "approve", "items": [{"id": "1", "revision": 1}]},
+        {"action": "approve", "items": [{"id": 1}]},
+    ],
+)
+def test_bad_bulk_requests_are_422_and_change_nothing(app, api, body):
+    (doc_id,) = shipments(app, 1)
+    assert api.post("/tasks/bulk", "wang", json=body).status_code == 422
+    assert approvals(app, doc_id, "wang") == 0
+
+
+def test_a_flow_may_forbid_bulk_approval(app, api):
+    from tests.webui.test_api import put_yaml, shipment_yaml
+
+    text = shipment_yaml().replace("\ntitle:", "\nbulk: false\ntitle:", 1)
+    assert put_yaml(api, "admin", text).status_code == 201
+    (doc_id,) = shipments(app, 1)
+    result = bulk(api, "wang", [(doc_id, 1)]).get_json()["results"][0]
+    assert result["error"]["code"] == "bulk_not_allowed" and not result["ok"]
+    assert approvals(app, doc_id, "wang") == 0
+    assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200  # one by one: fine

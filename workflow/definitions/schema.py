@@ -17,7 +17,7 @@ from workflow.fields import FIELD_TYPES
 from workflow.guards import did_you_mean
 
 TOP_REQUIRED = ("name", "title", "fields", "initial", "states", "transitions", "example")
-TOP_OPTIONAL = ("description", "overdue", "visible_to", "number_prefix")
+TOP_OPTIONAL = ("description", "overdue", "visible_to", "number_prefix", "bulk")
 NUMBER_PREFIX = re.compile(r"[A-Z][A-Z0-9]{0,7}")
 FIELD_COMMON = ("type", "required", "label", "help", "default", "unique")
 FIELD_TYPE_KEYS: dict[str, tuple[str, ...]] = {
@@ -222,6 +222,7 @@ class _Shape:
             self.overdue(tree["overdue"], tree.line_of("overdue"))
         self.names(tree, "visible_to", "the flow")
         self.number_prefix(tree)
+        self.boolean(tree, "bulk", "the flow")
         if "example" in tree:
             self.is_mapping(tree["example"], tree.line_of("example"), "`example`")
 
