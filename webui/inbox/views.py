@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from webui.extensions import db
 from webui.inbox import bp, presenters
 from webui.inbox import tasklist as task_list
+from webui.inbox.drafting import creation_fields
 from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name
 from webui.inbox.helpers import t
 from workflow import policy, queries, services, tasklist
@@ -120,12 +121,13 @@ def create(flow_name: str):
     spec = compiled(version).spec
     # The form is not even shown to people who may not start this flow (403, as the API says).
     policy.can_start(current_user.row, spec).enforce()
+    fields = creation_fields(spec)  # later steps' fields (payment, tracking no.) come later
     if request.method == "GET":
-        values = form_values(spec.fields, {})
-        return _render_form(spec, spec.fields, values, {}, doc=None)
-    data = form_data(spec.fields, request.form)
+        values = form_values(fields, {})
+        return _render_form(spec, fields, values, {}, doc=None)
+    data = form_data(fields, request.form)
     # On InvalidData webui/errors.py re-renders this form with the messages and what was typed.
-    g.rerender = lambda errors: _render_form(spec, spec.fields, data, errors, doc=None)
+    g.rerender = lambda errors: _render_form(spec, fields, data, errors, doc=None)
     process = services.create_document(db.session, current_user.row, flow_name, data)
     flash(t("已保存草稿。", "Draft saved."), "ok")
     return redirect(url_for("inbox.document", doc_id=process.document.id), 303)
