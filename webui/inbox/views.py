@@ -8,7 +8,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from webui.extensions import db
-from webui.inbox import bp, presenters
+from webui.inbox import bp, document_view, presenters
 from webui.inbox import tasklist as task_list
 from webui.inbox.drafting import creation_fields
 from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name
@@ -95,6 +95,8 @@ def _render_document(
         diffs=diffs,
         overdue=queries.is_overdue(process),
         queries=queries,
+        rejection=document_view.standing_rejection(process.document, events),
+        names=document_view.display_names(db.session, (e.actor for e in events)),
     )
 
 
