@@ -325,3 +325,32 @@ def test_a_flow_may_forbid_bulk_approval(app, api):
     assert result["error"]["code"] == "bulk_not_allowed" and not result["ok"]
     assert approvals(app, doc_id, "wang") == 0
     assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200  # one by one: fine
+
+
+def test_bulk_approve_from_the_inbox_page(app, login_as):
+    ids = shipments(app, 3)
+    (own,) = shipments(app, 1, creator="wang")
+    wang = login_as("wang")
+    page = wang.get("/inbox?part=waiting&sort=newest").get_data(as_text=True)
+    assert 'action="/inbox/bulk"' in page and f'value="{ids[0]}:1"' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    items = [f"{ids[0]}:1", f"{ids[1]}:1", f"{ids[2]}:9"]
+    response = wang.post(
+        "/inbox/bulk",
+        data={
+            "csrf_token": token,
+            "item": items,
+            "comment": "批量核对",
+            "back": "part=waiting&sort=newest",
+        },
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/inbox?part=waiting&sort=newest")
+    after = wang.get(response.headers["Location"]).get_data(as_text=True)
+    assert "已同意 2 张" in after and f"单据 #{ids[2]} 未处理" in after
+    assert approvals(app, ids[0], "wang") == approvals(app, ids[1], "wang") == 1
+    assert approvals(app, ids[2], "wang") == 0 and approvals(app, own, "wang") == 0
+    too_many = [f"{i}:1" for i in range(1, 52)]
+    refused = wang.post("/inbox/bulk", data={"csrf_token": token, "item": too_many})
+    assert refused.status_code == 303
+    assert "最多同意 50" in wang.get("/inbox").get_data(as_text=True)

@@ -2,7 +2,7 @@
 // click cannot send a second (refused) request. The server stays the judge either way.
 (function () {
   "use strict";
-  document.querySelectorAll("form.action, form.comment-form").forEach(function (form) {
+  document.querySelectorAll("form.action, form.comment-form, form.bulk").forEach(function (form) {
     form.addEventListener("submit", function (event) {
       if (form.getAttribute("data-submitting") === "true") {
         event.preventDefault();
