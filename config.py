@@ -55,7 +55,9 @@ class Config:
     REMEMBER_COOKIE_DURATION = timedelta(days=14)
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
     SESSION_PROTECTION = "strong"
-    WTF_CSRF_TIME_LIMIT = 8 * 3600
+    # The token lives as long as the sign-in (the session): a page left open overnight still
+    # submits while its sign-in is valid; logout ends the session and with it the token.
+    WTF_CSRF_TIME_LIMIT = None
     BABEL_DEFAULT_LOCALE = "zh"
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
     DISPLAY_TIMEZONE = os.environ.get("DISPLAY_TIMEZONE", "Asia/Shanghai")

@@ -118,10 +118,15 @@ class Document(Base):
     __table_args__ = (
         Index("ix_documents_flow_state", "flow_version_id", "state"),
         Index("ix_documents_entered", "entered_at", "id"),  # the inbox's order (keyset pages)
+        # A number is said on the phone: one document per number within its flow.
+        UniqueConstraint("flow_name", "number"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     flow_name: Mapped[str] = mapped_column(String(40), index=True)
+    # FH-2026-000123: assigned on creation from `DocumentCounter`, never changed or reused.
+    # Nullable only for documents created before numbering existed.
+    number: Mapped[str | None] = mapped_column(String(64))
     flow_version_id: Mapped[int] = mapped_column(ForeignKey("flow_versions.id"))
     state: Mapped[str] = mapped_column(String(40))
     revision: Mapped[int] = mapped_column(Integer, default=1)
@@ -343,3 +348,14 @@ class TaskClaim(Base):
     claimed_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     until: Mapped[dt.datetime] = mapped_column(Timestamp)
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class DocumentCounter(Base):
+    """The last number given out per flow and year; the create transaction bumps its row, so
+    two concurrent creations never get the same number (the second waits for the first)."""
+
+    __tablename__ = "document_counters"
+
+    flow_name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from workflow import audit, policy
+from workflow import audit, numbering, policy
 from workflow import fields as field_types
 from workflow import unique as unique_values
 from workflow.definitions.build import load_flow
@@ -197,6 +197,7 @@ def create_document(
             flow_name=flow_name,
             flow_version_id=version.id,
             flow_version=version,
+            number=numbering.next_number(session, spec),
             state=spec.initial,
             revision=1,
             review_round=0,

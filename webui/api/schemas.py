@@ -291,6 +291,14 @@ class ReviewStatusSchema(OutputSchema):
 
 class DocumentSchema(OutputSchema):
     id = fields.Integer(required=True)
+    number = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "The number people say and print, e.g. FH-2026-000123: unique within "
+            "the flow, never reused (null only for documents older than numbering)."
+        },
+    )
     flow = fields.String(required=True)
     flow_version = fields.Integer(required=True)
     state = fields.String(required=True)

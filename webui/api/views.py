@@ -119,6 +119,7 @@ class DocumentView:
     def __init__(self, process: DocumentProcess, user: Any) -> None:
         document = process.document
         self.id = document.id
+        self.number = document.number
         self.flow = document.flow_name
         self.flow_version = document.flow_version.version
         self.state = document.state

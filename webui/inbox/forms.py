@@ -17,6 +17,17 @@ def row_name(table: str, index: int, column: str) -> str:
     return f"{table}-{index}-{column}"
 
 
+# "12,000.00" is how the app itself shows money: accepted back when the groups are well formed
+# (1,2 or 12,00 stay as typed, and the engine names the mistake).
+GROUPED_RE = re.compile(r"\s*[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?\s*")
+
+
+def _number(spec: FieldSpec, value: str) -> str:
+    if spec.type in ("decimal", "integer") and GROUPED_RE.fullmatch(value):
+        return value.replace(",", "").strip()
+    return value
+
+
 def _checkbox(form: MultiDict, name: str) -> str:
     return "true" if form.get(name) else "false"
 
@@ -36,14 +47,14 @@ def form_data(fields: tuple[FieldSpec, ...], form: MultiDict) -> dict[str, Any]:
                     if column.type == "boolean":
                         row[column.name] = _checkbox(form, name)
                     else:
-                        row[column.name] = form.get(name, "")
+                        row[column.name] = _number(column, form.get(name, ""))
                 if any(v not in ("", "false") and str(v).strip() for v in row.values()):
                     rows.append(row)
             data[spec.name] = rows
         elif spec.type == "boolean":
             data[spec.name] = _checkbox(form, spec.name)
         else:
-            data[spec.name] = form.get(spec.name, "")
+            data[spec.name] = _number(spec, form.get(spec.name, ""))
     return data
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from itertools import groupby
 from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from webui.extensions import db
-from webui.inbox import bp, presenters
-from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name, search_args
+from webui.inbox import bp, document_view, presenters
+from webui.inbox import tasklist as task_list
+from webui.inbox.drafting import creation_fields
+from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name
 from webui.inbox.helpers import t
-from workflow import notify, policy, queries, services
+from workflow import notify, policy, queries, services, tasklist
+from workflow.errors import InvalidData
 from workflow.process import compiled
 from workflow.services import current_version
 
@@ -25,26 +27,41 @@ def _signed_in() -> None:
 
 @bp.get("/inbox")
 def inbox():
-    criteria, problems = search_args(request.args)
-    items = queries.search_inbox(db.session, current_user.row, **criteria)
-    ordered = sorted(items, key=lambda p: (p.document.flow_name, p.document.entered_at))
-    groups = [(n, list(group)) for n, group in groupby(ordered, lambda p: p.document.flow_name)]
-    groups.sort(key=lambda pair: pair[1][0].document.entered_at)
-    return render_template(
-        "inbox/inbox.html",
-        groups=groups,
-        total=len(items),
-        problems=problems,
-        searching=bool(criteria),
-        startable=queries.startable_flows(db.session, current_user.row),
-        queries=queries,
-    )
+    """The task list: 待办, 已办, 我的单据 and all I may see, filtered and paged from the URL."""
+    return _task_list("waiting")
 
 
 @bp.get("/mine")
 def mine():
-    documents = queries.my_documents(db.session, current_user.row)
-    return render_template("inbox/mine.html", documents=documents, queries=queries)
+    """我的单据: the same list, on the documents I created."""
+    return _task_list("created")
+
+
+def _task_list(default_part: str):
+    query = task_list.parse(request.args, default_part)
+    try:
+        page = tasklist.documents(
+            db.session, current_user.row, query.filters, task_list.PAGE_SIZE, query.cursor
+        )
+    except InvalidData:  # a cursor from another list or a mangled URL: start again
+        query.problems.append(t("翻页位置", "page position"))
+        page = tasklist.documents(db.session, current_user.row, query.filters, task_list.PAGE_SIZE)
+    by_flow: dict[str, list[Any]] = {}  # a group per flow, in the order of its first row
+    for process in page.items:
+        by_flow.setdefault(process.document.flow_name, []).append(process)
+    return render_template(
+        "inbox/inbox.html",
+        groups=list(by_flow.items()),
+        page=page,
+        total=page.total,
+        query=query,
+        problems=query.problems,
+        searching=query.searching,
+        flows=services.list_flows(db.session),
+        part_label=task_list.part_label,
+        startable=queries.startable_flows(db.session, current_user.row),
+        queries=queries,
+    )
 
 
 @bp.get("/documents/<int:doc_id>")
@@ -82,6 +99,8 @@ def _render_document(
         diffs=diffs,
         overdue=queries.is_overdue(process),
         queries=queries,
+        rejection=document_view.standing_rejection(process.document, events),
+        names=document_view.display_names(db.session, (e.actor for e in events)),
     )
 
 
@@ -108,12 +127,13 @@ def create(flow_name: str):
     spec = compiled(version).spec
     # The form is not even shown to people who may not start this flow (403, as the API says).
     policy.can_start(current_user.row, spec).enforce()
+    fields = creation_fields(spec)  # later steps' fields (payment, tracking no.) come later
     if request.method == "GET":
-        values = form_values(spec.fields, {})
-        return _render_form(spec, spec.fields, values, {}, doc=None)
-    data = form_data(spec.fields, request.form)
+        values = form_values(fields, {})
+        return _render_form(spec, fields, values, {}, doc=None)
+    data = form_data(fields, request.form)
     # On InvalidData webui/errors.py re-renders this form with the messages and what was typed.
-    g.rerender = lambda errors: _render_form(spec, spec.fields, data, errors, doc=None)
+    g.rerender = lambda errors: _render_form(spec, fields, data, errors, doc=None)
     process = services.create_document(db.session, current_user.row, flow_name, data)
     flash(t("已保存草稿。", "Draft saved."), "ok")
     return redirect(url_for("inbox.document", doc_id=process.document.id), 303)
@@ -146,7 +166,8 @@ def edit(doc_id: int):
 
 @bp.post("/documents/<int:doc_id>/act")
 def act(doc_id: int):
-    action = request.form.get("action", "")
+    # `do` since the field stopped shadowing form.action; `action` still accepted (old pages).
+    action = request.form.get("do") or request.form.get("action", "")
     revision = request.form.get("revision", type=int)
     comment = request.form.get("comment", "")
     ticked = [key.removeprefix("check-") for key in request.form if key.startswith("check-")]
@@ -168,6 +189,15 @@ def act(doc_id: int):
         failed_checks=ticked if action == "reject" else None,
     )
     flash(t("已处理，当前状态：", "Done — the document is now: ") + state_text(process), "ok")
+    if request.form.get("then") == "next":  # approve and open next: the longest-waiting task
+        following = tasklist.documents(
+            db.session, current_user.row, tasklist.Filters(part="waiting"), limit=2
+        ).items
+        following = [p for p in following if p.document.id != doc_id]
+        if following:
+            return redirect(url_for("inbox.document", doc_id=following[0].document.id), 303)
+        flash(t("待办已全部处理完。", "Nothing else is waiting for you."), "ok")
+        return redirect(url_for("inbox.inbox"), 303)
     return redirect(url_for("inbox.document", doc_id=doc_id), 303)
 
 

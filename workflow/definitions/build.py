@@ -131,4 +131,6 @@ def _build(tree: YamlMap, checked: Validated) -> FlowSpec:
         example=checked.example,
         overdue=OverdueSpec(overdue["field"], tuple(overdue["states"])) if overdue else None,
         visible_to=tuple(tree.get("visible_to") or ()),
+        number_prefix=tree.get("number_prefix"),
+        bulk=tree.get("bulk", True),
     )

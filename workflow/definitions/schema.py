@@ -7,6 +7,7 @@ each on the line of the key concerned. Meaning (do the states exist, are the rol
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +17,8 @@ from workflow.fields import FIELD_TYPES
 from workflow.guards import did_you_mean
 
 TOP_REQUIRED = ("name", "title", "fields", "initial", "states", "transitions", "example")
-TOP_OPTIONAL = ("description", "overdue", "visible_to")
+TOP_OPTIONAL = ("description", "overdue", "visible_to", "number_prefix", "bulk")
+NUMBER_PREFIX = re.compile(r"[A-Z][A-Z0-9]{0,7}")
 FIELD_COMMON = ("type", "required", "label", "help", "default", "unique")
 FIELD_TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "string": ("min_length", "max_length"),
@@ -219,8 +221,23 @@ class _Shape:
         if "overdue" in tree:
             self.overdue(tree["overdue"], tree.line_of("overdue"))
         self.names(tree, "visible_to", "the flow")
+        self.number_prefix(tree)
+        self.boolean(tree, "bulk", "the flow")
         if "example" in tree:
             self.is_mapping(tree["example"], tree.line_of("example"), "`example`")
+
+    def number_prefix(self, tree: YamlMap) -> None:
+        # Said on the phone and printed on paper: short, upper-case letters and digits only.
+        value = tree.get("number_prefix")
+        if "number_prefix" in tree and (
+            not isinstance(value, str) or not NUMBER_PREFIX.fullmatch(value)
+        ):
+            self.problem(
+                tree.line_of("number_prefix"),
+                f"`number_prefix` of the flow must be 1 to 8 upper-case letters or digits "
+                f"starting with a letter, not {_kind(value)} `{value}`",
+                "for example: number_prefix: FH",
+            )
 
     def fields(self, fields: Any, line: int, table: str | None) -> None:
         what = f"`columns` of table `{table}`" if table else "`fields`"

@@ -157,6 +157,10 @@ class FlowSpec:
     overdue: OverdueSpec | None = None
     # Roles that may read every document of the flow without acting on it.
     visible_to: tuple[str, ...] = ()
+    # Documents are numbered `<prefix>-<year>-<nnnnnn>`; None means the flow's name upper-cased.
+    number_prefix: str | None = None
+    # False: every approval is taken one by one on its own page (never in a bulk approve).
+    bulk: bool = True
     _state_index: dict[str, StateSpec] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

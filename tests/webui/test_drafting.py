@@ -1,0 +1,70 @@
+"""Drafting without surprises: money as the app shows it, only this step's fields, a form that
+fits a phone, a CSRF token as long-lived as the sign-in, a favicon."""
+
+from __future__ import annotations
+
+import re
+
+from tests.webui.test_inbox import SHIPMENT_FORM, csrf
+from webui.extensions import db
+from workflow.models import Document
+
+
+def test_money_with_thousands_separators_is_accepted(app, login_as):
+    zhang = login_as("zhang")
+    data = {
+        **SHIPMENT_FORM,
+        "items-1-unit_price": "50.00",
+        "amount": "12,800.00",
+        "csrf_token": csrf(zhang, "/new/shipment"),
+    }
+    response = zhang.post("/new/shipment", data=data)
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    with app.app_context():
+        assert str(db.session.query(Document).one().data["amount"]) == "12800.00"
+
+
+def test_badly_grouped_money_is_still_refused(app, login_as):
+    zhang = login_as("zhang")
+    data = {**SHIPMENT_FORM, "amount": "12,80.00", "csrf_token": csrf(zhang, "/new/shipment")}
+    response = zhang.post("/new/shipment", data=data)
+    assert response.status_code == 422
+    assert 'value="12,80.00"' in response.get_data(as_text=True)  # kept as typed
+
+
+def test_the_create_form_hides_later_steps_fields(login_as):
+    zhang = login_as("zhang")
+    shipment = zhang.get("/new/shipment").get_data(as_text=True)
+    assert 'name="customer"' in shipment and 'name="tracking_no"' not in shipment
+    assert 'name="delivery_note_signed"' not in shipment
+    invoice = zhang.get("/new/invoicing").get_data(as_text=True)
+    assert 'name="order_no"' in invoice
+    assert 'name="invoice_number"' not in invoice and 'name="mail_tracking_no"' not in invoice
+    deposit = zhang.get("/new/tender_deposit").get_data(as_text=True)
+    assert 'name="result"' not in deposit and 'name="payment_ref"' not in deposit
+
+
+def test_table_cells_carry_their_column_name_for_phone_cards(login_as):
+    page = login_as("zhang").get("/new/shipment").get_data(as_text=True)
+    assert re.search(r'<td data-label="[^"]+">\s*<input[^>]+name="items-0-qty"', page), page
+
+
+def test_css_keeps_forms_inside_a_phone_and_contrast_at_3_to_1(client):
+    response = client.get("/static/css/app.css")
+    css = response.get_data(as_text=True)
+    response.close()
+    assert re.search(r"\.docform fieldset \{[^}]*min-width: 0", css)
+    assert "#9aa5b1" not in css and "#f79009" not in css  # 2.5:1 and 2.35:1 on white
+
+
+def test_csrf_token_lives_as_long_as_the_sign_in(app):
+    assert app.config["WTF_CSRF_TIME_LIMIT"] is None
+
+
+def test_favicon(login_as, client):
+    page = login_as("zhang").get("/inbox").get_data(as_text=True)
+    link = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert link
+    response = client.get(link.group(1))
+    assert response.status_code == 200 and b"<svg" in response.get_data()
+    response.close()

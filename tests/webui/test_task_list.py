@@ -1,0 +1,356 @@
+"""The task list and `GET /api/v1/documents`: exact totals, keyset pages with neither gaps nor
+repeats while documents are added, each filter and sort, and the visibility rule — on SQLite
+and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import PASSWORD
+from tests.webui.test_api import SHIPMENT, SPECS, Api
+from webui.extensions import db
+from workflow import accounts, numbering, services
+from workflow.models import User
+
+EXPENSE = SPECS["expense"].example
+INVOICE = SPECS["invoicing"].example
+
+
+@pytest.fixture
+def api(client, api_as) -> Api:
+    return Api(client, api_as)
+
+
+def user(name: str) -> User:
+    return db.session.scalars(select(User).where(User.username == name)).one()
+
+
+def shipments(
+    app, count: int, creator: str = "zhang", submit: bool = True, **data: Any
+) -> list[int]:
+    """`count` shipments by `creator`, submitted (each its own transaction, like real use)."""
+    ids = []
+    with app.app_context():
+        actor = user(creator)
+        for _ in range(count):
+            doc = services.create_document(db.session, actor, "shipment", {**SHIPMENT, **data})
+            ids.append(doc.document.id)
+            if submit:
+                services.act(db.session, doc.document.id, actor, "submit", 1)
+        db.session.remove()
+    return ids
+
+
+def listing(api: Api, who: str, **params: Any) -> dict:
+    response = api.get("/documents?" + urlencode(params), who)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def every_page(api: Api, who: str, between=None, **params: Any) -> tuple[list[int], int]:
+    """All ids over all pages (`between(page_no)` runs after each page), and the first total."""
+    seen: list[int] = []
+    cursor, total, page_no = None, None, 0
+    while True:
+        body = listing(api, who, **params, **({"cursor": cursor} if cursor else {}))
+        total = body["total"] if total is None else total
+        seen += [item["id"] for item in body["items"]]
+        page_no += 1
+        if between:
+            between(page_no)
+        cursor = body["next"]
+        if not cursor:
+            return seen, total
+
+
+def test_250_tasks_are_counted_and_all_reachable_while_documents_are_added(app, api):
+    ids = shipments(app, 250)
+    added: list[int] = []
+
+    def add_some(page_no: int) -> None:
+        if page_no in (1, 2):  # newcomers wait the shortest: they belong at the end
+            added.extend(shipments(app, 3))
+
+    seen, total = every_page(api, "li", between=add_some, part="waiting", limit=100)
+    assert total == 250
+    assert len(seen) == len(set(seen)), "a task appeared twice"
+    assert seen == ids + added  # longest waiting first, no gap, nothing lost
+    assert listing(api, "li", part="waiting", limit=1)["total"] == 256
+
+
+def test_the_inbox_page_counts_everything_and_pages_through_it(app, login_as):
+    ids = shipments(app, 53)
+    li = login_as("li")
+    first = li.get("/inbox").get_data(as_text=True)
+    assert 'data-total="53"' in first  # the true number, not the length of a page
+    found = set(map(int, re.findall(r'href="/documents/(\d+)"', first)))
+    assert len(found) == 50
+    following = re.search(r'rel="next" href="([^"]+)"', first)
+    assert following
+    second = li.get(html.unescape(following.group(1))).get_data(as_text=True)
+    assert 'rel="next"' not in second
+    found |= set(map(int, re.findall(r'href="/documents/(\d+)"', second)))
+    assert found == set(ids)
+
+
+def test_the_inbox_tabs_and_filters_come_from_the_url(app, login_as):
+    ids = shipments(app, 2)
+    shipments(app, 1, customer="合肥某药房")
+    wang = login_as("wang")
+    with app.app_context():
+        services.act(db.session, ids[0], user("wang"), "approve", 1)
+        user("zhang").display_name = "张伟"
+        db.session.commit()
+        db.session.remove()
+    acted = wang.get("/inbox?part=acted").get_data(as_text=True)
+    assert 'data-total="1"' in acted and f'href="/documents/{ids[0]}"' in acted
+    assert 'aria-current="page"' in acted
+    waiting = wang.get("/inbox?part=waiting&q=合肥").get_data(as_text=True)
+    assert 'data-total="1"' in waiting and "合肥某药房" in waiting
+    everything = wang.get("/inbox?part=all&submitter=zhang&sort=newest").get_data(as_text=True)
+    assert 'data-total="3"' in everything
+    assert "<td>张伟</td>" in everything  # the creator, by name
+    assert "zhang" not in re.sub(r'value="zhang"|submitter=zhang', "", everything)
+    bad = wang.get("/inbox?part=everything&since=yesterday&cursor=zzz").get_data(as_text=True)
+    assert "搜索条件有误" in bad and "日期从" in bad and "范围" in bad
+
+
+def test_newest_first_pages_do_not_repeat_when_documents_are_added(app, api):
+    ids = shipments(app, 7, submit=False)
+    seen, total = every_page(
+        api, "zhang", between=lambda n: shipments(app, 1, submit=False), sort="newest", limit=3
+    )
+    assert total == 7
+    assert seen[:7] == ids[::-1] and len(seen) == len(set(seen))
+
+
+def test_visibility_a_sales_rep_never_sees_a_colleagues_claim(app, api):
+    with app.app_context():
+        accounts.create_user(db.session, "xu2", PASSWORD, ("sales",))
+        db.session.remove()
+    claim = api.create("xu", "expense", EXPENSE)
+    shipment = api.create("zhang")
+    assert [i["id"] for i in listing(api, "xu")["items"]] == [claim["id"]]
+    assert listing(api, "xu2") == {"items": [], "next": None, "total": 0}
+    assert listing(api, "xu2", q=claim["number"])["total"] == 0  # not found by number either
+    for seer in ("liu", "shen"):  # the flow's reviewer, the auditor
+        assert claim["id"] in [i["id"] for i in listing(api, seer)["items"]]
+    assert shipment["id"] not in [i["id"] for i in listing(api, "xu")["items"]]
+
+
+def test_acting_on_a_document_makes_it_visible_and_listed_as_acted(app, api):
+    doc = api.submitted("zhang")
+    other = api.submitted("zhang")
+    assert api.act(doc, "wang", "approve", revision=doc["revision"]).status_code == 200
+    acted = listing(api, "wang", part="acted")
+    assert [i["id"] for i in acted["items"]] == [doc["id"]] and acted["total"] == 1
+    waiting = [i["id"] for i in listing(api, "wang", part="waiting")["items"]]
+    assert waiting == [other["id"]]
+    created = listing(api, "zhang", part="created")
+    assert created["total"] == 2
+    assert listing(api, "wang", part="created")["total"] == 0
+
+
+def test_filters(app, api):
+    first = api.create("zhang")
+    second = api.create("zhang", data={**SHIPMENT, "customer": "合肥某药房", "order_no": "SO-77-A"})
+    wang = api.create("wang")
+    invoice = api.create("zhang", "invoicing", INVOICE)
+
+    def ids(**params: Any) -> list[int]:
+        body = listing(api, "shen", sort="newest", **params)
+        assert body["total"] == len(body["items"])
+        return [i["id"] for i in body["items"]]
+
+    everything = ids()
+    assert set(everything) == {first["id"], second["id"], wang["id"], invoice["id"]}
+    assert ids(flow="invoicing") == [invoice["id"]]
+    assert ids(created_by="wang") == [wang["id"]]
+    assert ids(created_by="nobody") == []
+    assert ids(state="draft", flow="shipment") == [wang["id"], second["id"], first["id"]]
+    assert ids(q="合肥") == [second["id"]]
+    assert ids(q="so-77") == [second["id"]]  # order number, any case
+    assert ids(q=second["number"]) == [second["id"]]
+    sequence = str(int(second["number"].rsplit("-", 1)[1]))
+    assert second["id"] in ids(q=sequence)
+    amount = SHIPMENT["amount"]
+    assert set(ids(min=amount, max=amount, flow="shipment")) == {
+        first["id"],
+        second["id"],
+        wang["id"],
+    }
+    assert ids(min="99999999") == []
+    today = dt.datetime.now(numbering.ZONE).date()
+    assert len(ids(since=today.isoformat(), until=today.isoformat())) == 4
+    assert ids(until=(today - dt.timedelta(days=1)).isoformat()) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["part=mine", "sort=amount", "cursor=xyz", "limit=0", "min=abc", "since=yesterday", "q="],
+)
+def test_bad_list_queries_are_422(api, query):
+    assert api.get("/documents?" + query, "zhang").status_code == 422
+
+
+def test_the_document_carries_its_number(app, api):
+    doc = api.create("zhang")
+    year = dt.datetime.now(numbering.ZONE).year
+    assert doc["number"] == f"FH-{year}-000001"
+    assert api.get(f"/documents/{doc['id']}", "zhang").get_json()["number"] == doc["number"]
+    invoice = api.create("zhang", "invoicing", INVOICE)
+    assert invoice["number"] == f"KP-{year}-000001"
+
+
+def test_the_pages_show_the_number(app, api, login_as):
+    doc = api.submitted("zhang")
+    li = login_as("li")
+    assert doc["number"] in li.get("/inbox").get_data(as_text=True)
+    assert doc["number"] in li.get(f"/documents/{doc['id']}").get_data(as_text=True)
+
+
+# --- fast approving -------------------------------------------------------------------------
+def post_action(client, doc_id: int, revision: int, field: str = "do", **extra: str) -> Any:
+    page = client.get(f"/documents/{doc_id}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token, page[:300]
+    data = {"csrf_token": token.group(1), "revision": str(revision), field: "approve", **extra}
+    return client.post(f"/documents/{doc_id}/act", data=data)
+
+
+def test_approve_and_open_next_goes_to_the_longest_waiting_task(app, login_as):
+    ids = shipments(app, 3)
+    li = login_as("li")
+    page = li.get(f"/documents/{ids[1]}").get_data(as_text=True)
+    assert 'name="do" value="approve"' in page and 'name="action"' not in page
+    assert 'name="then" value="next"' in page and "js/submit-once.js" in page
+    response = post_action(li, ids[1], 1, then="next")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/documents/{ids[0]}")
+    assert (
+        post_action(li, ids[0], 1, then="next").headers["Location"].endswith(f"/documents/{ids[2]}")
+    )
+    last = post_action(li, ids[2], 1, then="next")
+    assert last.headers["Location"].endswith("/inbox")  # nothing left
+    assert post_action(li, ids[2], 1).status_code >= 400  # decided already: refused
+
+
+def test_the_old_action_field_is_still_accepted(app, login_as):
+    (doc_id,) = shipments(app, 1)
+    li = login_as("li")
+    response = post_action(li, doc_id, 1, field="action")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/documents/{doc_id}")
+    with app.app_context():
+        assert [
+            r.user.username for r in services.get_document(db.session, doc_id, user("shen")).reviews
+        ] == ["li"]
+
+
+# --- bulk approve ----------------------------------------------------------------------------
+def bulk(api: Api, who: str, items: list[tuple[int, int]], **body: Any) -> Any:
+    payload = {"action": "approve", "items": [{"id": i, "revision": r} for i, r in items], **body}
+    return api.post("/tasks/bulk", who, json=payload)
+
+
+def approvals(app, doc_id: int, who: str) -> int:
+    from workflow.models import AuditEvent
+
+    with app.app_context():
+        stmt = select(AuditEvent).where(
+            AuditEvent.document_id == doc_id,
+            AuditEvent.actor == who,
+            AuditEvent.action == "approve",
+            AuditEvent.outcome == "ok",
+        )
+        found = len(list(db.session.scalars(stmt)))
+        db.session.remove()
+    return found
+
+
+def test_bulk_approve_answers_each_item_and_approves_the_rest_once(app, api):
+    a, b, c, d = shipments(app, 4)
+    (own,) = shipments(app, 1, creator="wang")
+    assert api.act(b, "wang", "approve", revision=1).status_code == 200
+    response = bulk(
+        api, "wang", [(a, 1), (b, 1), (c, 2), (d, 1), (own, 1), (999999, 1)], comment="核对无误"
+    )
+    assert response.status_code == 200, response.get_json()
+    results = {r["id"]: r for r in response.get_json()["results"]}
+    assert [r["id"] for r in response.get_json()["results"]] == [a, b, c, d, own, 999999]
+    assert response.get_json()["done"] == 2
+    assert results[a]["ok"] and results[d]["ok"] and results[a]["error"] is None
+    assert results[b]["error"]["code"] == "already_reviewed" and results[b]["status"] == 403
+    assert results[c]["error"]["code"] == "stale_revision" and results[c]["status"] == 409
+    assert results[own]["error"]["code"] == "self_review"
+    assert results[999999]["error"]["code"] == "not_found" and results[999999]["status"] == 404
+    for doc_id, expected in ((a, 1), (b, 1), (c, 0), (d, 1), (own, 0)):
+        assert approvals(app, doc_id, "wang") == expected  # each its own event, once
+    history = api.get(f"/documents/{a}/history", "wang").get_json()["items"]
+    assert [e["comment"] for e in history if e["action"] == "approve"] == ["核对无误"]
+    again = bulk(api, "wang", [(a, 1), (d, 1)]).get_json()
+    assert again["done"] == 0  # a second bulk approve decides nothing twice
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "approve", "items": [{"id": i, "revision": 1} for i in range(1, 52)]},
+        {"action": "approve", "items": []},
+        {"action": "reject", "items": [{"id": 1, "revision": 1}], "comment": "no"},
+        {"action": "approve", "items": [{"id": "1", "revision": 1}]},
+        {"action": "approve", "items": [{"id": 1}]},
+    ],
+)
+def test_bad_bulk_requests_are_422_and_change_nothing(app, api, body):
+    (doc_id,) = shipments(app, 1)
+    assert api.post("/tasks/bulk", "wang", json=body).status_code == 422
+    assert approvals(app, doc_id, "wang") == 0
+
+
+def test_a_flow_may_forbid_bulk_approval(app, api):
+    from tests.webui.test_api import put_yaml, shipment_yaml
+
+    text = shipment_yaml().replace("\ntitle:", "\nbulk: false\ntitle:", 1)
+    assert put_yaml(api, "admin", text).status_code == 201
+    (doc_id,) = shipments(app, 1)
+    result = bulk(api, "wang", [(doc_id, 1)]).get_json()["results"][0]
+    assert result["error"]["code"] == "bulk_not_allowed" and not result["ok"]
+    assert approvals(app, doc_id, "wang") == 0
+    assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200  # one by one: fine
+
+
+def test_bulk_approve_from_the_inbox_page(app, login_as):
+    ids = shipments(app, 3)
+    (own,) = shipments(app, 1, creator="wang")
+    wang = login_as("wang")
+    page = wang.get("/inbox?part=waiting&sort=newest").get_data(as_text=True)
+    assert 'action="/inbox/bulk"' in page and f'value="{ids[0]}:1"' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    items = [f"{ids[0]}:1", f"{ids[1]}:1", f"{ids[2]}:9"]
+    response = wang.post(
+        "/inbox/bulk",
+        data={
+            "csrf_token": token,
+            "item": items,
+            "comment": "批量核对",
+            "back": "part=waiting&sort=newest",
+        },
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/inbox?part=waiting&sort=newest")
+    after = wang.get(response.headers["Location"]).get_data(as_text=True)
+    assert "已同意 2 张" in after and f"单据 #{ids[2]} 未处理" in after
+    assert approvals(app, ids[0], "wang") == approvals(app, ids[1], "wang") == 1
+    assert approvals(app, ids[2], "wang") == 0 and approvals(app, own, "wang") == 0
+    too_many = [f"{i}:1" for i in range(1, 52)]
+    refused = wang.post("/inbox/bulk", data={"csrf_token": token, "item": too_many})
+    assert refused.status_code == 303
+    assert "最多同意 50" in wang.get("/inbox").get_data(as_text=True)

@@ -1,0 +1,98 @@
+"""`POST /api/v1/tasks/bulk`: approve selected tasks, each decided on its own, per-item results."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from webui.api import schemas as s
+from webui.api.views import dump, json_body, me, operation
+from webui.errors import status_of
+from webui.extensions import db
+from workflow import bulk
+
+
+class BulkItemSchema(s.InputSchema):
+    id = fields.Integer(required=True, strict=True, validate=validate.Range(1, s.MAX_ID))
+    revision = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(1, s.MAX_ID),
+        metadata={"description": "The revision you reviewed (as listed)."},
+    )
+
+
+class BulkSchema(s.InputSchema):
+    action = fields.String(
+        required=True,
+        validate=validate.OneOf(bulk.ACTIONS),
+        metadata={"description": "approve (a rejection needs its own reason: never in bulk)."},
+    )
+    comment = fields.String(
+        load_default="",
+        validate=[validate.Length(max=2000), s.no_control],
+        metadata={
+            "description": "The same comment on each approval.",
+            "pattern": s.NO_CONTROL_PATTERN,
+        },
+    )
+    items = fields.List(
+        fields.Nested(BulkItemSchema),
+        required=True,
+        validate=validate.Length(1, bulk.MAX_ITEMS),
+        metadata={"description": f"1 to {bulk.MAX_ITEMS} tasks."},
+    )
+
+
+class BulkErrorSchema(s.OutputSchema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class BulkResultSchema(s.OutputSchema):
+    id = fields.Integer(required=True)
+    ok = fields.Boolean(required=True)
+    status = fields.Integer(
+        required=True, metadata={"description": "What the single action would have answered."}
+    )
+    state = fields.String(allow_none=True, required=True)
+    revision = fields.Integer(allow_none=True, required=True)
+    error = fields.Nested(BulkErrorSchema, allow_none=True, required=True)
+
+
+class BulkResultsSchema(s.OutputSchema):
+    results = fields.List(fields.Nested(BulkResultSchema), required=True)
+    done = fields.Integer(
+        required=True, metadata={"description": "How many items were carried out."}
+    )
+
+
+@operation(
+    "/tasks/bulk",
+    "POST",
+    "Approve several tasks",
+    BulkResultsSchema,
+    body=BulkSchema,
+    errors=(415, 422),
+)
+def bulk_act():
+    """Each item through the single action's rules, in its own transaction with its own audit
+    event; one refused item changes nothing for the others. Flows with `bulk: false` refuse
+    every item (`bulk_not_allowed`)."""
+    args = json_body(BulkSchema)
+    items = [(item["id"], item["revision"]) for item in args["items"]]
+    results = bulk.act_each(db.session, me(), args["action"], items, args["comment"])
+    body = []
+    for result in results:
+        document = result.process.document if result.process else None
+        error = result.error
+        body.append(
+            {
+                "id": result.id,
+                "ok": result.ok,
+                "status": 200 if error is None else status_of(error),
+                "state": document.state if document else None,
+                "revision": document.revision if document else None,
+                "error": {"code": error.code, "message": error.message} if error else None,
+            }
+        )
+    return dump(BulkResultsSchema, {"results": body, "done": sum(r.ok for r in results)})

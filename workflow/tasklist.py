@@ -1,0 +1,212 @@
+"""One list of documents for every view of a reviewer's day: waiting for me (待办), what I acted
+on (已办), what I created (我的单据) and everything I may see — the same filters, the same
+visibility rule (`policy.can_see`, in SQL), an exact total and keyset pages that never stop
+early and neither skip nor repeat a row while documents are added.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy.orm import Session, defer, joinedload
+
+from workflow import numbering, policy
+from workflow.db import as_utc
+from workflow.errors import InvalidData
+from workflow.models import AuditEvent, Document, FlowVersion, User
+from workflow.process import DocumentProcess, compiled
+from workflow.queries import (
+    _cursor_id,
+    _cursor_time,
+    _limit,
+    _task_condition,
+    _task_states,
+    decode_cursor,
+    encode_cursor,
+)
+
+PARTS = ("all", "waiting", "acted", "created")
+SORTS = ("waiting", "newest")
+MAX_TEXT = 200
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the list shows; every field is optional and they all combine with AND."""
+
+    part: str = "all"
+    flow: str | None = None
+    state: str | None = None
+    created_by: str | None = None  # a username
+    since: dt.datetime | None = None  # created at or after
+    until: dt.datetime | None = None  # created before
+    q: str | None = None  # number, customer/title, order number
+    number: str | None = None  # the number only (FH-2026-000123, its digits, or the id)
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    sort: str = "waiting"
+
+
+@dataclass
+class ListPage:
+    items: list[DocumentProcess]
+    next: str | None
+    total: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _acted(user: User, *, creating: bool) -> ColumnElement[bool]:
+    stmt = select(AuditEvent.id).where(
+        AuditEvent.document_id == Document.id,
+        AuditEvent.actor == user.username,
+        AuditEvent.outcome == "ok",
+    )
+    if not creating:
+        stmt = stmt.where(AuditEvent.action != "create")
+    return stmt.exists()
+
+
+def _versions(session: Session) -> list[tuple[FlowVersion, Any]]:
+    versions = session.scalars(select(FlowVersion).options(defer(FlowVersion.yaml_text)))
+    return [(v, compiled(v).spec) for v in versions]
+
+
+def visible(session: Session, user: User) -> ColumnElement[bool]:
+    """Rule `see` in SQL: the creator, a seeing role of the document's flow version, or the
+    user acted on it (an audit event with outcome ok)."""
+    if not user.active:
+        return false()
+    seeing = [v.id for v, spec in _versions(session) if policy.seeing_roles(spec) & user.roles]
+    return or_(
+        Document.created_by_id == user.id,
+        Document.flow_version_id.in_(seeing),
+        _acted(user, creating=True),
+    )
+
+
+def _text(value: Any) -> ColumnElement[str]:
+    return func.lower(value.as_string())
+
+
+def _search(session: Session, text: str) -> ColumnElement[bool]:
+    """Free text over the number, the customer/title field (the first text field of each flow
+    version) and the order number."""
+    text = text.strip()[:MAX_TEXT]
+    needle = text.lower()
+    conditions = [numbering.number_condition(text)]
+    by_field: dict[str, list[int]] = {}
+    for version, spec in _versions(session):
+        titles = [f.name for f in spec.fields if f.type == "string"][:1]
+        for name in {*titles, *(["order_no"] if spec.field("order_no") else [])}:
+            by_field.setdefault(name, []).append(version.id)
+    for name, ids in by_field.items():
+        conditions.append(
+            and_(Document.flow_version_id.in_(ids), _text(Document.data[name]).contains(needle))
+        )
+    return or_(*conditions)
+
+
+def _amount(session: Session, low: Decimal | None, high: Decimal | None) -> ColumnElement[bool]:
+    """The amount range over each version's amount field (`amount`, else its first decimal)."""
+    by_field: dict[str, list[int]] = {}
+    for version, spec in _versions(session):
+        decimals = [f.name for f in spec.fields if f.type == "decimal"]
+        if decimals:
+            name = "amount" if "amount" in decimals else decimals[0]
+            by_field.setdefault(name, []).append(version.id)
+    conditions = []
+    for name, ids in by_field.items():
+        value = Document.data[name].as_numeric(20, 2)
+        bounds = [Document.flow_version_id.in_(ids), value.is_not(None)]
+        if low is not None:
+            bounds.append(value >= low)
+        if high is not None:
+            bounds.append(value <= high)
+        conditions.append(and_(*bounds))
+    return or_(*conditions) if conditions else false()
+
+
+def condition(session: Session, user: User, filters: Filters) -> ColumnElement[bool]:
+    """Every filter, and the visibility rule, as one SQL condition."""
+    if filters.part not in PARTS:
+        raise InvalidData({"part": [f"must be one of {', '.join(PARTS)}"]})
+    parts = [visible(session, user)]
+    if filters.part == "waiting":
+        states = _task_states(session, user)
+        if not user.active or policy.reads_only(user) or not states:
+            return false()
+        parts.append(_task_condition(user, states))
+    elif filters.part == "acted":
+        parts.append(_acted(user, creating=False))
+    elif filters.part == "created":
+        parts.append(Document.created_by_id == user.id)
+    if filters.flow:
+        parts.append(Document.flow_name == filters.flow)
+    if filters.state:
+        parts.append(Document.state == filters.state)
+    if filters.created_by:
+        creator = select(User.id).where(User.username == filters.created_by).scalar_subquery()
+        parts.append(Document.created_by_id == creator)
+    if filters.since:
+        parts.append(Document.created_at >= filters.since)
+    if filters.until:
+        parts.append(Document.created_at < filters.until)
+    if filters.q and filters.q.strip():
+        parts.append(_search(session, filters.q))
+    if filters.number and filters.number.strip():
+        parts.append(numbering.number_condition(filters.number[:MAX_TEXT]))
+    if filters.amount_min is not None or filters.amount_max is not None:
+        parts.append(_amount(session, filters.amount_min, filters.amount_max))
+    return and_(*parts)
+
+
+def documents(
+    session: Session,
+    user: User,
+    filters: Filters = Filters(),
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> ListPage:
+    """One page of the documents `user` may see that match `filters`, with the exact total."""
+    if filters.sort not in SORTS:
+        raise InvalidData({"sort": [f"must be one of {', '.join(SORTS)}"]})
+    limit = _limit(limit)
+    where = condition(session, user, filters)
+    total = session.scalar(select(func.count(Document.id)).where(where)) or 0
+    stmt = (
+        select(Document)
+        .where(where)
+        .options(
+            joinedload(Document.created_by).lazyload(User.role_rows),
+            joinedload(Document.entered_by).lazyload(User.role_rows),
+            joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
+        )
+    )
+    if filters.sort == "waiting":  # longest waiting first: (entered_at, id) ascending
+        after = decode_cursor(cursor, 2)
+        if after:
+            at, last = as_utc(_cursor_time(after[0])), _cursor_id(after[1])
+            stmt = stmt.where(
+                or_(Document.entered_at > at, and_(Document.entered_at == at, Document.id > last))
+            )
+        stmt = stmt.order_by(Document.entered_at, Document.id)
+    else:  # newest first: ids only grow, so new documents never shift a later page
+        after = decode_cursor(cursor, 1)
+        if after:
+            stmt = stmt.where(Document.id < _cursor_id(after[0]))
+        stmt = stmt.order_by(Document.id.desc())
+    rows = list(session.scalars(stmt.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more and rows:
+        last_row = rows[-1]
+        if filters.sort == "waiting":
+            next_cursor = encode_cursor(as_utc(last_row.entered_at), last_row.id)
+        else:
+            next_cursor = encode_cursor(last_row.id)
+    return ListPage(DocumentProcess.prefetch(session, rows), next_cursor, total)
