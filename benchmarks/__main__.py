@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -547,6 +548,10 @@ def pg_target(url: str, tmp: Path) -> Target:
 
 
 def main() -> int:
+    # One audit key for the generator (which seals the events it writes) and the servers it
+    # starts (which inherit the environment), so `audit verify` holds on the generated data.
+    os.environ.setdefault("AUDIT_KEY", secrets.token_hex(32))
+    audit.configure(audit.Keyring.from_settings(os.environ["AUDIT_KEY"]))
     report = Report()
     print(f"复核 bench ({'small' if SMALL else 'full'}), {load_average()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="fuhe-bench-") as name:
