@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -221,3 +222,77 @@ class UserSession(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class ReportDocument(Base):
+    """One row per document: the indexed columns the reports read (kept by workflow/report_index
+    in the same transaction as every action), so no report scans the documents' JSON."""
+
+    __tablename__ = "report_documents"
+    __table_args__ = (
+        Index("ix_report_documents_created", "created_at"),
+        Index("ix_report_documents_finished", "finished_at"),
+        Index("ix_report_documents_flow_status", "flow", "status"),
+        Index("ix_report_documents_contract", "contract_no", "flow"),
+        Index("ix_report_documents_customer", "customer"),
+    )
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    flow: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))  # open | completed | withdrawn
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    # When the document reached a final state (null while open).
+    finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    # When the business step the flow exists for happened: shipped, invoice issued, paid.
+    milestone_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    last_activity_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    # Money in fen (integer): exact on every database (SQLite stores Numeric as a float).
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    contract_amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    customer: Mapped[str | None] = mapped_column(String(200))
+    contract_no: Mapped[str | None] = mapped_column(String(60))
+    sales_rep: Mapped[str | None] = mapped_column(String(60))
+    paid: Mapped[bool | None] = mapped_column()
+    due_date: Mapped[str | None] = mapped_column(String(10))
+
+
+class ReportStep(Base):
+    """One pass of a document through a review state: entered, left, how (approved/rejected)."""
+
+    __tablename__ = "report_steps"
+    __table_args__ = (
+        Index("ix_report_steps_left", "left_at"),
+        Index("ix_report_steps_document", "document_id", "left_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    flow: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(40))
+    entered_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    left_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    seconds: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # approved | rejected | moved
+    reason: Mapped[str | None] = mapped_column(String(200))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class ReportDecision(Base):
+    """One approval or rejection, by whom and when (approvals per reviewer in a period)."""
+
+    __tablename__ = "report_decisions"
+    __table_args__ = (Index("ix_report_decisions_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    flow: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(40))
+    reviewer: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+# Keeps the report tables in step with every flush that writes an audit event.
+from workflow import report_index  # noqa: E402, F401
