@@ -161,9 +161,13 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
         refresh(session, document, ev.to_state or document.state, ev.at)
         touched.add(document.id)
     for obj in list(session.dirty):
-        if isinstance(obj, Document) and obj.id is not None and obj.id not in touched:
-            if session.is_modified(obj, include_collections=False):
-                refresh(session, obj, obj.state, obj.updated_at or obj.entered_at)
+        if (
+            isinstance(obj, Document)
+            and obj.id is not None
+            and obj.id not in touched
+            and session.is_modified(obj, include_collections=False)
+        ):
+            refresh(session, obj, obj.state, obj.updated_at or obj.entered_at)
 
 
 def rebuild(session: Session) -> int:

@@ -1,0 +1,420 @@
+"""Reports on a fixed data set whose figures were computed by hand (China time, UTC+8).
+
+The documents walk their flows through the real services under a frozen clock, so the report
+tables are filled by the same listener as in production.
+
+    A shipment SO-1 甲 12800.00 paid: created 11-02 09:00, double check 4 h, shipped 11-03,
+      delivered 11-30 23:59 (completed in November, not December)
+    B shipment SO-1 甲 500.00 unpaid: GM exception rejected after 2 h (未收款), resubmitted,
+      approved after 6 h, waits in double check
+    C invoicing SO-1 12800.00: request check rejected after 1 h (未收款), then approved after
+      2 h; issued, issued check 2 h (invoiced)
+    D expense 2330.50: created 10-31 23:30 (October), withdrawn 12-01 00:00:30 (December)
+    E tender deposit 50000.00: deposit check 3 h, paid 11-13 (open deposit)
+    F shipment SO-2 乙 2000.00 unpaid: GM exception 1 h, double check 1 h, shipped 11-21
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import select
+
+from workflow import report_export, report_index, reports, services
+from workflow.errors import Forbidden, InvalidData
+from workflow.models import ReportDocument, ReportStep
+from workflow.reports import Scope, parse_period
+
+CST = dt.timezone(dt.timedelta(hours=8))
+
+SHIP = {
+    "customer": "甲医药",
+    "order_no": "SO-1",
+    "sales_rep": "王磊",
+    "contract_amount": "30000.00",
+    "items": [{"product": "注射器", "qty": 1000, "unit_price": "12.80"}],
+    "amount": "12800.00",
+    "carrier": "物流",
+    "ship_by": "2026-12-01",
+    "paid": True,
+}
+INVOICE = {
+    "order_no": "SO-1",
+    "invoice_type": "增值税普通发票",
+    "buyer_title": "甲医药有限公司",
+    "buyer_tax_id": "91340800MA2TX3K59P",
+    "lines": [{"product": "注射器", "qty": 1000, "unit_price": "12.80"}],
+    "amount": "12800.00",
+}
+EXPENSE = {
+    "claimant": "徐",
+    "department": "销售部",
+    "trip": "合肥",
+    "period_start": "2026-10-30",
+    "period_end": "2026-10-31",
+    "receipts": [
+        {"date": "2026-10-30", "category": "交通", "amount": "2330.50", "receipt_no": "R1"}
+    ],
+    "amount": "2330.50",
+}
+DEPOSIT = {
+    "tender_name": "某医院耗材采购",
+    "agency": "某招标代理",
+    "amount": "50000.00",
+    "bid_date": "2026-12-10",
+    "expected_refund_date": "2027-01-20",
+    "payee_account": "专户",
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.frozen = freeze_time("2026-11-01T00:00:00+08:00")
+        self.factory = self.frozen.start()
+
+    def at(self, text: str) -> None:
+        self.factory.move_to(dt.datetime.fromisoformat(text).replace(tzinfo=CST))
+
+    def stop(self) -> None:
+        self.frozen.stop()
+
+
+class World:
+    def __init__(self, session, people, clock: Clock) -> None:
+        self.session, self.people, self.clock = session, people, clock
+
+    def create(self, when: str, who: str, flow: str, data: dict[str, Any]) -> int:
+        self.clock.at(when)
+        return services.create_document(self.session, self.people[who], flow, data).document.id
+
+    def act(self, when: str, who: str, doc: int, action: str, comment: str = "") -> None:
+        self.clock.at(when)
+        revision = services.get_document(self.session, doc, self.people[who]).document.revision
+        services.act(self.session, doc, self.people[who], action, revision, comment)
+
+    def edit(self, when: str, who: str, doc: int, data: dict[str, Any]) -> None:
+        self.clock.at(when)
+        revision = services.get_document(self.session, doc, self.people[who]).document.revision
+        services.edit_document(self.session, doc, self.people[who], data, revision)
+
+
+@pytest.fixture
+def world(session, flows, people):
+    clock = Clock()
+    try:
+        w = World(session, people, clock)
+        ids = {}
+        ids["A"] = a = w.create("2026-11-02T09:00", "zhang", "shipment", SHIP)
+        w.act("2026-11-02T10:00", "zhang", a, "submit")
+        w.act("2026-11-02T12:00", "wang", a, "approve")
+        w.act("2026-11-02T14:00", "li", a, "approve")
+        w.edit("2026-11-03T09:00", "li", a, {"tracking_no": "SF1"})
+        w.act("2026-11-03T09:05", "li", a, "ship")
+        w.edit("2026-11-30T23:58", "zhang", a, {"delivery_note_signed": True})
+        w.act("2026-11-30T23:59", "zhang", a, "confirm_delivery")
+
+        b_data = {**SHIP, "items": [{"product": "口罩", "qty": 10, "unit_price": "50.00"}]}
+        ids["B"] = b = w.create(
+            "2026-11-05T09:00", "zhang", "shipment", {**b_data, "amount": "500.00", "paid": False}
+        )
+        w.act("2026-11-05T09:30", "zhang", b, "submit")
+        w.act("2026-11-05T11:30", "ma", b, "reject", "未收款")
+        w.act("2026-11-06T09:30", "zhang", b, "submit")
+        w.act("2026-11-06T10:30", "ma", b, "approve")
+        w.act("2026-11-06T15:30", "liu", b, "approve")
+
+        ids["C"] = c = w.create("2026-11-10T09:00", "zhang", "invoicing", INVOICE)
+        w.act("2026-11-10T09:10", "zhang", c, "submit")
+        w.act("2026-11-10T10:10", "wang", c, "reject", "未收款")
+        w.act("2026-11-10T11:00", "zhang", c, "submit")
+        w.act("2026-11-10T12:00", "chen", c, "approve")
+        w.act("2026-11-10T13:00", "zhao", c, "approve")
+        issue = {"invoice_code": "0340", "invoice_number": "0881", "face_value": "12800.00"}
+        w.edit("2026-11-11T08:50", "zhao", c, issue)
+        w.act("2026-11-11T09:00", "zhao", c, "issue")
+        w.act("2026-11-11T10:00", "wang", c, "approve")
+        w.act("2026-11-11T11:00", "qian", c, "approve")
+
+        ids["D"] = d = w.create("2026-10-31T23:30", "xu", "expense", EXPENSE)
+        w.act("2026-12-01T00:00:30", "xu", d, "withdraw")
+
+        ids["E"] = e = w.create("2026-11-12T09:00", "zhang", "tender_deposit", DEPOSIT)
+        w.act("2026-11-12T10:00", "zhang", e, "submit")
+        w.act("2026-11-12T12:00", "liu", e, "approve")
+        w.act("2026-11-12T13:00", "zhao", e, "approve")
+        w.edit("2026-11-13T09:00", "qian", e, {"payment_ref": "P1", "paid_on": "2026-11-13"})
+        w.act("2026-11-13T10:00", "qian", e, "pay")
+
+        f_data = {
+            **SHIP,
+            "customer": "乙医院",
+            "order_no": "SO-2",
+            "sales_rep": "李明",
+            "contract_amount": None,
+            "items": [{"product": "口罩", "qty": 40, "unit_price": "50.00"}],
+            "amount": "2000.00",
+            "paid": False,
+        }
+        ids["F"] = f = w.create("2026-11-20T09:00", "chen", "shipment", f_data)
+        w.act("2026-11-20T10:00", "chen", f, "submit")
+        w.act("2026-11-20T10:30", "he", f, "approve")
+        w.act("2026-11-20T11:00", "sun", f, "approve")
+        w.act("2026-11-20T11:30", "wang", f, "approve")
+        w.act("2026-11-20T12:00", "zhou", f, "approve")
+        w.edit("2026-11-21T09:00", "zhou", f, {"tracking_no": "SF2"})
+        w.act("2026-11-21T09:30", "zhou", f, "ship")
+        clock.at("2026-12-15T12:00")  # "now" for ages
+        yield ids
+    finally:
+        clock.stop()
+
+
+NOW = dt.datetime(2026, 12, 15, 4, 0, tzinfo=dt.UTC)
+
+
+def doc_ids(session, scope: Scope, figure: str) -> set[int]:
+    rows, total = reports.figure_documents(session, scope, figure)
+    assert total == len(rows)
+    return {r.document_id for r in rows}
+
+
+# --- periods -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "start", "end", "months"),
+    [
+        ("2026-11", "2026-11-01", "2026-12-01", 1),
+        ("2026-12", "2026-12-01", "2027-01-01", 1),
+        ("2026-Q4", "2026-10-01", "2027-01-01", 3),
+        ("2026-Q1", "2026-01-01", "2026-04-01", 3),
+        ("2026", "2026-01-01", "2027-01-01", 12),
+        ("2026-11..2027-Q1", "2026-11-01", "2027-04-01", 5),
+    ],
+)
+def test_period_parsing(text: str, start: str, end: str, months: int) -> None:
+    period = parse_period(text)
+    assert (period.start.isoformat(), period.end.isoformat()) == (start, end)
+    assert len(period.months()) == months
+    assert period.label == text
+
+
+def test_period_bounds_are_china_time() -> None:
+    start, end = parse_period("2026-11").bounds()
+    assert start == dt.datetime(2026, 10, 31, 16, 0, tzinfo=dt.UTC)
+    assert end == dt.datetime(2026, 11, 30, 16, 0, tzinfo=dt.UTC)
+
+
+def test_empty_period_is_this_month() -> None:
+    assert parse_period("", today=dt.date(2026, 2, 14)).label == "2026-02"
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-13", "2026-Q5", "26-11", "2026-1", "1999", "2026-12..2026-01", "x", "2000..2100"]
+)
+def test_bad_periods_are_refused(text: str) -> None:
+    with pytest.raises(InvalidData):
+        parse_period(text)
+
+
+# --- the figures, by hand ----------------------------------------------------------------------
+def test_november_totals(session, world) -> None:
+    s = reports.summary(session, Scope(parse_period("2026-11")), now=NOW)
+    t = s["totals"]
+    assert (t["created"], t["completed"], t["rejected"], t["withdrawn"], t["open"]) == (
+        5,
+        1,
+        2,
+        0,
+        5,
+    )
+    assert t["created_amount"] == Decimal("78100.00")  # 12800 + 500 + 12800 + 50000 + 2000
+    assert t["completed_amount"] == Decimal("12800.00")
+    w = world
+    scope = Scope(parse_period("2026-11"))
+    assert doc_ids(session, scope, "created") == {w[k] for k in "ABCEF"}
+    assert doc_ids(session, scope, "completed") == {w["A"]}
+    assert doc_ids(session, scope, "rejected") == {w["B"], w["C"]}
+    assert doc_ids(session, scope, "open") == {w[k] for k in "BCDEF"}
+
+
+def test_month_boundary_in_china_time(session, world) -> None:
+    october = reports.summary(session, Scope(parse_period("2026-10")), now=NOW)["totals"]
+    december = reports.summary(session, Scope(parse_period("2026-12")), now=NOW)["totals"]
+    assert (october["created"], october["open"]) == (1, 1)  # D, at 23:30 on 31 October
+    # A was completed at 23:59 on 30 November: November's, not December's
+    assert (december["completed"], december["withdrawn"], december["created"]) == (0, 1, 0)
+
+
+def test_quarter_by_month(session, world) -> None:
+    s = reports.summary(session, Scope(parse_period("2026-Q4")), now=NOW)
+    months = {
+        m["month"]: (m["created"], m["created_amount"], m["completed"]) for m in s["by_month"]
+    }
+    assert months == {
+        "2026-10": (1, Decimal("2330.50"), 0),
+        "2026-11": (5, Decimal("78100.00"), 1),
+        "2026-12": (0, Decimal("0.00"), 0),
+    }
+    flows = {row["flow"]: row["created"] for row in s["by_flow"]}
+    assert flows == {"shipment": 3, "invoicing": 1, "expense": 1, "tender_deposit": 1}
+
+
+def test_steps_medians_and_slowest(session, world) -> None:
+    s = reports.summary(session, Scope(parse_period("2026-11")), now=NOW)
+    steps = {(r["flow"], r["state"]): r for r in s["steps"]}
+    gm = steps[("shipment", "gm_exception")]  # B: 2 h rejected, 6 h approved; F: 1 h
+    assert (gm["passes"], gm["documents"]) == (3, 2)
+    assert gm["median_seconds"] == 7200
+    assert gm["avg_seconds"] == 10800  # (7200 + 21600 + 3600) / 3
+    assert gm["max_seconds"] == 21600
+    check = steps[("invoicing", "request_check")]  # 1 h rejected, 2 h approved
+    assert (check["median_seconds"], check["max_seconds"]) == (Decimal(5400), 7200)
+    double = steps[("shipment", "double_check")]  # A 4 h, F 1 h; B still waiting
+    assert (double["passes"], double["median_seconds"]) == (2, 9000)
+    assert steps[("tender_deposit", "deposit_check")]["max_seconds"] == 3 * 3600
+
+
+def test_rejections_and_approvals(session, world) -> None:
+    s = reports.summary(session, Scope(parse_period("2026-11")), now=NOW)
+    assert s["rejections_by_reason"] == [{"reason": "未收款", "rejections": 2, "documents": 2}]
+    by_step = {(r["flow"], r["state"]): r["rejections"] for r in s["rejections_by_step"]}
+    assert by_step == {("shipment", "gm_exception"): 1, ("invoicing", "request_check"): 1}
+    approvals = {r["reviewer"]: r["approvals"] for r in s["approvals_by_reviewer"]}
+    assert approvals == {
+        "wang": 3, "li": 1, "ma": 1, "liu": 2, "chen": 1, "zhao": 2, "qian": 1,
+        "he": 1, "sun": 1, "zhou": 1,
+    }  # fmt: skip
+    scope = Scope(parse_period("2026-11"), params={"reviewer": "wang"})
+    assert doc_ids(session, scope, "approved_by") == {world["A"], world["C"], world["F"]}
+    scope = Scope(parse_period("2026-11"), params={"reason": "未收款"})
+    assert doc_ids(session, scope, "rejected") == {world["B"], world["C"]}
+
+
+def test_open_deposits(session, world) -> None:
+    s = reports.summary(session, Scope(parse_period("2026-11")), now=NOW)
+    assert [(d["document_id"], d["amount"], d["paid_on"]) for d in s["open_deposits"]] == [
+        (world["E"], Decimal("50000.00"), "2026-11-13")
+    ]
+    # as of the end of November (the period is over)
+    assert s["open_deposits"][0]["age_days"] == 17
+
+
+def test_flow_filter(session, world) -> None:
+    t = reports.summary(session, Scope(parse_period("2026-11"), "shipment"), now=NOW)["totals"]
+    assert (t["created"], t["completed"], t["rejected"], t["created_amount"]) == (
+        3,
+        1,
+        1,
+        Decimal("15300.00"),
+    )
+
+
+def test_contract_list(session, world) -> None:
+    report = reports.contracts(session, Scope(parse_period("2026-11")), now=NOW)
+    lines = {line["contract_no"]: line for line in report["contracts"]}
+    so1, so2 = lines["SO-1"], lines["SO-2"]
+    assert so1["customer"] == "甲医药"
+    assert so1["sales_rep"] == "王磊"
+    assert so1["contract_amount"] == Decimal("30000.00")
+    assert (so1["shipped"], so1["invoiced"], so1["paid"], so1["outstanding"]) == (
+        Decimal("12800.00"),
+        Decimal("12800.00"),
+        Decimal("12800.00"),
+        Decimal("0.00"),
+    )
+    assert so2["contract_amount"] is None
+    assert (so2["shipped"], so2["paid"], so2["outstanding"]) == (
+        Decimal("2000.00"),
+        Decimal("0.00"),
+        Decimal("2000.00"),
+    )
+    assert report["totals"]["shipped"] == Decimal("14800.00")
+    assert report["totals"]["outstanding"] == Decimal("2000.00")
+    scope = Scope(parse_period("2026-11"), params={"contract": "SO-1", "kind": "shipped"})
+    assert doc_ids(session, scope, "contract") == {world["A"]}
+    scope = Scope(parse_period("2026-11"), params={"contract": "SO-1"})
+    assert doc_ids(session, scope, "contract") == {world["A"], world["B"], world["C"]}
+
+
+def test_contract_filters(session, world) -> None:
+    by_rep = reports.contracts(session, Scope(parse_period("2026"), params={"sales_rep": "李明"}))
+    assert [line["contract_no"] for line in by_rep["contracts"]] == ["SO-2"]
+    by_customer = reports.contracts(session, Scope(parse_period("2026"), params={"customer": "甲"}))
+    assert [line["contract_no"] for line in by_customer["contracts"]] == ["SO-1"]
+    assert reports.contracts(session, Scope(parse_period("2026-10")))["contracts"] == []
+
+
+def test_rebuild_reproduces_the_listener(session, world) -> None:
+    def snapshot() -> list[tuple[Any, ...]]:
+        docs = session.execute(
+            select(
+                ReportDocument.document_id,
+                ReportDocument.state,
+                ReportDocument.status,
+                ReportDocument.amount_fen,
+                ReportDocument.contract_no,
+            ).order_by(ReportDocument.document_id)
+        ).all()
+        steps = session.execute(
+            select(ReportStep.document_id, ReportStep.state, ReportStep.seconds).order_by(
+                ReportStep.document_id, ReportStep.entered_at
+            )
+        ).all()
+        return [*docs, *steps]
+
+    before = snapshot()
+    assert report_index.rebuild(session) == 6
+    assert snapshot() == before
+
+
+def test_only_managers_may_view(people) -> None:
+    for name in ("liu", "ma", "shen"):
+        reports.require_viewer(people[name])
+    for name in ("zhang", "li", "xu", "zhao", "admin"):
+        with pytest.raises(Forbidden):
+            reports.require_viewer(people[name])
+
+
+def test_xlsx_reads_back_as_the_tables(session, world) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    import io
+
+    s = reports.summary(session, Scope(parse_period("2026-11")), now=NOW)
+    tables = report_export.summary_tables(s)
+    header = report_export.header_lines(s, "统计表")
+    book = openpyxl.load_workbook(io.BytesIO(report_export.to_xlsx(tables, header)))
+    assert len(book.worksheets) == len(tables)
+    for sheet, table in zip(book.worksheets, tables, strict=True):
+        assert sheet.cell(1, 1).value == "统计表"
+        assert "2026-11" in sheet.cell(2, 1).value
+        top = len(header) + 2
+        rows = [
+            [c.value for c in row]
+            for row in sheet.iter_rows(min_row=top + 1, max_col=len(table.columns))
+        ]
+        expected = [
+            [None if v is None else (v if isinstance(v, str) else Decimal(str(v))) for v in values]
+            for values in table.values()
+        ]
+        got = [
+            [None if v is None else (v if isinstance(v, str) else Decimal(str(v))) for v in row]
+            for row in rows
+        ]
+        assert got == expected, table.key
+    money = book["汇总"].cell(len(header) + 3, 3)
+    assert money.number_format == "#,##0.00"
+
+
+def test_csv_is_formula_safe_with_bom(session, world) -> None:
+    report = reports.contracts(session, Scope(parse_period("2026-11")), now=NOW)
+    report["contracts"][0]["customer"] = "=HYPERLINK(1)"
+    data = report_export.to_csv(
+        report_export.contract_tables(report), report_export.header_lines(report, "合同履行一览表")
+    )
+    assert data.startswith("\ufeff".encode())
+    text = data.decode("utf-8-sig")
+    assert "'=HYPERLINK(1)" in text
+    assert "14800.00" in text
