@@ -235,14 +235,15 @@ def figure_clause(scope: Scope, figure: str) -> ColumnElement[bool]:
 
 def figure_documents(
     session: Session, scope: Scope, figure: str, limit: int = MAX_LIST
-) -> tuple[list[ReportDocument], int]:
-    """The documents behind one figure (newest first, at most `limit`) and how many there are."""
+) -> tuple[list[ReportDocument], int, Decimal]:
+    """The documents behind one figure (newest first, at most `limit`), how many there are and
+    their amounts' sum."""
     clause = figure_clause(scope, figure)
-    total = session.scalar(select(func.count()).select_from(R).where(clause)) or 0
+    total, amount = _count_sum(session, clause)
     rows = session.scalars(
         select(R).where(clause).order_by(R.created_at.desc(), R.document_id.desc()).limit(limit)
     ).all()
-    return list(rows), total
+    return list(rows), total, amount
 
 
 # --- the overview ---------------------------------------------------------------------------------

@@ -50,4 +50,4 @@ def _challenge(response):
     return response
 
 
-from webui.api import openapi, views  # noqa: E402, F401 - registers the routes
+from webui.api import openapi, report_views, views  # noqa: E402, F401 - registers the routes
