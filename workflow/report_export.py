@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,12 +20,15 @@ from workflow.reports import CHINA
 CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
+Names = Callable[[str, str | None], str]
+
+
 @dataclass(frozen=True)
 class Column:
     key: str
     zh: str
     en: str
-    kind: str = "text"  # text | int | money | hours | date | time
+    kind: str = "text"  # text | int | money | hours | time | flow | state
 
     def title(self, lang: str) -> str:
         return self.en if lang == "en" else self.zh
@@ -41,9 +45,19 @@ class Table:
     def title(self, lang: str) -> str:
         return self.en if lang == "en" else self.zh
 
-    def values(self) -> list[list[Any]]:
-        """Each row's cells in column order, as numbers where the column holds numbers."""
-        return [[cell(row.get(c.key), c.kind) for c in self.columns] for row in self.rows]
+    def values(self, names: Names | None = None) -> list[list[Any]]:
+        """Each row's cells in column order, as numbers where the column holds numbers; flows
+        and states by their names in `names` (the titles in the reader's language)."""
+        out = []
+        for row in self.rows:
+            cells = []
+            for c in self.columns:
+                value = row.get(c.key)
+                if names is not None and value is not None and c.kind in ("flow", "state"):
+                    value = names(row["flow"], value if c.kind == "state" else None)
+                cells.append(cell(value, c.kind))
+            out.append(cells)
+        return out
 
 
 def cell(value: Any, kind: str) -> Any:
@@ -73,7 +87,7 @@ SUMMARY_COLUMNS = {
         C("completed_amount", "完成金额（元）", "Completed amount (CNY)", "money"),
     ),
     "by_flow": (
-        C("flow", "流程", "Flow"),
+        C("flow", "流程", "Flow", "flow"),
         C("created", "新建", "Created", "int"),
         C("completed", "完成", "Completed", "int"),
         C("rejected", "被驳回", "Rejected", "int"),
@@ -82,8 +96,8 @@ SUMMARY_COLUMNS = {
         C("created_amount", "新建金额（元）", "Created amount (CNY)", "money"),
     ),
     "steps": (
-        C("flow", "流程", "Flow"),
-        C("state", "复核环节", "Review step"),
+        C("flow", "流程", "Flow", "flow"),
+        C("state", "复核环节", "Review step", "state"),
         C("passes", "次数", "Passes", "int"),
         C("documents", "单据数", "Documents", "int"),
         C("avg_seconds", "平均（小时）", "Average (hours)", "hours"),
@@ -96,8 +110,8 @@ SUMMARY_COLUMNS = {
         C("documents", "单据数", "Documents", "int"),
     ),
     "rejections_by_step": (
-        C("flow", "流程", "Flow"),
-        C("state", "复核环节", "Review step"),
+        C("flow", "流程", "Flow", "flow"),
+        C("state", "复核环节", "Review step", "state"),
         C("rejections", "驳回次数", "Rejections", "int"),
         C("documents", "单据数", "Documents", "int"),
     ),
@@ -194,7 +208,9 @@ def header_lines(report: dict[str, Any], title: str) -> list[str]:
     return lines
 
 
-def to_xlsx(tables: list[Table], header: list[str], lang: str = "zh") -> bytes:
+def to_xlsx(
+    tables: list[Table], header: list[str], lang: str = "zh", names: Names | None = None
+) -> bytes:
     """One sheet per table; header lines, then the column titles, then the rows."""
     import xlsxwriter
 
@@ -214,7 +230,7 @@ def to_xlsx(tables: list[Table], header: list[str], lang: str = "zh") -> bytes:
         for c, column in enumerate(table.columns):
             sheet.write_string(top, c, column.title(lang), bold)
             sheet.set_column(c, c, 14 if column.kind != "text" else 24)
-        for r, values in enumerate(table.values(), start=top + 1):
+        for r, values in enumerate(table.values(names), start=top + 1):
             for c, (column, value) in enumerate(zip(table.columns, values, strict=True)):
                 if value is None:
                     sheet.write_blank(r, c, None)
@@ -233,7 +249,9 @@ def csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(CSV_DANGEROUS) else text
 
 
-def to_csv(tables: list[Table], header: list[str], lang: str = "zh") -> bytes:
+def to_csv(
+    tables: list[Table], header: list[str], lang: str = "zh", names: Names | None = None
+) -> bytes:
     """Every table one after another (title line, column titles, rows), UTF-8 with a BOM."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -243,6 +261,6 @@ def to_csv(tables: list[Table], header: list[str], lang: str = "zh") -> bytes:
         writer.writerow([])
         writer.writerow([csv_cell(table.title(lang))])
         writer.writerow([csv_cell(c.title(lang)) for c in table.columns])
-        for values in table.values():
+        for values in table.values(names):
             writer.writerow([csv_cell(v) for v in values])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -483,6 +483,24 @@ def contracts(session: Session, scope: Scope, now: dt.datetime | None = None) ->
         "contracts": lines,
         "totals": totals,
     }
+
+
+def names(session: Session, lang: str = "zh") -> Callable[[str, str | None], str]:
+    """flow (and state) → its title in `lang`, from the current published versions."""
+    from workflow.process import compiled  # late: process imports the models, like us
+    from workflow.services import list_flows
+
+    specs = {v.flow_name: compiled(v).spec for v in list_flows(session)}
+
+    def name(flow: str, state: str | None = None) -> str:
+        spec = specs.get(flow)
+        if spec is None:
+            return state or flow
+        if state is None:
+            return spec.title.get(lang) or flow
+        return spec.state(state).label.get(lang) or state if spec.has_state(state) else state
+
+    return name
 
 
 def sales_reps(session: Session) -> list[str]:

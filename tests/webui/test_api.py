@@ -828,6 +828,8 @@ def test_openapi_document_covers_every_endpoint(client):
         ("GET", "/documents/{doc_id}/history"),
         ("GET", "/tasks"),
         ("GET", "/audit"),
+        ("GET", "/reports/summary"),
+        ("GET", "/reports/contracts"),
     }
     schemas = spec["components"]["schemas"]
     assert set(schemas["Document"]["properties"]) >= DOCUMENT_KEYS

@@ -15,6 +15,7 @@ from marshmallow import fields, validate
 from webui.api import schemas as s
 from webui.api.views import dump, me, operation, query_args
 from webui.extensions import db
+from webui.i18n import lang
 from workflow import report_export, reports
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -193,11 +194,16 @@ class ContractListSchema(s.OutputSchema):
     totals = fields.Nested(ContractTotalsSchema, required=True)
 
 
-def file_response(tables: list[Any], header: list[str], fmt: str, name: str) -> Response:
+def file_response(
+    tables: list[Any], header: list[str], fmt: str, name: str, names: Any = None
+) -> Response:
+    """The tables as an XLSX or CSV download, in the reader's language."""
+    language = lang()
     if fmt == "xlsx":
-        body, mimetype = report_export.to_xlsx(tables, header), XLSX
+        body, mimetype = report_export.to_xlsx(tables, header, language, names), XLSX
     else:
-        body, mimetype = report_export.to_csv(tables, header), "text/csv; charset=utf-8"
+        body = report_export.to_csv(tables, header, language, names)
+        mimetype = "text/csv; charset=utf-8"
     response = Response(body, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response
@@ -224,7 +230,9 @@ def report_summary():
     if args["format"] != "json":
         tables = report_export.summary_tables(summary)
         header = report_export.header_lines(summary, "统计表 Statistics")
-        return file_response(tables, header, args["format"], f"summary-{scope.period.label}")
+        name = f"summary-{scope.period.label}"
+        names = reports.names(db.session, lang())
+        return file_response(tables, header, args["format"], name, names)
     return dump(SummarySchema, summary)
 
 

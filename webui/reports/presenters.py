@@ -15,7 +15,7 @@ from flask import url_for
 
 from webui.i18n import lang
 from webui.reports.charts import Bar, bar_chart
-from workflow.report_export import Table
+from workflow.report_export import Names, Table
 from workflow.reports import Scope
 
 Link = Callable[[dict[str, Any], str], str | None]
@@ -125,14 +125,14 @@ def contract_links(scope: Scope) -> dict[str, Link]:
     return {"contracts": contracts}
 
 
-def page_tables(tables: list[Table], links: dict[str, Link]) -> list[PageTable]:
+def page_tables(tables: list[Table], links: dict[str, Link], names: Names) -> list[PageTable]:
     language = lang()
     listing = url_for("reports.documents")
     out = []
     for table in tables:
         link = links.get(table.key)
         rows = []
-        for row, values in zip(table.rows, table.values(), strict=True):
+        for row, values in zip(table.rows, table.values(names), strict=True):
             cells = []
             for column, value in zip(table.columns, values, strict=True):
                 href = link(row, column.key) if link else None
@@ -145,16 +145,7 @@ def page_tables(tables: list[Table], links: dict[str, Link]) -> list[PageTable]:
     return out
 
 
-def state_name(labels: dict[str, Any], flow: str, state: str) -> str:
-    spec = labels.get(flow)
-    if spec is None or not spec.has_state(state):
-        return state
-    return spec.state(state).label.get(lang()) or state
-
-
-def overview_charts(
-    summary: dict[str, Any], scope: Scope, specs: dict[str, Any], titles: dict[str, str]
-) -> dict[str, Any]:
+def overview_charts(summary: dict[str, Any], scope: Scope, names: Names) -> dict[str, Any]:
     """The overview's charts, each beside the table with the same numbers."""
     en = lang() == "en"
     links = summary_links(scope)
@@ -182,7 +173,7 @@ def overview_charts(
             "flows",
             "Documents created per flow" if en else "各流程新建单据数",
             [
-                Bar(titles.get(r["flow"], r["flow"]), r["created"], str(r["created"]),
+                Bar(names(r["flow"], None), r["created"], str(r["created"]),
                     links["by_flow"](r, "created"))
                 for r in summary["by_flow"]
             ],
@@ -192,7 +183,7 @@ def overview_charts(
         "Median hours per review step" if en else "各复核环节用时中位数（小时）",
         [
             Bar(
-                f"{titles.get(r['flow'], r['flow'])} · {state_name(specs, r['flow'], r['state'])}",
+                f"{names(r['flow'], None)} · {names(r['flow'], r['state'])}",
                 Decimal(r["median_seconds"]) / 3600,
                 fmt(Decimal(r["median_seconds"]) / 3600, "hours") + (" h" if en else " 小时"),
                 links["steps"](r, "documents"),

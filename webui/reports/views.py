@@ -13,8 +13,7 @@ from webui.i18n import lang
 from webui.reports import bp
 from webui.reports import presenters as p
 from workflow import report_export, reports
-from workflow.process import compiled
-from workflow.services import list_flows
+from workflow.report_export import Names
 
 MAX_PARAM = 200
 FIGURE_PARAMS = ("state", "reason", "reviewer", "contract", "kind", "customer", "sales_rep")
@@ -45,13 +44,8 @@ def _arg(name: str) -> str | None:
     return value
 
 
-def _flows() -> tuple[dict[str, Any], dict[str, str]]:
-    """Each published flow's spec (for state labels) and title in this request's language."""
-    specs, titles = {}, {}
-    for version in list_flows(db.session):
-        specs[version.flow_name] = compiled(version).spec
-        titles[version.flow_name] = version.title_en if lang() == "en" else version.title_zh
-    return specs, titles
+def _names() -> Names:
+    return reports.names(db.session, lang())
 
 
 def _scope(default_year: bool = False) -> reports.Scope:
@@ -65,7 +59,7 @@ def _scope(default_year: bool = False) -> reports.Scope:
 
 def _send(fmt: str | None, tables: list[Any], header: list[str], name: str) -> Response | None:
     if fmt in FILE_FORMATS:
-        return file_response(tables, header, fmt, name)
+        return file_response(tables, header, fmt, name, _names())
     return None
 
 
@@ -78,23 +72,22 @@ def overview():
     sent = _send(_arg("format"), tables, header, f"summary-{scope.period.label}")
     if sent is not None:
         return sent
-    specs, titles = _flows()
+    names = _names()
     return render_template(
         "reports/overview.html",
         scope=scope,
         summary=summary,
-        tables={t.key: t for t in p.page_tables(tables, p.summary_links(scope))},
-        charts=p.overview_charts(summary, scope, specs, titles),
-        titles=titles,
-        specs=specs,
+        tables={t.key: t for t in p.page_tables(tables, p.summary_links(scope), names)},
+        charts=p.overview_charts(summary, scope, names),
+        flows=reports.flows_seen(db.session),
+        names=names,
     )
 
 
 @bp.get("/charts/<any(months, amounts, flows, steps, reasons):name>.svg")
 def chart(name: str):
     scope = _scope()
-    specs, titles = _flows()
-    charts = p.overview_charts(reports.summary(db.session, scope), scope, specs, titles)
+    charts = p.overview_charts(reports.summary(db.session, scope), scope, _names())
     if name not in charts:
         abort(404)
     svg = '<?xml version="1.0" encoding="UTF-8"?>\n' + str(charts[name])
@@ -114,7 +107,7 @@ def contracts():
         "reports/contracts.html",
         scope=scope,
         report=report,
-        table=p.page_tables(tables, p.contract_links(scope))[0],
+        table=p.page_tables(tables, p.contract_links(scope), _names())[0],
         sales_reps=reports.sales_reps(db.session),
     )
 
@@ -124,7 +117,6 @@ def documents():
     scope = _scope()
     figure = _arg("figure") or "created"
     rows, total, amount = reports.figure_documents(db.session, scope, figure)
-    specs, titles = _flows()
     return render_template(
         "reports/documents.html",
         scope=scope,
@@ -132,8 +124,6 @@ def documents():
         rows=rows,
         total=total,
         amount=amount,
-        titles=titles,
-        specs=specs,
-        state_name=p.state_name,
+        names=_names(),
         yuan=reports.money,
     )
