@@ -230,11 +230,12 @@ class ReportDocument(Base):
 
     __tablename__ = "report_documents"
     __table_args__ = (
+        # Each period filter is a range on one of these: all flows, or one flow.
         Index("ix_report_documents_created", "created_at"),
         Index("ix_report_documents_finished", "finished_at"),
-        Index("ix_report_documents_flow_status", "flow", "status"),
+        Index("ix_report_documents_flow_created", "flow", "created_at"),
+        Index("ix_report_documents_flow_finished", "flow", "finished_at"),
         Index("ix_report_documents_contract", "contract_no", "flow"),
-        Index("ix_report_documents_customer", "customer"),
     )
 
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)

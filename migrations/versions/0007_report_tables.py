@@ -47,9 +47,13 @@ def upgrade():
     with op.batch_alter_table("report_documents") as batch_op:
         batch_op.create_index("ix_report_documents_created", ["created_at"], unique=False)
         batch_op.create_index("ix_report_documents_finished", ["finished_at"], unique=False)
-        batch_op.create_index("ix_report_documents_flow_status", ["flow", "status"], unique=False)
+        batch_op.create_index(
+            "ix_report_documents_flow_created", ["flow", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_report_documents_flow_finished", ["flow", "finished_at"], unique=False
+        )
         batch_op.create_index("ix_report_documents_contract", ["contract_no", "flow"], unique=False)
-        batch_op.create_index("ix_report_documents_customer", ["customer"], unique=False)
     op.create_table(
         "report_steps",
         sa.Column("id", sa.Integer(), nullable=False),
