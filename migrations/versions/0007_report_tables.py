@@ -4,7 +4,7 @@ Revision ID: 0007
 Revises: 0003
 Create Date: 2026-11-30 16:30:00
 
-Existing documents get their rows with `flask reports rebuild` (replays the audit log).
+Existing documents get their rows with `flask --app wsgi reports rebuild` (replays the audit log).
 """
 
 import sqlalchemy as sa

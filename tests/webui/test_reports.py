@@ -239,3 +239,9 @@ def test_chart_svg_has_the_tables_numbers(login_as, world) -> None:
     assert "2.0 小时" in text  # the GM exception's median, as in the steps table
     assert browser.get("/reports/charts/months.svg?period=2026-11").status_code == 404
     assert browser.get("/reports/charts/months.svg?period=2026-Q4").status_code == 200
+
+
+def test_rebuild_command(app, world) -> None:
+    result = app.test_cli_runner().invoke(args=["reports", "rebuild"])
+    assert result.exit_code == 0, result.output
+    assert "report rows rebuilt for 6 documents" in result.output

@@ -12,7 +12,7 @@ from webui.extensions import db
 from webui.i18n import lang
 from webui.reports import bp
 from webui.reports import presenters as p
-from workflow import report_export, reports
+from workflow import report_export, report_index, reports
 from workflow.report_export import Names
 
 MAX_PARAM = 200
@@ -127,3 +127,10 @@ def documents():
         names=_names(),
         yuan=reports.money,
     )
+
+
+@bp.cli.command("rebuild")
+def rebuild_command() -> None:
+    """Refill the report tables from the audit log (after upgrading an existing database)."""
+    count = report_index.rebuild(db.session)
+    print(f"report rows rebuilt for {count} documents")
