@@ -238,7 +238,9 @@ class ReportDocument(Base):
         Index("ix_report_documents_contract", "contract_no", "flow"),
     )
 
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    # No foreign keys on the report tables: they are derived (rebuildable from the audit log)
+    # and must never stand in the way of the business tables.
+    document_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     flow: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16))  # open | completed | withdrawn
@@ -269,7 +271,7 @@ class ReportStep(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    document_id: Mapped[int] = mapped_column(Integer)
     flow: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(40))
     entered_at: Mapped[dt.datetime] = mapped_column(Timestamp)
@@ -287,7 +289,7 @@ class ReportDecision(Base):
     __table_args__ = (Index("ix_report_decisions_at", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    document_id: Mapped[int] = mapped_column(Integer, index=True)
     flow: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(40))
     reviewer: Mapped[str] = mapped_column(String(64))

@@ -13,7 +13,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
 from workflow.db import as_utc
@@ -172,9 +172,8 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
 
 def rebuild(session: Session) -> int:
     """Recreate the report rows of every document from the audit log (after an upgrade)."""
-    session.query(ReportDecision).delete()
-    session.query(ReportStep).delete()
-    session.query(ReportDocument).delete()
+    for table in (ReportDecision, ReportStep, ReportDocument):
+        session.execute(delete(table))
     session.flush()
     count = 0
     for document in session.scalars(select(Document).order_by(Document.id)).all():

@@ -21,7 +21,7 @@ TS = sa.DateTime(timezone=True)
 def upgrade():
     op.create_table(
         "report_documents",
-        sa.Column("document_id", sa.Integer(), nullable=False),
+        sa.Column("document_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("flow", sa.String(length=40), nullable=False),
         sa.Column("state", sa.String(length=40), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -37,11 +37,6 @@ def upgrade():
         sa.Column("sales_rep", sa.String(length=60), nullable=True),
         sa.Column("paid", sa.Boolean(), nullable=True),
         sa.Column("due_date", sa.String(length=10), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["document_id"],
-            ["documents.id"],
-            name=op.f("fk_report_documents_document_id_documents"),
-        ),
         sa.PrimaryKeyConstraint("document_id", name=op.f("pk_report_documents")),
     )
     with op.batch_alter_table("report_documents") as batch_op:
@@ -66,9 +61,6 @@ def upgrade():
         sa.Column("outcome", sa.String(length=16), nullable=True),
         sa.Column("reason", sa.String(length=200), nullable=True),
         sa.Column("decided_by", sa.String(length=64), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["document_id"], ["documents.id"], name=op.f("fk_report_steps_document_id_documents")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_report_steps")),
     )
     with op.batch_alter_table("report_steps") as batch_op:
@@ -85,15 +77,13 @@ def upgrade():
         sa.Column("reviewer", sa.String(length=64), nullable=False),
         sa.Column("decision", sa.String(length=16), nullable=False),
         sa.Column("at", TS, nullable=False),
-        sa.ForeignKeyConstraint(
-            ["document_id"],
-            ["documents.id"],
-            name=op.f("fk_report_decisions_document_id_documents"),
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_report_decisions")),
     )
     with op.batch_alter_table("report_decisions") as batch_op:
         batch_op.create_index("ix_report_decisions_at", ["at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_report_decisions_document_id"), ["document_id"], unique=False
+        )
 
 
 def downgrade():
