@@ -245,3 +245,15 @@ def test_rebuild_command(app, world) -> None:
     result = app.test_cli_runner().invoke(args=["reports", "rebuild"])
     assert result.exit_code == 0, result.output
     assert "report rows rebuilt for 6 documents" in result.output
+
+
+def test_pages_in_english_with_a_flow_and_bad_input(login_as, world) -> None:
+    browser = login_as("liu")
+    english = {"Accept-Language": "en"}
+    page = browser.get("/reports/?period=2026-11&flow=shipment", headers=english)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Time per review step" in html and "General manager exception" in html
+    assert browser.get("/reports/?period=2026-13").status_code == 422
+    assert browser.get("/reports/documents?figure=nope&period=2026-11").status_code == 422
+    assert browser.get("/reports/contracts?customer=" + "x" * 300).status_code == 400

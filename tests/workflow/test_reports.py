@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import DEFINITIONS
 from tests.report_world import build_world
 from workflow import report_export, report_index, reports
+from workflow.definitions.build import load_flow_file
 from workflow.errors import Forbidden, InvalidData
 from workflow.models import ReportDocument, ReportStep
 from workflow.reports import Scope, parse_period
@@ -22,6 +24,7 @@ def world(session, flows, people) -> dict[str, int]:
 
 
 NOW = dt.datetime(2026, 12, 15, 4, 0, tzinfo=dt.UTC)
+SHIP_EXAMPLE = load_flow_file(next(p for p in DEFINITIONS if p.stem == "shipment")).example
 
 
 def doc_ids(session, scope: Scope, figure: str) -> set[int]:
@@ -266,3 +269,35 @@ def test_csv_is_formula_safe_with_bom(session, world) -> None:
     text = data.decode("utf-8-sig")
     assert "'=HYPERLINK(1)" in text
     assert "14800.00" in text
+
+
+def test_a_refused_action_leaves_the_report_rows_as_they_were(session, flows, people) -> None:
+    from workflow import services
+    from workflow.errors import Refused
+    from workflow.models import ReportDecision
+
+    doc = services.create_document(session, people["zhang"], "shipment", SHIP_EXAMPLE).document
+    services.act(session, doc.id, people["zhang"], "submit", 1)
+    row = session.get(ReportDocument, doc.id)
+    assert (row.state, row.status, row.amount_fen, row.contract_no) == (
+        "double_check",
+        "open",
+        1280000,
+        "SO-2026-1024",
+    )
+    with pytest.raises(Refused):  # the submitter may not approve
+        services.act(session, doc.id, people["zhang"], "approve", 1)
+    session.expire_all()
+    assert session.get(ReportDocument, doc.id).state == "double_check"
+    assert session.scalars(select(ReportDecision)).all() == []
+    steps = session.scalars(select(ReportStep).where(ReportStep.document_id == doc.id)).all()
+    assert [(s.state, s.left_at) for s in steps] == [("double_check", None)]
+
+
+def test_an_edit_updates_the_amount_and_contract(session, flows, people) -> None:
+    from workflow import services
+
+    doc = services.create_document(session, people["zhang"], "shipment", SHIP_EXAMPLE).document
+    services.edit_document(session, doc.id, people["zhang"], {"order_no": "SO-9"}, 1)
+    session.expire_all()
+    assert session.get(ReportDocument, doc.id).contract_no == "SO-9"
