@@ -267,6 +267,7 @@ class ReportStep(Base):
     __tablename__ = "report_steps"
     __table_args__ = (
         Index("ix_report_steps_left", "left_at"),
+        Index("ix_report_steps_flow_state_left", "flow", "state", "left_at"),
         Index("ix_report_steps_document", "document_id", "left_at"),
     )
 

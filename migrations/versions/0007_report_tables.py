@@ -66,6 +66,9 @@ def upgrade():
     with op.batch_alter_table("report_steps") as batch_op:
         batch_op.create_index("ix_report_steps_left", ["left_at"], unique=False)
         batch_op.create_index(
+            "ix_report_steps_flow_state_left", ["flow", "state", "left_at"], unique=False
+        )
+        batch_op.create_index(
             "ix_report_steps_document", ["document_id", "left_at"], unique=False
         )
     op.create_table(
