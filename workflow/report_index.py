@@ -59,6 +59,19 @@ def _text(value: Any, length: int) -> str | None:
     return text[:length] or None
 
 
+def _pending(session: Session, cls: type[Any], document_id: int) -> Any:
+    """A row added earlier in this same flush (not yet in the identity map, nor queryable):
+    several events of one document may arrive in one flush."""
+    for obj in session.new:
+        if (
+            isinstance(obj, cls)
+            and obj.document_id == document_id
+            and (cls is not ReportStep or obj.left_at is None)
+        ):
+            return obj
+    return None
+
+
 def _spec(document: Document) -> Any:
     from workflow.process import compiled  # late: process imports models, which import us
 
@@ -68,7 +81,7 @@ def _spec(document: Document) -> Any:
 def refresh(session: Session, document: Document, state: str, at: dt.datetime) -> ReportDocument:
     """Bring the document's report row up to date (created when missing)."""
     spec = _spec(document)
-    row = session.get(ReportDocument, document.id)
+    row = _pending(session, ReportDocument, document.id) or session.get(ReportDocument, document.id)
     if row is None:
         creator = session.get(User, document.created_by_id)
         row = ReportDocument(
@@ -122,11 +135,14 @@ def record_event(session: Session, document: Document, ev: AuditEvent) -> None:
         )
     if ev.from_state == ev.to_state or ev.to_state is None:
         return
-    open_step = session.scalars(
-        select(ReportStep).where(
-            ReportStep.document_id == document.id, ReportStep.left_at.is_(None)
-        )
-    ).first()
+    open_step = (
+        _pending(session, ReportStep, document.id)
+        or session.scalars(
+            select(ReportStep).where(
+                ReportStep.document_id == document.id, ReportStep.left_at.is_(None)
+            )
+        ).first()
+    )
     if open_step is not None:
         open_step.left_at = at
         open_step.seconds = max(0, int((as_utc(at) - as_utc(open_step.entered_at)).total_seconds()))

@@ -301,3 +301,37 @@ def test_an_edit_updates_the_amount_and_contract(session, flows, people) -> None
     services.edit_document(session, doc.id, people["zhang"], {"order_no": "SO-9"}, 1)
     session.expire_all()
     assert session.get(ReportDocument, doc.id).contract_no == "SO-9"
+
+
+def test_several_events_of_one_document_in_one_flush(session, flows, people) -> None:
+    """However the services batch their writes, each pass and row is recorded once."""
+    from workflow import services
+    from workflow.models import AuditEvent
+
+    doc = services.create_document(session, people["zhang"], "shipment", SHIP_EXAMPLE).document
+    t0 = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.UTC)
+    moves = [("submit", "draft", "double_check", 0), ("reject", "double_check", "draft", 3600)]
+    for seq, (action, source, dest, offset) in enumerate(moves, start=100):
+        session.add(
+            AuditEvent(
+                at=t0 + dt.timedelta(seconds=offset),
+                chain_key="batch-test",
+                chain_seq=seq,
+                prev_hash="",
+                hash="",
+                document_id=doc.id,
+                flow="shipment",
+                actor="wang",
+                action=action,
+                outcome="ok",
+                from_state=source,
+                to_state=dest,
+                comment="数量不符" if action == "reject" else "",
+            )
+        )
+    session.commit()
+    steps = session.scalars(select(ReportStep).where(ReportStep.document_id == doc.id)).all()
+    assert [(s.state, s.seconds, s.outcome, s.reason) for s in steps] == [
+        ("double_check", 3600, "rejected", "数量不符")
+    ]
+    assert session.get(ReportDocument, doc.id).state == "draft"
