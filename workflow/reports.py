@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -280,18 +281,32 @@ def summary(session: Session, scope: Scope, now: dt.datetime | None = None) -> d
     """Every figure of the overview for `scope` (a plain dict: JSON, pages and files use it)."""
     now = now or utcnow()
     period, flow = scope.period, scope.flow
+    # One query per figure, grouped by flow: the totals and the by-flow table at once.
+    per_flow: dict[str, dict[str, Any]] = defaultdict(dict)
     totals: dict[str, Any] = {}
-    for name in ("created", "completed", "withdrawn", "open"):
-        count, amount = _count_sum(session, figure_clause(scope, name))
+    for name in ("created", "completed", "rejected", "withdrawn", "open"):
+        count, amount = 0, Decimal("0.00")
+        for flow_name, n, fen in session.execute(
+            select(R.flow, func.count(), func.coalesce(func.sum(R.amount_fen), 0))
+            .where(figure_clause(scope, name))
+            .group_by(R.flow)
+        ):
+            per_flow[flow_name][name] = int(n)
+            per_flow[flow_name][f"{name}_amount"] = money(int(fen))
+            count, amount = count + int(n), amount + money(int(fen))
         totals[name] = count
-        totals[f"{name}_amount"] = amount
-    totals["rejected"] = _count_sum(session, figure_clause(scope, "rejected"))[0]
+        if name != "rejected":
+            totals[f"{name}_amount"] = amount
 
     by_month = []
     for month in period.months():
         m_scope = Scope(month, flow)
-        created, created_amount = _count_sum(session, figure_clause(m_scope, "created"))
-        done, done_amount = _count_sum(session, figure_clause(m_scope, "completed"))
+        if month == period:  # a single month: the totals say it already
+            created, created_amount = totals["created"], totals["created_amount"]
+            done, done_amount = totals["completed"], totals["completed_amount"]
+        else:
+            created, created_amount = _count_sum(session, figure_clause(m_scope, "created"))
+            done, done_amount = _count_sum(session, figure_clause(m_scope, "completed"))
         by_month.append(
             {
                 "month": month.label,
@@ -302,16 +317,16 @@ def summary(session: Session, scope: Scope, now: dt.datetime | None = None) -> d
             }
         )
 
-    by_flow = []
-    if not flow:
-        for name in flows_seen(session):  # flow_versions: a handful of rows
-            f_scope = Scope(period, name)
-            row: dict[str, Any] = {"flow": name}
-            for figure in ("created", "completed", "rejected", "withdrawn", "open"):
-                row[figure] = _count_sum(session, figure_clause(f_scope, figure))[0]
-            row["created_amount"] = _count_sum(session, figure_clause(f_scope, "created"))[1]
-            if any(row[f] for f in ("created", "completed", "rejected", "withdrawn", "open")):
-                by_flow.append(row)
+    figures = ("created", "completed", "rejected", "withdrawn", "open")
+    by_flow = [
+        {
+            "flow": name,
+            **{f: row.get(f, 0) for f in figures},
+            "created_amount": row.get("created_amount", Decimal("0.00")),
+        }
+        for name, row in sorted(per_flow.items())
+        if not flow
+    ]
 
     return {
         "period": {

@@ -40,13 +40,21 @@ def upgrade():
         sa.PrimaryKeyConstraint("document_id", name=op.f("pk_report_documents")),
     )
     with op.batch_alter_table("report_documents") as batch_op:
-        batch_op.create_index("ix_report_documents_created", ["created_at"], unique=False)
-        batch_op.create_index("ix_report_documents_finished", ["finished_at"], unique=False)
         batch_op.create_index(
-            "ix_report_documents_flow_created", ["flow", "created_at"], unique=False
+            "ix_report_documents_created", ["created_at", "flow", "amount_fen"], unique=False
         )
         batch_op.create_index(
-            "ix_report_documents_flow_finished", ["flow", "finished_at"], unique=False
+            "ix_report_documents_finished",
+            ["finished_at", "status", "flow", "created_at", "amount_fen"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_report_documents_flow_created", ["flow", "created_at", "amount_fen"], unique=False
+        )
+        batch_op.create_index(
+            "ix_report_documents_flow_finished",
+            ["flow", "finished_at", "status", "created_at", "amount_fen"],
+            unique=False,
         )
         batch_op.create_index("ix_report_documents_contract", ["contract_no", "flow"], unique=False)
     op.create_table(
