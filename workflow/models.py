@@ -281,7 +281,10 @@ class ReportStep(Base):
 
     __tablename__ = "report_steps"
     __table_args__ = (
-        Index("ix_report_steps_left", "left_at"),
+        # Covering: the per-period figures read the index only.
+        Index(
+            "ix_report_steps_left", "left_at", "flow", "state", "outcome", "document_id", "seconds"
+        ),
         Index("ix_report_steps_flow_state_left", "flow", "state", "left_at"),
         Index("ix_report_steps_document", "document_id", "left_at"),
     )
@@ -302,7 +305,9 @@ class ReportDecision(Base):
     """One approval or rejection, by whom and when (approvals per reviewer in a period)."""
 
     __tablename__ = "report_decisions"
-    __table_args__ = (Index("ix_report_decisions_at", "at"),)
+    __table_args__ = (
+        Index("ix_report_decisions_at", "at", "decision", "flow", "reviewer", "document_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     document_id: Mapped[int] = mapped_column(Integer, index=True)

@@ -155,13 +155,23 @@ def _between(column: Any, period: Period) -> ColumnElement[bool]:
     return and_(column >= start, column < end)
 
 
-def _open_at_end(period: Period) -> ColumnElement[bool]:
+def _unfinished_at(period: Period, flow: str | None) -> ColumnElement[bool]:
+    """Not finished by the period's end, read through the finished_at indexes.
+
+    Both branches carry the flow so each is one range on (flow, finished_at) and the planners
+    take the union of two short ranges, not every row of the flow."""
     _, end = period.bounds()
-    # Read through the finished_at index (still open, or finished after the end: few rows),
-    # never the created_at index (everything created before the end: nearly the whole table).
-    # Wrapping created_at in coalesce() keeps the planners of both databases off that index.
-    created_before = func.coalesce(R.created_at, R.created_at) < end
-    return and_(or_(R.finished_at.is_(None), R.finished_at >= end), created_before)
+    return or_(
+        and_(_flow(R.flow, flow), R.finished_at.is_(None)),
+        and_(_flow(R.flow, flow), R.finished_at >= end),
+    )
+
+
+def _open_at_end(period: Period, flow: str | None = None) -> ColumnElement[bool]:
+    _, end = period.bounds()
+    # Few rows are unfinished at the end; nearly all were created before it. Wrapping
+    # created_at in coalesce() keeps both planners off the created_at index.
+    return and_(_unfinished_at(period, flow), func.coalesce(R.created_at, R.created_at) < end)
 
 
 def _contract_scope(scope: Scope) -> ColumnElement[bool]:
@@ -207,7 +217,7 @@ def figure_clause(scope: Scope, figure: str) -> ColumnElement[bool]:
     if figure in ("completed", "withdrawn"):
         return and_(flow, R.status == figure, _between(R.finished_at, period))
     if figure == "open":
-        return and_(flow, _open_at_end(period))
+        return _open_at_end(period, scope.flow)
     if figure in ("rejected", "step"):
         steps = select(ReportStep.document_id).where(
             _flow(ReportStep.flow, scope.flow), _between(ReportStep.left_at, period)
@@ -230,9 +240,8 @@ def figure_clause(scope: Scope, figure: str) -> ColumnElement[bool]:
     if figure == "deposits":
         _, end = period.bounds()
         return and_(
-            R.flow == "tender_deposit",
-            R.milestone_at < end,
-            or_(R.finished_at.is_(None), R.finished_at >= end),
+            _unfinished_at(period, "tender_deposit"),
+            func.coalesce(R.milestone_at, R.milestone_at) < end,
         )
     if figure == "contract":
         clause = and_(_contract_scope(scope), _kind(p.get("kind", "all")))

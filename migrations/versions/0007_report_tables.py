@@ -72,7 +72,11 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_report_steps")),
     )
     with op.batch_alter_table("report_steps") as batch_op:
-        batch_op.create_index("ix_report_steps_left", ["left_at"], unique=False)
+        batch_op.create_index(
+            "ix_report_steps_left",
+            ["left_at", "flow", "state", "outcome", "document_id", "seconds"],
+            unique=False,
+        )
         batch_op.create_index(
             "ix_report_steps_flow_state_left", ["flow", "state", "left_at"], unique=False
         )
@@ -91,7 +95,11 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_report_decisions")),
     )
     with op.batch_alter_table("report_decisions") as batch_op:
-        batch_op.create_index("ix_report_decisions_at", ["at"], unique=False)
+        batch_op.create_index(
+            "ix_report_decisions_at",
+            ["at", "decision", "flow", "reviewer", "document_id"],
+            unique=False,
+        )
         batch_op.create_index(
             batch_op.f("ix_report_decisions_document_id"), ["document_id"], unique=False
         )
