@@ -285,7 +285,6 @@ class ReportStep(Base):
         Index(
             "ix_report_steps_left", "left_at", "flow", "state", "outcome", "document_id", "seconds"
         ),
-        Index("ix_report_steps_flow_state_left", "flow", "state", "left_at"),
         Index("ix_report_steps_document", "document_id", "left_at"),
     )
 

@@ -78,9 +78,6 @@ def upgrade():
             unique=False,
         )
         batch_op.create_index(
-            "ix_report_steps_flow_state_left", ["flow", "state", "left_at"], unique=False
-        )
-        batch_op.create_index(
             "ix_report_steps_document", ["document_id", "left_at"], unique=False
         )
     op.create_table(
