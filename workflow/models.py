@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -359,3 +360,100 @@ class DocumentCounter(Base):
     flow_name: Mapped[str] = mapped_column(String(40), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportDocument(Base):
+    """One row per document: the indexed columns the reports read (kept by workflow/report_index
+    in the same transaction as every action), so no report scans the documents' JSON."""
+
+    __tablename__ = "report_documents"
+    __table_args__ = (
+        # Each period filter is a range on one of these (all flows, or one flow); they also
+        # hold what the counts and sums read, so a figure never visits the table itself.
+        Index("ix_report_documents_created", "created_at", "flow", "amount_fen"),
+        Index(
+            "ix_report_documents_finished",
+            "finished_at",
+            "status",
+            "flow",
+            "created_at",
+            "amount_fen",
+        ),
+        Index("ix_report_documents_flow_created", "flow", "created_at", "amount_fen"),
+        Index(
+            "ix_report_documents_flow_finished",
+            "flow",
+            "finished_at",
+            "status",
+            "created_at",
+            "amount_fen",
+        ),
+        Index("ix_report_documents_contract", "contract_no", "flow"),
+    )
+
+    # No foreign keys on the report tables: they are derived (rebuildable from the audit log)
+    # and must never stand in the way of the business tables.
+    document_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    flow: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))  # open | completed | withdrawn
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    # When the document reached a final state (null while open).
+    finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    # When the business step the flow exists for happened: shipped, invoice issued, paid.
+    milestone_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    last_activity_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    # Money in fen (integer): exact on every database (SQLite stores Numeric as a float).
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    contract_amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    customer: Mapped[str | None] = mapped_column(String(200))
+    contract_no: Mapped[str | None] = mapped_column(String(60))
+    sales_rep: Mapped[str | None] = mapped_column(String(60))
+    paid: Mapped[bool | None] = mapped_column()
+    due_date: Mapped[str | None] = mapped_column(String(10))
+
+
+class ReportStep(Base):
+    """One pass of a document through a review state: entered, left, how (approved/rejected)."""
+
+    __tablename__ = "report_steps"
+    __table_args__ = (
+        # Covering: the per-period figures read the index only.
+        Index(
+            "ix_report_steps_left", "left_at", "flow", "state", "outcome", "document_id", "seconds"
+        ),
+        Index("ix_report_steps_document", "document_id", "left_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(Integer)
+    flow: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(40))
+    entered_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    left_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    seconds: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # approved | rejected | moved
+    reason: Mapped[str | None] = mapped_column(String(200))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class ReportDecision(Base):
+    """One approval or rejection, by whom and when (approvals per reviewer in a period)."""
+
+    __tablename__ = "report_decisions"
+    __table_args__ = (
+        Index("ix_report_decisions_at", "at", "decision", "flow", "reviewer", "document_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(Integer, index=True)
+    flow: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(40))
+    reviewer: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+# Keeps the report tables in step with every flush that writes an audit event.
+from workflow import report_index  # noqa: E402, F401

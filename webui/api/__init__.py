@@ -50,4 +50,4 @@ def _challenge(response):
     return response
 
 
-from webui.api import audit_views, bulk, flows, lists, openapi, views  # noqa: E402, F401 - routes
+from webui.api import audit_views, bulk, flows, lists, openapi, report_views, views  # noqa: E402, F401
