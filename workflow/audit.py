@@ -223,7 +223,8 @@ def append(
     session.add(event)
     chain.length = event.chain_seq
     chain.head = event.hash
-    session.flush()
+    # No flush here: the action's rows go out in one flush at commit (the next append to this
+    # chain flushes first anyway, as its locking query autoflushes).
     return event
 
 

@@ -145,6 +145,19 @@ class Document(Base):
     entered_by: Mapped[User] = relationship(foreign_keys=[entered_by_id], lazy="joined")
     # Loaded with the document (a join, not a query): who said "I am on it", if anyone.
     claim: Mapped[TaskClaim | None] = relationship(lazy="joined", viewonly=True)
+    # The report rows kept with every action (workflow/report_index), loaded with the document
+    # by the actions that change it, so keeping them costs no extra lookups.
+    report: Mapped[ReportDocument | None] = relationship(
+        primaryjoin="Document.id == foreign(ReportDocument.document_id)",
+        viewonly=True,
+        uselist=False,
+    )
+    open_step: Mapped[ReportStep | None] = relationship(
+        primaryjoin="and_(Document.id == foreign(ReportStep.document_id), "
+        "ReportStep.left_at.is_(None))",
+        viewonly=True,
+        uselist=False,
+    )
 
 
 class DocumentRevision(Base):

@@ -128,6 +128,8 @@ class DocumentProcess:
             )
         )
         if for_update:
+            # The report rows an action keeps in step with the document come along with it.
+            stmt = stmt.options(joinedload(Document.report), joinedload(Document.open_step))
             stmt = stmt.with_for_update(of=Document).execution_options(populate_existing=True)
         try:
             row = session.execute(stmt).unique().one_or_none()

@@ -81,7 +81,8 @@ def _spec(document: Document) -> Any:
 def refresh(session: Session, document: Document, state: str, at: dt.datetime) -> ReportDocument:
     """Bring the document's report row up to date (created when missing)."""
     spec = _spec(document)
-    row = _pending(session, ReportDocument, document.id) or session.get(ReportDocument, document.id)
+    # `report` usually came with the document (DocumentProcess.load joins it).
+    row = _pending(session, ReportDocument, document.id) or document.report
     if row is None:
         creator = session.get(User, document.created_by_id)
         row = ReportDocument(
@@ -135,14 +136,8 @@ def record_event(session: Session, document: Document, ev: AuditEvent) -> None:
         )
     if ev.from_state == ev.to_state or ev.to_state is None:
         return
-    open_step = (
-        _pending(session, ReportStep, document.id)
-        or session.scalars(
-            select(ReportStep).where(
-                ReportStep.document_id == document.id, ReportStep.left_at.is_(None)
-            )
-        ).first()
-    )
+    # `open_step` usually came with the document (DocumentProcess.load joins it).
+    open_step = _pending(session, ReportStep, document.id) or document.open_step
     if open_step is not None:
         open_step.left_at = at
         open_step.seconds = max(0, int((as_utc(at) - as_utc(open_step.entered_at)).total_seconds()))
