@@ -72,6 +72,19 @@ def _pending(session: Session, cls: type[Any], document_id: int) -> Any:
     return None
 
 
+def _open_step(session: Session, document_id: int) -> ReportStep | None:
+    """The document's open step: from the identity map when the locked load brought it (the
+    document's lock keeps it current), else from the database."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, ReportStep) and obj.document_id == document_id and obj.left_at is None:
+            return obj
+    return session.scalars(
+        select(ReportStep).where(
+            ReportStep.document_id == document_id, ReportStep.left_at.is_(None)
+        )
+    ).first()
+
+
 def _spec(document: Document) -> Any:
     from workflow.process import compiled  # late: process imports models, which import us
 
@@ -81,8 +94,8 @@ def _spec(document: Document) -> Any:
 def refresh(session: Session, document: Document, state: str, at: dt.datetime) -> ReportDocument:
     """Bring the document's report row up to date (created when missing)."""
     spec = _spec(document)
-    # `report` usually came with the document (DocumentProcess.load joins it).
-    row = _pending(session, ReportDocument, document.id) or document.report
+    # Usually in the identity map already (DocumentProcess.load joins it): no query then.
+    row = _pending(session, ReportDocument, document.id) or session.get(ReportDocument, document.id)
     if row is None:
         creator = session.get(User, document.created_by_id)
         row = ReportDocument(
@@ -136,8 +149,7 @@ def record_event(session: Session, document: Document, ev: AuditEvent) -> None:
         )
     if ev.from_state == ev.to_state or ev.to_state is None:
         return
-    # `open_step` usually came with the document (DocumentProcess.load joins it).
-    open_step = _pending(session, ReportStep, document.id) or document.open_step
+    open_step = _pending(session, ReportStep, document.id) or _open_step(session, document.id)
     if open_step is not None:
         open_step.left_at = at
         open_step.seconds = max(0, int((as_utc(at) - as_utc(open_step.entered_at)).total_seconds()))

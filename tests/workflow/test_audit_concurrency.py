@@ -248,7 +248,7 @@ def test_deleted_document_and_its_whole_history_changes_the_kept_head(engine, se
     before = audit.verify(session).root
     session.rollback()
     doc_id, key = walked[-1], audit.document_chain(walked[-1])
-    for table in ("reviews", "document_revisions"):
+    for table in ("reviews", "document_revisions", "notifications", "unique_claims", "task_claims"):
         sql(engine, f"DELETE FROM {table} WHERE document_id = :d", d=doc_id)
     sql(engine, "DELETE FROM documents WHERE id = :d", d=doc_id)
     sql(engine, "DELETE FROM audit_events WHERE chain_key = :k", k=key)
