@@ -72,8 +72,10 @@ class Event:
 
 
 def seal(event: Event) -> str:
-    """The event's hash — the one place this generator depends on how audit.py hashes."""
-    return audit.event_hash(event)  # type: ignore[arg-type]
+    """The event's seal — the one place this generator depends on how audit.py hashes: the
+    current key (named in the event) seals it, as `audit.append` does."""
+    event.key_id = audit.keyring().current_id  # type: ignore[attr-defined]
+    return audit.event_hash(event) or ""  # type: ignore[arg-type]
 
 
 # --- the plan of each flow --------------------------------------------------------------------
@@ -165,9 +167,12 @@ COLUMNS = {
     "document_revisions": ("id", "document_id", "number", "data", "author_id", "created_at"),
     "reviews": (
         "id", "document_id", "state", "round", "revision", "user_id", "decision", "comment", "at",
+        "event_seq",
     ),
     "audit_events": ("hash", *audit.HASHED_FIELDS),
-    "audit_chains": ("key", "position", "prev_hash", "hash", "length", "head", "opened_at"),
+    "audit_chains": (
+        "key", "position", "prev_hash", "hash", "length", "head", "opened_at", "key_id",
+    ),
 }  # fmt: skip
 
 
@@ -251,6 +256,7 @@ def _document(
     seq_ids = iter(range(job.event_base + index * EVENT_STRIDE, 1 << 62))
     review_ids = iter(range(index * REVIEW_STRIDE + 1, 1 << 62))
     head = audit.GENESIS
+    data_hash = audit.data_hash(plan.data)
 
     def add(actor: str | None, action: str, source: str, dest: str, **extra: Any) -> None:
         nonlocal head
@@ -269,6 +275,7 @@ def _document(
             from_state=source,
             to_state=dest,
             revision=1,
+            data_hash=data_hash,  # every event acts on revision 1's data
             **extra,
         )
         event.hash = head = seal(event)
@@ -297,9 +304,9 @@ def _document(
                 actor = _pick(rng, job.pools[role], actors)
                 actors.add(actor[0])
                 dest = step.dest if n == 2 else step.source
-                rows["reviews"].append(
+                rows["reviews"].append(  # tied to the event added next (its chain_seq)
                     (next(review_ids), doc_id, step.source, review_round, 1, actor[0],
-                     "approve", "", at)
+                     "approve", "", at, len(events) + 1)
                 )  # fmt: skip
                 details = {"approvals": n, "required": step.review.required}
                 add(actor[1], "approve", step.source, dest, details=details)
@@ -318,9 +325,9 @@ def _document(
             approver = _pick(rng, job.pools[rng.choice(review.roles)], actors)
         if approver is not None:
             at += dt.timedelta(minutes=rng.randint(1, 120))
-            rows["reviews"].append(
+            rows["reviews"].append(  # tied to the event added next (its chain_seq)
                 (next(review_ids), doc_id, state, review_round, 1, approver[0], "approve",
-                 "", at)
+                 "", at, len(events) + 1)
             )  # fmt: skip
             details = {"approvals": 1, "required": review.required}
             add(approver[1], "approve", state, state, details=details)
@@ -333,9 +340,10 @@ def _document(
     for e in events:
         rows["audit_events"].append((e.hash, *(getattr(e, n) for n in audit.HASHED_FIELDS)))
     position = doc_id  # the system chain holds position 0
-    registry = audit.registry_hash(chain, position, prev_registry)
+    key_id = audit.keyring().current_id
+    registry = audit.registry_hash(chain, position, prev_registry, key_id)
     rows["audit_chains"].append(
-        (chain, position, prev_registry, registry, len(events), head, created_at)
+        (chain, position, prev_registry, registry, len(events), head, created_at, key_id)
     )
     return registry
 
@@ -451,7 +459,9 @@ def generate(session: Session, url: str, schema: str | None, sizes: Sizes) -> Ge
                 begin, stop, prev, now)
         )  # fmt: skip
         for doc_id in range(begin + 1, stop + 1):  # the registry runs on, chunk after chunk
-            prev = audit.registry_hash(audit.document_chain(doc_id), doc_id, prev)
+            prev = audit.registry_hash(
+                audit.document_chain(doc_id), doc_id, prev, audit.keyring().current_id
+            )
     mark("users")
     session.close()
     session.get_bind().dispose()  # forked workers must not share the parent's connections
