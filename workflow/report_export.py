@@ -235,7 +235,7 @@ def to_xlsx(
                 if value is None:
                     sheet.write_blank(r, c, None)
                 elif column.kind in formats and not isinstance(value, str):
-                    sheet.write_number(r, c, float(value), formats[column.kind])
+                    sheet.write_number(r, c, value, formats[column.kind])  # Decimal as is
                 else:
                     sheet.write_string(r, c, str(value))
     book.close()

@@ -13,7 +13,7 @@ from markupsafe import Markup
 from webui.extensions import db
 from webui.flows import bp
 from webui.i18n import lang
-from workflow import flowadmin, services
+from workflow import flowadmin, policy, services
 from workflow.definitions import edit as yaml_edit
 from workflow.definitions.diagram import render_svg
 from workflow.definitions.spec import FlowSpec
@@ -45,7 +45,7 @@ def _setup(state) -> None:
 def _nav() -> dict[str, Any]:
     """Whether to offer the flows page in the navigation (the engine decides, not the template)."""
     user = getattr(current_user, "row", None)
-    return {"can_manage_flows": user is not None and flowadmin.FLOW_ADMIN in user.roles}
+    return {"can_manage_flows": user is not None and bool(policy.can_publish(user))}
 
 
 @bp.before_request

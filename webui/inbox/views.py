@@ -211,10 +211,14 @@ def notifications():
 
 @bp.app_context_processor
 def _bell() -> dict[str, Any]:
-    """The unread count for the bell on every page (one small indexed count)."""
+    """The bell's unread count (one small indexed count) and the nav's audit link."""
     if not current_user or not current_user.is_authenticated:
-        return {"unread": 0}
-    return {"unread": notify.unread_count(db.session, current_user.row)}
+        return {"unread": 0, "may_audit": False}
+    user = current_user.row
+    return {
+        "unread": notify.unread_count(db.session, user),
+        "may_audit": bool(policy.can_audit(user)),  # the policy decides; the template prints
+    }
 
 
 @bp.post("/documents/<int:doc_id>/comment")
