@@ -115,6 +115,13 @@ class DuplicateValue(Refused):
     status = 409
 
 
+class OverLimit(Refused):
+    """A reference taking more from another document than it has left (details name it)."""
+
+    code = "over_limit"
+    status = 409
+
+
 class CheckFailed(Refused):
     """A definition's `checks` rule does not hold for the document's data."""
 

@@ -162,14 +162,31 @@ class Guard:
             return False
         return isinstance(result, celtypes.BoolType) and bool(result)
 
+    def value(self, data: Mapping[str, Any]) -> Decimal | None:
+        """The expression's number (a `limit`); None when it is not a number or errors."""
+        activation = {name: to_cel(data.get(name)) for name in self.names if name in data}
+        try:
+            result = self._program.evaluate(activation)
+        except Exception as exc:  # celpy raises many types
+            log.info("expression %r did not evaluate: %s", self.source, exc)
+            return None
+        if isinstance(result, Decimal):
+            return result
+        if isinstance(result, celtypes.IntType):
+            return Decimal(int(result))
+        return None
 
-def compile_guard(source: str, names: Iterable[str]) -> Guard:
-    """Compile `source`, refusing unknown identifiers, unknown functions and float literals."""
+
+def compile_guard(source: str, names: Iterable[str] | None) -> Guard:
+    """Compile `source`, refusing unknown identifiers, unknown functions and float literals.
+
+    `names` None accepts any identifier (an expression over another flow's fields, checked
+    against that flow when it is used)."""
     if not isinstance(source, str) or not source.strip():
         raise GuardError("the expression is empty")
     if len(source) > MAX_EXPRESSION_LENGTH:
         raise GuardError(f"the expression is longer than {MAX_EXPRESSION_LENGTH} characters")
-    known = frozenset(names)
+    known = frozenset(names or ())
     try:
         tree = _ENV.compile(source)
     except celpy.CELParseError as exc:
@@ -190,6 +207,8 @@ def compile_guard(source: str, names: Iterable[str]) -> Guard:
     except RecursionError as exc:
         raise GuardError("the expression is nested too deeply") from exc
     identifiers, bound, functions, floats = _inspect(tree)
+    if names is None:
+        known = frozenset(identifiers - bound - EXTRA_NAMES)
     if floats:
         raise GuardError(
             f"`{floats[0]}` is a floating-point number; money and quantities are exact",

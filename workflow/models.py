@@ -324,6 +324,24 @@ class UniqueClaim(Base):
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
 
 
+class DocumentReference(Base):
+    """One document referring to another (an invoice line billing a shipment), with what it takes.
+
+    Kept in step with the referring document's data on create and edit and deleted when it ends
+    void, so "what is already billed" is one indexed sum. The limit is checked with the
+    referenced document's row locked, so two referrers never both take the last of it.
+    """
+
+    __tablename__ = "document_references"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+    field: Mapped[str] = mapped_column(String(120))  # where in the referring document
+    # What this reference takes from the target's limit, as exact decimal text (null: nothing).
+    amount: Mapped[str | None] = mapped_column(String(40))
+
+
 class Notification(Base):
     """A message for one person, written in the same transaction as what it reports (a
     transactional outbox): shown in the app at once, and mailed by `worker` when mail is on."""

@@ -16,7 +16,7 @@ from sqlalchemy import String, cast, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, joinedload
 
-from workflow import audit, notify, policy
+from workflow import audit, notify, policy, references
 from workflow import fields as field_types
 from workflow import review as rules
 from workflow import unique as unique_values
@@ -432,6 +432,9 @@ class DocumentProcess:
                     f"{check.message.zh} / {check.message.en}",
                     {"rule": check.rule.source, "message": check.message.as_dict()},
                 )
+        if self.document.state == self.spec.initial:
+            # Submitting: the referenced documents may have moved on since the draft was saved.
+            references.sync(self.session, self.document, self.spec)
         self.record(actor, action, self.document.state, resolved.dest, comment)
         self._enter(resolved.dest, actor)
 
@@ -451,6 +454,7 @@ class DocumentProcess:
             document.review_round += 1
         if self.spec.state(state).void:
             unique_values.release(self.session, document)
+        references.on_enter(self.session, document, self.spec, state)
         if announce:
             self._announce(state, actor)
 
@@ -506,6 +510,7 @@ class DocumentProcess:
         )
         self.editors.add(actor.id)
         unique_values.sync(self.session, document, self.spec)
+        references.sync(self.session, document, self.spec, changed)
         self.record(actor, "edit", document.state, document.state, details={"changed": changed})
         return changed
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from workflow import audit, numbering, policy
+from workflow import audit, numbering, policy, references
 from workflow import fields as field_types
 from workflow import unique as unique_values
 from workflow.definitions.build import load_flow
@@ -214,6 +214,7 @@ def create_document(
         )
         process = DocumentProcess(session, document, reviews=[], editors={actor.id})
         unique_values.sync(session, document, spec)
+        references.sync(session, document, spec)
         audit.open_chain(session, audit.document_chain(document.id))
         process.record(actor, "create", spec.initial, spec.initial)
         _finish(uow, process, before_commit)

@@ -23,7 +23,7 @@ FIELD_COMMON = ("type", "required", "label", "help", "default", "unique")
 FIELD_TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "string": ("min_length", "max_length"),
     "text": ("min_length", "max_length"),
-    "integer": ("min", "max"),
+    "integer": ("min", "max", "references"),
     "decimal": ("min", "max", "places"),
     "boolean": (),
     "date": (),
@@ -58,6 +58,7 @@ TRANSITION_OPTIONAL = ("when", "checks", "label")
 ROUTE_KEYS = ("to", "when")
 CHECK_KEYS = ("rule", "message")
 OVERDUE_KEYS = ("field", "states")
+REFERENCE_KEYS = ("states", "amount", "limit", "reverses_in")
 LABEL_KEYS = ("zh", "en")
 MAX_PLACES = 6
 
@@ -293,6 +294,8 @@ class _Shape:
         elif kind == "integer":
             self.integer(spec, "min", what, None)
             self.integer(spec, "max", what, None)
+            if "references" in spec:
+                self.references(spec["references"], spec.line_of("references"), what)
         elif kind == "decimal":
             self.number(spec, "min", what)
             self.number(spec, "max", what)
@@ -308,6 +311,16 @@ class _Shape:
                 self.problem(spec.line, f"{what} has no `columns`")
             else:
                 self.fields(spec["columns"], spec.line_of("columns"), name)
+
+    def references(self, node: Any, line: int, what: str) -> None:
+        what = f"`references` of {what}"
+        if not self.is_mapping(node, line, what):
+            return
+        self.keys(node, what, ("flow",), REFERENCE_KEYS)
+        for key in ("flow", "amount", "limit"):
+            self.text(node, key, what)
+        self.names(node, "states", what)
+        self.names(node, "reverses_in", what)
 
     def unique(self, spec: YamlMap, what: str) -> None:
         value = spec["unique"]

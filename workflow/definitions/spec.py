@@ -34,6 +34,23 @@ class Label:
 
 
 @dataclass(frozen=True)
+class ReferenceSpec:
+    """`references:` on an integer field or column: its value is the id of a `flow` document.
+
+    The referenced document must be in one of `states` (any state when empty). With `limit` (an
+    expression over the referenced document's fields) the `amount` this document takes from
+    it, added to what every other live referrer takes, may not exceed the limit. Entering one
+    of `reverses_in` releases what the referenced document itself takes (a credit note
+    reversing an invoice frees the shipments it billed)."""
+
+    flow: str
+    states: tuple[str, ...] = ()
+    amount: str | None = None
+    limit: str | None = None
+    reverses_in: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class FieldSpec:
     """One data field of a flow (or one column of a table field)."""
 
@@ -55,6 +72,7 @@ class FieldSpec:
     # `unique`: the value appears in at most one live document of the flow (None: not unique);
     # the flows named here share the same register of values (`unique: {across: [...]}`).
     unique_across: tuple[str, ...] | None = None
+    references: ReferenceSpec | None = None
 
     def column(self, name: str) -> FieldSpec | None:
         return next((c for c in self.columns if c.name == name), None)

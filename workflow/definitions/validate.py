@@ -17,7 +17,7 @@ from typing import Any
 
 from workflow.definitions import graph
 from workflow.definitions.loader import YamlList, YamlMap
-from workflow.definitions.spec import FieldSpec, Label
+from workflow.definitions.spec import FieldSpec, Label, ReferenceSpec
 from workflow.errors import DefinitionError, InvalidData, Problem
 from workflow.fields import clean_data, with_defaults
 from workflow.guards import Guard, GuardError, compile_guard, did_you_mean
@@ -281,6 +281,7 @@ class _Validator:
             min_rows=node.get("min_rows"),
             max_rows=node.get("max_rows", FieldSpec.max_rows),
             unique_across=self.unique(node, kind, what),
+            references=self.references(node, table, what),
         )
         default = node.get("default")
         if default is None:
@@ -298,6 +299,55 @@ class _Validator:
                     )
             return spec
         return replace(spec, default=clean.get(name))
+
+    def references(self, node: YamlMap, table: str | None, what: str) -> ReferenceSpec | None:
+        """`references:` names a flow, the states its documents must be in, and optionally a
+        `limit` (an expression over the referenced document's fields) that `amount` (a decimal
+        field here; in a table, a decimal column of the same row) is counted against."""
+        ref = node.get("references")
+        if ref is None:
+            return None
+        where = f"`references` of {what}"
+        self.name("flow", ref["flow"], ref.line_of("flow"), frozenset())
+        states = tuple(ref.get("states") or ())
+        for index, state in enumerate(states):
+            self.name("state", state, ref["states"].line_of(index), frozenset())
+        amount, limit = ref.get("amount"), ref.get("limit")
+        if (amount is None) != (limit is None):
+            self.problem(
+                ref.line,
+                f"{where} needs `amount` and `limit` together",
+                "`amount`: what this document takes (a decimal field or column); `limit`: the "
+                "most all live documents may take from the referenced one, e.g. `amount`",
+            )
+        if amount is not None:
+            siblings = self.tree["fields"][table]["columns"] if table else self.tree["fields"]
+            sibling = siblings.get(amount)
+            if not isinstance(sibling, YamlMap) or sibling.get("type") != "decimal":
+                kind = "column of the same table" if table else "field"
+                names = [k for k, v in siblings.items() if v.get("type") == "decimal"]
+                self.problem(
+                    ref.line_of("amount"),
+                    f"`amount` of {where} must name a decimal {kind}, not `{amount}`",
+                    did_you_mean(amount, names) or "decimal ones: " + ", ".join(names),
+                )
+        if limit is not None:
+            try:
+                compile_guard(limit, None)
+            except GuardError as exc:
+                self.problem(ref.line_of("limit"), f"`limit` of {where}: {exc.message}", exc.hint)
+        reverses = tuple(ref.get("reverses_in") or ())
+        for index, state in enumerate(reverses):
+            self.known_state(
+                state, ref["reverses_in"].line_of(index), f"in `reverses_in` of {what}"
+            )
+        return ReferenceSpec(
+            flow=ref["flow"],
+            states=states,
+            amount=amount,
+            limit=limit,
+            reverses_in=reverses,
+        )
 
     def unique(self, node: YamlMap, kind: str, what: str) -> tuple[str, ...] | None:
         value = node.get("unique")
