@@ -46,15 +46,16 @@ def _wanted(spec: FlowSpec, data: dict[str, Any], only: Collection[str] | None) 
         if only is not None and field.name not in only:
             continue
         ref = field.references
-        if ref is not None and typed.get(field.name) not in (None, ""):
+        if ref is not None and data.get(field.name) not in (None, ""):
             amount = typed.get(ref.amount) if ref.amount else None
             yield Wanted(field.name, ref, int(typed[field.name]), _money(amount))
         for column in field.columns:
             ref = column.references
             if ref is None:
                 continue
-            for row in typed.get(field.name) or ():
-                if row.get(column.name) in (None, ""):
+            raw_rows = data.get(field.name) or ()
+            for raw, row in zip(raw_rows, typed.get(field.name) or (), strict=False):
+                if raw.get(column.name) in (None, ""):
                     continue
                 amount = row.get(ref.amount) if ref.amount else None
                 yield Wanted(

@@ -193,6 +193,7 @@ def create_document(
         clean = field_types.clean_data(
             spec.fields, field_types.with_defaults(spec.fields, data or {})
         )
+        _only_drafted_fields(spec, clean)
         document = Document(
             flow_name=flow_name,
             flow_version_id=version.id,
@@ -219,6 +220,25 @@ def create_document(
         process.record(actor, "create", spec.initial, spec.initial)
         _finish(uow, process, before_commit)
     return process
+
+
+def _only_drafted_fields(spec: FlowSpec, clean: dict[str, Any]) -> None:
+    """An initial state that lists `editable_fields` keeps the others for later steps: the
+    drafter may not fill them in at creation either (款到发货: finance confirms `paid`)."""
+    allowed = spec.state(spec.initial).editable_fields
+    if not allowed:
+        return
+    locked = sorted(
+        f.name
+        for f in spec.fields
+        if f.name not in allowed and clean.get(f.name) not in (None, f.default)
+    )
+    if locked:
+        raise ActionNotAllowed(
+            f"{', '.join(locked)} cannot be filled in by the drafter: a later step records it "
+            f"(editable when drafting: {', '.join(allowed)})",
+            {"fields": locked, "editable_fields": list(allowed)},
+        )
 
 
 def get_document(session: Session, document_id: int, actor: User) -> DocumentProcess:
