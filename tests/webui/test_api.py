@@ -92,19 +92,55 @@ class Api:
         action: str,
         comment: str = "",
         revision: int | None = None,
+        checks: dict[str, bool] | None = None,
     ) -> Any:
+        """Take `action`; an approval confirms every point of the state's checklist unless
+        `checks` says otherwise (a reviewer who checked everything)."""
         doc_id = doc if isinstance(doc, int) else doc["id"]
+        current = self.get(f"/documents/{doc_id}", "shen").get_json()
         if revision is None:
-            revision = self.get(f"/documents/{doc_id}", "shen").get_json()["revision"]
-        return self.post(
-            f"/documents/{doc_id}/actions",
-            user,
-            json={"action": action, "revision": revision, "comment": comment},
-        )
+            revision = current["revision"]
+        body = {"action": action, "revision": revision, "comment": comment}
+        checklist = (current.get("review") or {}).get("checklist") or []
+        if checks is None and action == "approve" and checklist:
+            checks = {item["id"]: True for item in checklist}
+        if checks is not None:
+            body["checks"] = checks
+        return self.post(f"/documents/{doc_id}/actions", user, json=body)
 
-    def submitted(self, user: str = "zhang") -> dict:
+    def shipped(self) -> int:
+        """The example shipment walked to `shipped` (what invoices and returns refer to)."""
+        doc = self.submitted()
+        for reviewer in ("chen", "zhou"):
+            assert self.act(doc, reviewer, "approve").status_code == 200
+        doc = self.get(f"/documents/{doc['id']}", "zhou").get_json()
+        response = self.patch(f"/documents/{doc['id']}", "zhou",
+                              json={"data": {"tracking_no": "SF1"}, "revision": doc["revision"]})  # fmt: skip
+        assert response.status_code == 200, response.get_json()
+        response = self.act(doc, "zhou", "ship")
+        assert response.get_json()["state"] == "shipped", response.get_json()
+        return doc["id"]
+
+    def submitted(self, user: str = "zhang", payer: str = "zhao") -> dict:
+        """A shipment in its double check: submitted, and (款到发货) its payment confirmed by
+        finance with a reference."""
         doc = self.create(user)
         response = self.act(doc, user, "submit")
+        assert response.status_code == 200, response.get_json()
+        doc = response.get_json()
+        if doc["state"] != "payment_check":
+            return doc
+        return self.confirm_payment(doc, payer)
+
+    def confirm_payment(self, doc: dict, payer: str = "zhao") -> dict:
+        """Finance confirms a submitted shipment paid, with the reference (款到发货)."""
+        revision = self.get(f"/documents/{doc['id']}", payer).get_json()["revision"]
+        paid = {"paid": True, "held_orders": 0, "payment_ref": "HD-2026-1128"}
+        response = self.patch(
+            f"/documents/{doc['id']}", payer, json={"data": paid, "revision": revision}
+        )
+        assert response.status_code == 200, response.get_json()
+        response = self.act(doc, payer, "confirm_payment")
         assert response.status_code == 200, response.get_json()
         return response.get_json()
 
@@ -240,8 +276,13 @@ def test_get_flow(api):
     assert [c["name"] for c in fields["items"]["columns"]] == [
         "product",
         "spec",
+        "unit",
         "qty",
         "unit_price",
+        "batch_no",
+        "expiry",
+        "registration_no",
+        "sample",
     ]
 
 
@@ -318,7 +359,10 @@ def creator_for(flow: str) -> str:
 @pytest.mark.parametrize("flow", sorted(SPECS))
 def test_document_shape_for_every_flow(api, flow):
     user = creator_for(flow)
-    doc = api.create(user, flow, SPECS[flow].example)
+    data = SPECS[flow].example
+    if flow == "invoicing":  # an invoice bills shipments that have shipped
+        data = {**data, "shipments": [{"shipment": api.shipped(), "amount": data["amount"]}]}
+    doc = api.create(user, flow, data)
     check_document(doc, flow)
     assert doc["created_by"] == user and doc["revision"] == 1
     assert doc["state"] == SPECS[flow].initial and doc["can_edit"] is True
@@ -335,8 +379,16 @@ def test_complete_review_cycle(api):
     assert doc["state"] == "draft" and "submit" in doc["actions"]
     assert doc["data"]["amount"] == "12800.00"
     doc = api.act(doc, "zhang", "submit").get_json()
+    assert doc["state"] == "payment_check" and doc["actions"] == []
+    # 款到发货: finance, not the drafter, confirms the payment and its reference.
+    paid = {"paid": True, "payment_ref": "HD-2026-1128"}
+    edited = api.patch(f"/documents/{doc['id']}", "zhao",
+                       json={"data": paid, "revision": doc["revision"]})  # fmt: skip
+    assert edited.status_code == 200, edited.get_json()
+    doc = api.act(doc, "zhao", "confirm_payment").get_json()
     assert doc["state"] == "double_check" and doc["review"]["approvals"] == []
-    assert doc["actions"] == []  # the submitter may not review
+    assert doc["revision"] == 2 and doc["data"]["payment_ref"] == "HD-2026-1128"
+    assert api.get(f"/documents/{doc['id']}", "zhang").get_json()["actions"] == []
     wang = api.act(doc, "wang", "approve", "核对无误")
     assert wang.status_code == 200
     body = wang.get_json()
@@ -352,11 +404,13 @@ def test_complete_review_cycle(api):
     assert all(set(e) == EVENT_KEYS for e in events)
     assert [(e["actor"], e["action"], e["from_state"], e["to_state"]) for e in events] == [
         ("zhang", "create", "draft", "draft"),
-        ("zhang", "submit", "draft", "double_check"),
+        ("zhang", "submit", "draft", "payment_check"),
+        ("zhao", "edit", "payment_check", "payment_check"),
+        ("zhao", "confirm_payment", "payment_check", "double_check"),
         ("wang", "approve", "double_check", "double_check"),
         ("li", "approve", "double_check", "ready_to_ship"),
     ]
-    assert events[2]["comment"] == "核对无误" and events[2]["outcome"] == "ok"
+    assert events[4]["comment"] == "核对无误" and events[4]["outcome"] == "ok"
     assert all(ZONED.match(e["at"]) and e["document_id"] == doc["id"] for e in events)
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
 
@@ -464,8 +518,10 @@ def test_unknown_document_is_404(api):
 
 
 def test_invisible_document_is_404_like_a_missing_one(api):
-    doc = api.submitted()
-    for user in ("xu", "zhao", "admin"):
+    doc = api.submitted(payer="qian")
+    # Finance confirms shipments' payments (款到发货), so it sees them; these do not.
+    assert api.get(f"/documents/{doc['id']}", "zhao").status_code == 200
+    for user in ("xu", "admin"):
         for path in (f"/documents/{doc['id']}", f"/documents/{doc['id']}/history"):
             response = api.get(path, user)
             assert response.status_code == 404 and error_code(response) == "not_found"
@@ -537,6 +593,7 @@ def test_editor_may_not_approve(api):
     assert response.status_code == 403 and error_code(response) == "not_owner"
     api.patch(f"/documents/{doc['id']}", "zhang", json={"data": {"samples": "无"}, "revision": 1})
     api.act(doc, "zhang", "submit")
+    api.confirm_payment(doc)
     response = api.act(doc, "zhang", "approve")
     assert response.status_code == 403 and error_code(response) == "self_review"
 
@@ -546,7 +603,7 @@ def test_already_reviewed_is_403_and_counts_once(api):
     assert api.act(doc, "wang", "approve").status_code == 200
     again = api.act(doc, "wang", "approve")
     assert again.status_code == 403 and error_code(again) == "already_reviewed"
-    body = api.get(f"/documents/{doc['id']}", "zhang").get_json()
+    body = api.get(f"/documents/{doc['id']}", "wang").get_json()  # blind: wang has decided
     assert body["state"] == "double_check" and len(body["review"]["approvals"]) == 1
 
 
@@ -696,7 +753,14 @@ def test_audit_filters_and_pages(api):
     body = api.get("/audit", "shen", query_string={"flow": "shipment"}).get_json()
     audit_keys = EVENT_KEYS | {"actor_name", "data_hash", "key_id", "customer", "amount"}
     assert all(set(e) == audit_keys for e in body["items"])
-    assert [e["action"] for e in body["items"]] == ["publish", "create", "submit", "approve"]
+    assert [e["action"] for e in body["items"]] == [
+        "publish",
+        "create",
+        "submit",
+        "edit",
+        "confirm_payment",
+        "approve",
+    ]
     by_actor = api.get("/audit", "shen", query_string={"actor": "wang"}).get_json()["items"]
     assert [e["action"] for e in by_actor] == ["token_issue", "approve"]
     by_action = api.get("/audit", "shen", query_string={"action": "submit"}).get_json()["items"]
@@ -704,14 +768,19 @@ def test_audit_filters_and_pages(api):
     page = api.get("/audit", "shen", query_string={"flow": "shipment", "limit": 2}).get_json()
     assert len(page["items"]) == 2 and page["next"]
     rest = api.get("/audit", "shen", query_string={"flow": "shipment", "cursor": page["next"]})
-    assert [e["action"] for e in rest.get_json()["items"]] == ["submit", "approve"]
+    assert [e["action"] for e in rest.get_json()["items"]] == [
+        "submit",
+        "edit",
+        "confirm_payment",
+        "approve",
+    ]
     future = api.get("/audit", "shen", query_string={"since": "2999-01-01"}).get_json()
     assert future["items"] == []
     today = body["items"][0]["at"][:10]
     same_day = api.get(
         "/audit", "shen", query_string={"flow": "shipment", "since": today, "until": today}
     ).get_json()
-    assert len(same_day["items"]) == 4
+    assert len(same_day["items"]) == 6
     before = api.get(
         "/audit", "shen", query_string={"flow": "shipment", "until": body["items"][0]["at"]}
     ).get_json()
@@ -763,16 +832,17 @@ ROLE_USERS = {
     "flow_admin": "admin",
 }
 # endpoint → expected status per role, in ROLE_USERS order. The documents are zhang's shipment:
-# `draft` for PATCH, `double_check` for the others.
+# `draft` for PATCH, `double_check` for the others (its payment confirmed by qian, so zhao is a
+# finance colleague who did not act on it; finance sees shipments: it confirms their payments).
 MATRIX = {
     "list_flows": (200, 200, 200, 200, 200, 200, 200, 200),
     "get_flow": (200, 200, 200, 200, 200, 200, 200, 200),
     "put_flow": (403, 403, 403, 403, 403, 403, 403, 200),
     "create_document": (201, 403, 403, 403, 403, 403, 403, 403),
-    "get_document": (200, 200, 404, 200, 404, 200, 200, 404),
-    "edit_document": (200, 403, 404, 403, 404, 403, 403, 404),
-    "approve": (403, 200, 404, 403, 404, 403, 403, 404),
-    "history": (200, 200, 404, 200, 404, 200, 200, 404),
+    "get_document": (200, 200, 404, 200, 200, 200, 200, 404),
+    "edit_document": (200, 403, 404, 403, 403, 403, 403, 404),
+    "approve": (403, 200, 404, 403, 403, 403, 403, 404),
+    "history": (200, 200, 404, 200, 200, 200, 200, 404),
     "tasks": (200, 200, 200, 200, 200, 200, 200, 200),
     "audit": (403, 403, 403, 403, 403, 403, 200, 403),
 }
@@ -792,7 +862,7 @@ def _request(api: Api, endpoint: str, user: str) -> Any:
         return api.patch(
             f"/documents/{doc['id']}", user, json={"data": {"samples": "无"}, "revision": 1}
         )
-    doc = api.submitted("zhang")
+    doc = api.submitted("zhang", payer="qian")
     if endpoint == "get_document":
         return api.get(f"/documents/{doc['id']}", user)
     if endpoint == "approve":
