@@ -82,7 +82,13 @@ def sync(
     OverLimit when a target would give more than its limit leaves."""
     fields = referenced_fields(spec)
     if changed is not None:
-        fields = fields & frozenset(changed)
+        # A reference changes with its own field, or with the amount it takes (a field too).
+        fields = frozenset(
+            f.name
+            for f in spec.fields
+            if f.name in fields
+            and (f.name in changed or (f.references and f.references.amount in changed))
+        )
     if not fields:
         return
     wanted = list(_wanted(spec, document.data, fields))
@@ -166,7 +172,7 @@ def _lock(session: Session, ids: list[int]) -> dict[int, Document]:
         row = session.scalar(
             select(Document)
             .where(Document.id == target_id)
-            .with_for_update()
+            .with_for_update(of=Document)
             .execution_options(populate_existing=True)
         )
         if row is not None:
