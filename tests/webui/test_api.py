@@ -114,8 +114,8 @@ class Api:
         for reviewer in ("chen", "zhou"):
             assert self.act(doc, reviewer, "approve").status_code == 200
         doc = self.get(f"/documents/{doc['id']}", "zhou").get_json()
-        response = self.patch(f"/documents/{doc['id']}", "zhou",
-                              json={"data": {"tracking_no": "SF1"}, "revision": doc["revision"]})  # fmt: skip
+        tracking = {"data": {"tracking_no": "SF1"}, "revision": doc["revision"]}
+        response = self.patch(f"/documents/{doc['id']}", "zhou", json=tracking)
         assert response.status_code == 200, response.get_json()
         response = self.act(doc, "zhou", "ship")
         assert response.get_json()["state"] == "shipped", response.get_json()

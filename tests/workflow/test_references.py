@@ -191,7 +191,7 @@ def test_a_return_takes_from_its_shipment_and_a_partial_shipment_ships(
     """One order shipped in two parts; goods of the first part come back."""
     first = shipped(session, people, {**SHIPMENT, "partial": True})
     part = dict(SHIPMENT, partial=True, items=[{**SHIPMENT["items"][1], "qty": 100}])
-    second, visited = walk(session, people, "shipment", {**part, "amount": "3700.00"}, "delivered")
+    _, visited = walk(session, people, "shipment", {**part, "amount": "3700.00"}, "delivered")
     assert visited[-1] == "delivered"
     zhang = people["zhang"]
     services.create_document(session, zhang, "invoicing", invoice_data(first, "12000.00"))
