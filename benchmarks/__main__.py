@@ -356,20 +356,25 @@ def max_document_id(session: Session) -> int:
 
 
 def prepare_clients(session: Session, gen: data.Generated, tmp: Path) -> dict[str, Any]:
-    """A trio of users with bearer tokens per client (creator, second sales administrator,
-    warehouse keeper), and tokens for the readers; written to a file locust reads."""
+    """Users with bearer tokens per client (creator, second sales administrator, warehouse
+    keeper, and the finance colleague who confirms the payment), and tokens for the readers;
+    written to a file locust reads."""
     trios = []
+    roles = ("sales_admin", "sales_admin", "warehouse", "finance")
     for n in range(CLIENTS):
-        names = (f"bench_c{n}", f"bench_a{n}", f"bench_w{n}")
-        for name, role in zip(names, ("sales_admin", "sales_admin", "warehouse"), strict=True):
+        names = (f"bench_c{n}", f"bench_a{n}", f"bench_w{n}", f"bench_f{n}")
+        for name, role in zip(names, roles, strict=True):
             accounts.create_user(session, name, "bench-password", [role])
         tokens = [accounts.issue_token(session, name) for name in names]
         trios.append({"tokens": tokens, "names": names})
     shipment = next(p for p in data.plan_flows(session) if p.name == "shipment")
+    double_check = next(s.review for s in shipment.steps if s.source == "double_check")
     session.commit()
     setup = {
         "trios": trios,
         "shipment": shipment.data,
+        # A reviewer who checked every point of the double check's checklist confirms them.
+        "checks": {item.id: True for item in double_check.checklist} if double_check else {},
         "reviewer": accounts.issue_token(session, gen.reviewer),
         "busy": accounts.issue_token(session, gen.busy),
         "auditor": accounts.issue_token(session, gen.auditor),

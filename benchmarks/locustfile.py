@@ -1,9 +1,10 @@
 """Load for `make bench` (locust, headless, 127.0.0.1 only).
 
-ReviewCycle: each simulated client owns a trio of bearer tokens (creator, second sales
-administrator, warehouse keeper) and runs complete review cycles on a shipment — create,
-submit, approve, approve — against one or several app instances (BENCH_HOSTS, comma-separated:
-clients are spread over them). Ceiling: POST /write on the ceiling server, nothing else.
+ReviewCycle: each simulated client owns bearer tokens (creator, second sales administrator,
+warehouse keeper, finance) and runs complete review cycles on a shipment — create, submit,
+finance confirms the payment, approve, approve — against one or several app instances
+(BENCH_HOSTS, comma-separated: clients are spread over them). Ceiling: POST /write on the
+ceiling server, nothing else.
 """
 
 from __future__ import annotations
@@ -59,10 +60,26 @@ class ReviewCycle(FastHttpUser):
         if doc is None:
             return
         actions = f"/api/v1/documents/{doc['id']}/actions"
-        if self._post(actions, {"action": "submit", "revision": 1}, 0, "submit") is None:
+        submitted = self._post(actions, {"action": "submit", "revision": 1}, 0, "submit")
+        if submitted is None:
             return
+        revision = 1
+        if submitted["state"] == "payment_check":  # 款到发货: finance confirms the payment
+            paid = {"data": {"paid": True, "payment_ref": "BENCH"}, "revision": 1}
+            with self.client.patch(
+                f"/api/v1/documents/{doc['id']}", json=paid, headers=self.auth[3],
+                name="confirm_payment", catch_response=True,
+            ) as response:  # fmt: skip
+                if response.status_code != 200:
+                    response.failure(f"{response.status_code} {response.text[:200]}")
+                    return
+            revision = 2
+            body = {"action": "confirm_payment", "revision": revision}
+            if self._post(actions, body, 3, "confirm_payment") is None:
+                return
+        approval = {"action": "approve", "revision": revision, "checks": _SETUP.get("checks", {})}
         for who in (1, 2):
-            if self._post(actions, {"action": "approve", "revision": 1}, who, "approve") is None:
+            if self._post(actions, approval, who, "approve") is None:
                 return
             _acknowledged.append((doc["id"], self.names[who]))
 

@@ -69,6 +69,10 @@ HEADLINES = {
     "role_not_allowed": ("你的角色不能执行此操作。", "Your role may not do this."),
     "action_not_allowed": ("此操作现在不可执行。", "This action is not possible now."),
     "check_failed": ("单据未通过检查。", "The document does not pass a check."),
+    "over_limit": (
+        "超出关联单据的可用余额。",
+        "This takes more than the other document has left.",
+    ),
     "not_found": ("单据不存在或你无权查看。", "Not found, or you may not see it."),
     "forbidden": ("你无权执行此操作。", "You may not do this."),
     "csrf_failed": (
@@ -95,6 +99,7 @@ def error_response(status: int, code: str, message: str, details: Any = None):
         message=message,
         field_errors=_field_errors(details),
         doc_id=doc_id,
+        other_doc=other_document(details),
     )
     return make_response(page, status), status
 
@@ -102,6 +107,13 @@ def error_response(status: int, code: str, message: str, details: Any = None):
 def notice(error: WorkflowError) -> tuple[str, str] | None:
     """The bilingual headline of a refusal (None: its own message says it best)."""
     return HEADLINES.get(error.code)
+
+
+def other_document(details: Any) -> int | None:
+    """The other document a cross-document refusal names (duplicate_value, over_limit)."""
+    if isinstance(details, dict) and isinstance(details.get("document_id"), int):
+        return details["document_id"]
+    return None
 
 
 def _field_errors(details: Any) -> dict[str, str]:

@@ -12,6 +12,9 @@ from workflow.models import AuditEvent, Document, User
 
 SHIPMENT_FORM = {
     "customer": "安庆某医药公司",
+    "consignee": "刘娟",
+    "ship_address": "安庆市迎江区人民路 88 号",
+    "consignee_phone": "0556-5551234",
     "order_no": "SO-2026-1024",
     "items-0-product": "阿莫西林胶囊",
     "items-0-spec": "0.25g*24粒",
@@ -58,19 +61,34 @@ def act(client, doc_id: int, action: str, comment: str = "", revision=None):
     if revision is None:
         revision = re.search(r'name="revision" value="(\d+)"', page)
         revision = revision.group(1) if revision else "1"
-    return client.post(
-        f"/documents/{doc_id}/act",
-        data={"csrf_token": token, "action": action, "revision": revision, "comment": comment},
-    )
+    form = {"csrf_token": token, "action": action, "revision": revision, "comment": comment}
+    if action == "approve":  # a reviewer who checked every point ticks every box
+        form.update({name: "1" for name in re.findall(r'name="(check-[a-z0-9_]+)"', page)})
+    return client.post(f"/documents/{doc_id}/act", data=form)
+
+
+def confirm_payment(login_as, doc_id: int, payer: str = "zhao") -> None:
+    """款到发货: finance records the payment and its reference, then confirms it."""
+    finance = login_as(payer)
+    token = csrf(finance, f"/documents/{doc_id}/edit")
+    page = finance.get(f"/documents/{doc_id}/edit").get_data(as_text=True)
+    revision = re.search(r'name="revision" value="(\d+)"', page).group(1)
+    form = {"paid": "true", "held_orders": "0", "payment_ref": "HD-2026-1128",
+            "revision": revision, "csrf_token": token}  # fmt: skip
+    assert finance.post(f"/documents/{doc_id}/edit", data=form).status_code == 303
+    assert act(finance, doc_id, "confirm_payment").status_code == 303
 
 
 @pytest.fixture
 def submitted(app, login_as):
-    """zhang creates and submits a paid shipment through the forms: in double_check."""
+    """zhang creates and submits a shipment through the forms, finance confirms it paid: in
+    double_check."""
     zhang = login_as("zhang")
     doc_id = create(zhang)
     response = act(zhang, doc_id, "submit")
     assert response.status_code == 303
+    assert doc_row(app, doc_id).state == "payment_check"
+    confirm_payment(login_as, doc_id)
     assert doc_row(app, doc_id).state == "double_check"
     return doc_id, zhang
 
@@ -175,17 +193,18 @@ def test_stale_revision_is_a_409_page(app, login_as, submitted):
     doc_id, zhang = submitted
     wang = login_as("wang")
     assert act(wang, doc_id, "reject", "请改单价").status_code == 303
-    # zhang edits the draft (revision 2); li still holds a page showing revision 1
+    # zhang edits the draft (revision 3); li still holds a page showing revision 2
     token = csrf(zhang, f"/documents/{doc_id}/edit")
-    data = {**SHIPMENT_FORM, "order_no": "SO-2026-1025", "revision": "1", "csrf_token": token}
+    data = {**SHIPMENT_FORM, "order_no": "SO-2026-1025", "revision": "2", "csrf_token": token}
     assert zhang.post(f"/documents/{doc_id}/edit", data=data).status_code == 303
-    assert act(zhang, doc_id, "submit", revision="2").status_code == 303
+    assert act(zhang, doc_id, "submit", revision="3").status_code == 303
+    confirm_payment(login_as, doc_id, "qian")  # finance confirms again: revision 4
     li = login_as("li")
-    response = act(li, doc_id, "approve", revision="1")
+    response = act(li, doc_id, "approve", revision="2")
     assert response.status_code == 409  # as the API answers: stale_revision
     page = response.get_data(as_text=True)
-    # the document again, as it is now (revision 2), with the refusal on it
-    assert "此单据已变更，请查看新版本" in page and 'name="revision" value="2"' in page
+    # the document again, as it is now (revision 4), with the refusal on it
+    assert "此单据已变更，请查看新版本" in page and 'name="revision" value="4"' in page
     assert doc_row(app, doc_id).state == "double_check"
 
 

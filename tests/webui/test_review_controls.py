@@ -27,13 +27,13 @@ CHECKED_REVIEW = """      require_each_role: true
 
 @pytest.fixture
 def api(app, client, api_as) -> Api:
-    """The shipment's double check with a checklist and blind review (published as v2)."""
+    """The shipment's double check with a two-point checklist and blind review (as v2)."""
     text = (ROOT / "definitions" / "shipment.yaml").read_text(encoding="utf-8")
     marker = "      require_each_role: true\n"
-    assert text.count(marker) >= 1
     start = text.index("  double_check:")
     at = text.index(marker, start)
-    text = text[:at] + CHECKED_REVIEW + text[at + len(marker) :]
+    end = text.index("    on_approve: ready_to_ship\n", at)
+    text = text[:at] + CHECKED_REVIEW + text[end:]
     with app.app_context():
         services.publish_flow(db.session, text, "shipment.yaml")
         create_user(db.session, "xu2", PASSWORD, ["sales"])

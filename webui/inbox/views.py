@@ -7,6 +7,7 @@ from typing import Any
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from webui.errors import other_document
 from webui.extensions import db
 from webui.inbox import bp, document_view, presenters
 from webui.inbox import tasklist as task_list
@@ -74,6 +75,7 @@ def _render_document(
     errors: dict[str, Any] | None = None,
     typed: dict[str, Any] | None = None,
     refusal: tuple[Any, str] | None = None,
+    refusal_doc: int | None = None,
 ) -> str:
     user = current_user.row
     doc_id = process.document.id
@@ -93,6 +95,7 @@ def _render_document(
         can_edit=process.can_edit(user),
         approvals=process.visible_approvals(user),
         refusal=refusal,
+        refusal_doc=refusal_doc,
         blind=not policy.sees_decisions(user, process),
         can_comment=bool(policy.can_comment(user)),
         events=events,
@@ -177,6 +180,7 @@ def act(doc_id: int):
         getattr(error, "errors", None),
         {"action": action, "comment": comment, "checks": ticked},
         refusal=(headline, error.message),
+        refusal_doc=other_document(getattr(error, "details", None)),
     )
     process = services.act(
         db.session,
