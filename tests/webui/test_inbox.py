@@ -148,7 +148,7 @@ def test_self_review_button_absent_and_post_refused(app, submitted):
     page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
     assert 'data-action="approve"' not in page
     assert 'data-action="reject"' not in page
-    response = act(zhang, doc_id, "approve", revision="1")
+    response = act(zhang, doc_id, "approve", revision="2")  # 2: finance confirmed the payment
     assert response.status_code == 403
     assert doc_row(app, doc_id).state == "double_check"
     with app.app_context():
@@ -198,13 +198,13 @@ def test_stale_revision_is_a_409_page(app, login_as, submitted):
     data = {**SHIPMENT_FORM, "order_no": "SO-2026-1025", "revision": "2", "csrf_token": token}
     assert zhang.post(f"/documents/{doc_id}/edit", data=data).status_code == 303
     assert act(zhang, doc_id, "submit", revision="3").status_code == 303
-    confirm_payment(login_as, doc_id, "qian")  # finance confirms again: revision 4
+    confirm_payment(login_as, doc_id, "qian")  # confirmed again; the facts did not change
     li = login_as("li")
     response = act(li, doc_id, "approve", revision="2")
     assert response.status_code == 409  # as the API answers: stale_revision
     page = response.get_data(as_text=True)
-    # the document again, as it is now (revision 4), with the refusal on it
-    assert "此单据已变更，请查看新版本" in page and 'name="revision" value="4"' in page
+    # the document again, as it is now (revision 3), with the refusal on it
+    assert "此单据已变更，请查看新版本" in page and 'name="revision" value="3"' in page
     assert doc_row(app, doc_id).state == "double_check"
 
 
@@ -269,6 +269,7 @@ def test_inbox_groups_and_search(app, login_as):
                 data.pop(key)
         doc_id = create(zhang, data)
         assert act(zhang, doc_id, "submit").status_code == 303
+        confirm_payment(login_as, doc_id)
         ids.append(doc_id)
     wang = login_as("wang")
     page = wang.get("/inbox").get_data(as_text=True)
@@ -302,9 +303,10 @@ def test_overdue_is_highlighted(app, login_as):
         doc_id = services.create_document(
             db.session, people["zhang"], "tender_deposit", data
         ).document.id
+        checks = {"amount": True, "account": True, "dates": True}  # every point confirmed
         services.act(db.session, doc_id, people["zhang"], "submit", 1)
-        services.act(db.session, doc_id, people["liu"], "approve", 1)
-        services.act(db.session, doc_id, people["zhao"], "approve", 1)
+        services.act(db.session, doc_id, people["liu"], "approve", 1, checks=checks)
+        services.act(db.session, doc_id, people["zhao"], "approve", 1, checks=checks)
         assert db.session.get(Document, doc_id).state == "awaiting_payment"
         db.session.remove()
     page = login_as("qian").get("/inbox").get_data(as_text=True)
@@ -323,7 +325,7 @@ def test_my_documents(app, login_as):
 
 def test_someone_outside_the_flow_cannot_see_the_document(app, login_as, submitted):
     doc_id, _ = submitted
-    response = login_as("zhao").get(f"/documents/{doc_id}")
+    response = login_as("xu").get(f"/documents/{doc_id}")  # finance confirms shipments' payments
     assert response.status_code == 404
 
 
@@ -348,7 +350,7 @@ def test_disabled_user_is_refused_on_the_next_request(app, login_as, submitted):
         accounts.set_active(db.session, "wang", False)
         db.session.remove()
     response = wang.post(
-        f"/documents/{doc_id}/act", data={"csrf_token": token, "action": "approve", "revision": "1"}
+        f"/documents/{doc_id}/act", data={"csrf_token": token, "action": "approve", "revision": "2"}
     )
     assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
     assert doc_row(app, doc_id).state == "double_check"
@@ -366,7 +368,7 @@ def test_stripped_role_loses_the_buttons_at_once(app, login_as, submitted):
     assert response.status_code == 404 or 'data-action="approve"' not in response.get_data(
         as_text=True
     )
-    response = act(wang, doc_id, "approve", revision="1") if response.status_code == 200 else None
+    response = act(wang, doc_id, "approve", revision="2") if response.status_code == 200 else None
     assert doc_row(app, doc_id).state == "double_check"
 
 
@@ -377,7 +379,7 @@ def test_action_no_longer_possible_is_a_403_page(app, login_as, submitted):
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     assert act(login_as("wang"), doc_id, "reject", "不对").status_code == 303  # back to draft
     response = li.post(
-        f"/documents/{doc_id}/act", data={"csrf_token": token, "action": "approve", "revision": "1"}
+        f"/documents/{doc_id}/act", data={"csrf_token": token, "action": "approve", "revision": "2"}
     )
     assert response.status_code == 403  # action_not_allowed, as the API answers
     page = response.get_data(as_text=True)
@@ -386,13 +388,16 @@ def test_action_no_longer_possible_is_a_403_page(app, login_as, submitted):
 
 def test_buttons_and_history_use_the_transition_that_applies(app, login_as):
     zhang = login_as("zhang")
-    doc_id = create(zhang)  # paid: submit goes to the double check, not the GM exception
+    doc_id = create(zhang)  # a shipment, not a return: submit goes to finance's payment check
     page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
-    assert "提交复核</button>" in page and "需总经理特批）</button>" not in page
+    assert "提交（财务确认收款）</button>" in page and "提交退货复核</button>" not in page
     act(zhang, doc_id, "submit")
-    page = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
+    finance = login_as("zhao")
+    page = finance.get(f"/documents/{doc_id}").get_data(as_text=True)
+    # unpaid as drafted: the button says where confirming it leads
+    assert "确认收款情况（需总经理特批）</button>" in page and "确认已收款</button>" not in page
     history = page[page.index('class="timeline"') :]
-    assert "提交复核" in history and "需总经理特批" not in history
+    assert "提交（财务确认收款）" in history and "提交退货复核" not in history
 
 
 def test_after_review_the_edit_form_offers_only_the_editable_fields(app, login_as, submitted):
@@ -405,11 +410,11 @@ def test_after_review_the_edit_form_offers_only_the_editable_fields(app, login_a
     assert 'name="tracking_no"' in page
     assert 'name="amount"' not in page and 'name="customer"' not in page
     token = csrf(li, f"/documents/{doc_id}/edit")
-    data = {"tracking_no": "SF1234567890", "revision": "1", "csrf_token": token}
+    data = {"tracking_no": "SF1234567890", "revision": "2", "csrf_token": token}
     assert li.post(f"/documents/{doc_id}/edit", data=data).status_code == 303
     row = doc_row(app, doc_id)
     assert (row.revision, row.data["tracking_no"], row.data["amount"]) == (
-        2,
+        3,
         "SF1234567890",
         "12800.00",
     )
