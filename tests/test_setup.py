@@ -87,8 +87,9 @@ def test_tick_records_each_overdue_deposit_once(session, flows, people) -> None:
     }
     doc = services.create_document(session, people["zhang"], "tender_deposit", example).document
     services.act(session, doc.id, people["zhang"], "submit", 1)
-    services.act(session, doc.id, people["liu"], "approve", 1)
-    services.act(session, doc.id, people["zhao"], "approve", 1)
+    checks = {"amount": True, "account": True, "dates": True}  # every point confirmed
+    services.act(session, doc.id, people["liu"], "approve", 1, checks=checks)
+    services.act(session, doc.id, people["zhao"], "approve", 1, checks=checks)
     today = dt.date(2026, 11, 24)
     from workflow.queries import overdue
 

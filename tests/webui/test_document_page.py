@@ -23,11 +23,11 @@ def test_the_rejected_banner_lasts_only_while_the_rejection_stands(app, client, 
     api = Api(client, api_as)
     name(app, "wang", "王芳")
     doc = api.submitted("zhang")
-    assert api.act(doc, "wang", "reject", "数量与订单不符", revision=1).status_code == 200
+    assert api.act(doc, "wang", "reject", "数量与订单不符", revision=2).status_code == 200
     zhang = login_as("zhang")
     page = zhang.get(f"/documents/{doc['id']}").get_data(as_text=True)
     assert "已被驳回" in page and "驳回人 王芳" in page and "数量与订单不符" in page
-    assert api.act(doc, "zhang", "submit", revision=1).status_code == 200  # resubmitted as is
+    assert api.act(doc, "zhang", "submit", revision=2).status_code == 200  # resubmitted as is
     page = zhang.get(f"/documents/{doc['id']}").get_data(as_text=True)
     assert "已被驳回" not in page
     assert "数量与订单不符" in page  # still in the history, where it belongs

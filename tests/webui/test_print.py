@@ -19,8 +19,8 @@ def test_print_page_holds_the_amount_in_words_and_the_signatures(app, client, ap
         db.session.remove()
     api = Api(client, api_as)
     doc = api.submitted("zhang")
-    assert api.act(doc, "wang", "approve", "核对无误", revision=1).status_code == 200
-    assert api.act(doc, "li", "approve", revision=1).status_code == 200
+    assert api.act(doc, "wang", "approve", "核对无误", revision=2).status_code == 200
+    assert api.act(doc, "li", "approve", revision=2).status_code == 200
     page = login_as("zhang").get(f"/documents/{doc['id']}/print")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
