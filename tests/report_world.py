@@ -27,6 +27,9 @@ CST = dt.timezone(dt.timedelta(hours=8))
 
 SHIP = {
     "customer": "甲医药",
+    "consignee": "刘娟",
+    "ship_address": "安庆市人民路 88 号",
+    "consignee_phone": "0556-5551234",
     "order_no": "SO-1",
     "sales_rep": "王磊",
     "contract_amount": "30000.00",
@@ -34,16 +37,19 @@ SHIP = {
     "amount": "12800.00",
     "carrier": "物流",
     "ship_by": "2026-12-01",
-    "paid": True,
 }
+PAID = {"paid": True, "payment_ref": "HD-1"}  # confirmed by finance (款到发货)
 INVOICE = {
     "order_no": "SO-1",
     "invoice_type": "增值税普通发票",
     "buyer_title": "甲医药有限公司",
     "buyer_tax_id": "91340800MA2TX3K59P",
-    "lines": [{"product": "注射器", "qty": 1000, "unit_price": "12.80"}],
+    "lines": [
+        {"product": "注射器", "qty": 1000, "unit_price": "12.80", "tax_rate": "0.13",
+         "net": "11327.43", "tax": "1472.57"}
+    ],
     "amount": "12800.00",
-}
+}  # fmt: skip
 EXPENSE = {
     "claimant": "徐",
     "department": "销售部",
@@ -87,8 +93,18 @@ class World:
 
     def act(self, when: str, who: str, doc: int, action: str, comment: str = "") -> None:
         self.clock.at(when)
-        revision = services.get_document(self.session, doc, self.people[who]).document.revision
-        services.act(self.session, doc, self.people[who], action, revision, comment)
+        process = services.get_document(self.session, doc, self.people[who])
+        review = process.state.review
+        checks = None
+        if action == "approve" and review is not None and review.checklist:
+            checks = {item.id: True for item in review.checklist}  # every point confirmed
+        revision = process.document.revision
+        services.act(self.session, doc, self.people[who], action, revision, comment, checks=checks)
+
+    def confirm_payment(self, when: str, who: str, doc: int, data: dict[str, Any]) -> None:
+        """Finance records the payment facts and confirms them, at the same instant."""
+        self.edit(when, who, doc, data)
+        self.act(when, who, doc, "confirm_payment")
 
     def edit(self, when: str, who: str, doc: int, data: dict[str, Any]) -> None:
         self.clock.at(when)
@@ -104,6 +120,7 @@ def build_world(session, people) -> dict[str, int]:
         ids = {}
         ids["A"] = a = w.create("2026-11-02T09:00", "zhang", "shipment", SHIP)
         w.act("2026-11-02T10:00", "zhang", a, "submit")
+        w.confirm_payment("2026-11-02T10:00", "qian", a, PAID)
         w.act("2026-11-02T12:00", "wang", a, "approve")
         w.act("2026-11-02T14:00", "li", a, "approve")
         w.edit("2026-11-03T09:00", "li", a, {"tracking_no": "SF1"})
@@ -113,15 +130,18 @@ def build_world(session, people) -> dict[str, int]:
 
         b_data = {**SHIP, "items": [{"product": "口罩", "qty": 10, "unit_price": "50.00"}]}
         ids["B"] = b = w.create(
-            "2026-11-05T09:00", "zhang", "shipment", {**b_data, "amount": "500.00", "paid": False}
+            "2026-11-05T09:00", "zhang", "shipment", {**b_data, "amount": "500.00"}
         )
         w.act("2026-11-05T09:30", "zhang", b, "submit")
+        w.act("2026-11-05T09:30", "qian", b, "confirm_payment")  # not paid
         w.act("2026-11-05T11:30", "ma", b, "reject", "未收款")
         w.act("2026-11-06T09:30", "zhang", b, "submit")
+        w.act("2026-11-06T09:30", "qian", b, "confirm_payment")
         w.act("2026-11-06T10:30", "ma", b, "approve")
         w.act("2026-11-06T15:30", "liu", b, "approve")
 
-        ids["C"] = c = w.create("2026-11-10T09:00", "zhang", "invoicing", INVOICE)
+        billed = {"shipments": [{"shipment": a, "amount": "12800.00"}]}
+        ids["C"] = c = w.create("2026-11-10T09:00", "zhang", "invoicing", {**INVOICE, **billed})
         w.act("2026-11-10T09:10", "zhang", c, "submit")
         w.act("2026-11-10T10:10", "wang", c, "reject", "未收款")
         w.act("2026-11-10T11:00", "zhang", c, "submit")
@@ -151,10 +171,10 @@ def build_world(session, people) -> dict[str, int]:
             "contract_amount": None,
             "items": [{"product": "口罩", "qty": 40, "unit_price": "50.00"}],
             "amount": "2000.00",
-            "paid": False,
         }
         ids["F"] = f = w.create("2026-11-20T09:00", "chen", "shipment", f_data)
         w.act("2026-11-20T10:00", "chen", f, "submit")
+        w.act("2026-11-20T10:00", "qian", f, "confirm_payment")  # not paid
         w.act("2026-11-20T10:30", "he", f, "approve")
         w.act("2026-11-20T11:00", "sun", f, "approve")
         w.act("2026-11-20T11:30", "wang", f, "approve")

@@ -278,6 +278,9 @@ def test_a_refused_action_leaves_the_report_rows_as_they_were(session, flows, pe
 
     doc = services.create_document(session, people["zhang"], "shipment", SHIP_EXAMPLE).document
     services.act(session, doc.id, people["zhang"], "submit", 1)
+    paid = {"paid": True, "payment_ref": "HD-1"}  # finance confirms the payment (款到发货)
+    services.edit_document(session, doc.id, people["zhao"], paid, 1)
+    services.act(session, doc.id, people["zhao"], "confirm_payment", 2)
     row = session.get(ReportDocument, doc.id)
     assert (row.state, row.status, row.amount_fen, row.contract_no) == (
         "double_check",
@@ -286,12 +289,15 @@ def test_a_refused_action_leaves_the_report_rows_as_they_were(session, flows, pe
         "SO-2026-1024",
     )
     with pytest.raises(Refused):  # the submitter may not approve
-        services.act(session, doc.id, people["zhang"], "approve", 1)
+        services.act(session, doc.id, people["zhang"], "approve", 2)
     session.expire_all()
     assert session.get(ReportDocument, doc.id).state == "double_check"
     assert session.scalars(select(ReportDecision)).all() == []
     steps = session.scalars(select(ReportStep).where(ReportStep.document_id == doc.id)).all()
-    assert [(s.state, s.left_at) for s in steps] == [("double_check", None)]
+    assert [(s.state, s.left_at is None) for s in steps] == [
+        ("payment_check", False),
+        ("double_check", True),
+    ]
 
 
 def test_an_edit_updates_the_amount_and_contract(session, flows, people) -> None:
