@@ -22,6 +22,14 @@ from workflow.services import publish_files
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = sorted((ROOT / "definitions").glob("*.yaml"))
+# The review-rule tests' flows: the shipped ones, with the shipment frozen as it was before issue
+# 11 (see tests/data/flows/rules/shipment.yaml).
+RULES_DEFINITIONS = sorted(
+    [
+        ROOT / "tests/data/flows/rules/shipment.yaml",
+        *(p for p in DEFINITIONS if p.stem != "shipment"),
+    ]
+)
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 
 # Engine-level tests seal audit events with the testing key (create_app installs the same one).
@@ -161,6 +169,12 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
 def flows(session: Session) -> list[str]:
     """The four shipped flows, published."""
     return publish_files(session, DEFINITIONS)
+
+
+@pytest.fixture
+def rules_flows(session: Session) -> list[str]:
+    """The flows the review-rule tests run on (RULES_DEFINITIONS)."""
+    return publish_files(session, RULES_DEFINITIONS)
 
 
 @pytest.fixture

@@ -36,6 +36,12 @@ SHIPMENT = {
 
 
 @pytest.fixture
+def flows(rules_flows):
+    """The rules are tested on the frozen shipment (tests/data/flows/rules/shipment.yaml)."""
+    return rules_flows
+
+
+@pytest.fixture
 def doc(session, flows, people):
     """A paid shipment created and submitted by zhang: in double_check at revision 1."""
     process = services.create_document(session, people["zhang"], "shipment", SHIPMENT)
@@ -82,7 +88,7 @@ def test_creator_may_not_approve(session, people, doc):
 def shared_drafts(session, flows):
     """Shipment drafts shared by the 内勤 team (`owner_only: false`), so that the creator, the
     editor and the submitter of one document can be three different people."""
-    text = (ROOT / "definitions" / "shipment.yaml").read_text(encoding="utf-8")
+    text = (ROOT / "tests/data/flows/rules/shipment.yaml").read_text(encoding="utf-8")
     marker = "    editable_by: [sales_admin]\n"
     assert marker in text
     services.publish_flow(
