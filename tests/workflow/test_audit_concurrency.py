@@ -21,6 +21,13 @@ from workflow import audit, services
 from workflow.errors import SelfReview
 from workflow.models import AuditChain, AuditEvent, Document, User
 
+
+@pytest.fixture
+def flows(rules_flows):
+    """The rules are tested on the frozen shipment (tests/data/flows/rules/shipment.yaml)."""
+    return rules_flows
+
+
 WRITERS = 16
 ROUNDS = 10
 JOIN_TIMEOUT = 60

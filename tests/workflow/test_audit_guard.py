@@ -13,7 +13,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import DEFINITIONS, PASSWORD, PEOPLE, PG_URL
+from tests.conftest import PASSWORD, PEOPLE, PG_URL
+
+# The review rules are tested on the frozen shipment (tests/data/flows/rules/shipment.yaml).
+from tests.conftest import RULES_DEFINITIONS as DEFINITIONS
 from tests.workflow.test_review import SHIPMENT
 from workflow import audit, services
 from workflow.accounts import create_user

@@ -21,6 +21,12 @@ from workflow.models import AuditChain, AuditEvent, Review, User
 
 
 @pytest.fixture
+def flows(rules_flows):
+    """The rules are tested on the frozen shipment (tests/data/flows/rules/shipment.yaml)."""
+    return rules_flows
+
+
+@pytest.fixture
 def docs(session, flows, people) -> dict[str, int]:
     """`approved`: two approvals given to revision 2 (after an edit); `waiting`: one approval."""
     approved = services.create_document(session, people["zhang"], "shipment", SHIPMENT)

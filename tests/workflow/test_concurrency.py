@@ -30,6 +30,13 @@ from workflow.errors import (
 )
 from workflow.models import AuditEvent, Document, Review, User
 
+
+@pytest.fixture
+def flows(rules_flows):
+    """The rules are tested on the frozen shipment (tests/data/flows/rules/shipment.yaml)."""
+    return rules_flows
+
+
 JOIN_TIMEOUT = 60
 
 

@@ -12,6 +12,13 @@ from workflow.definitions import edit
 from workflow.definitions.build import load_flow
 from workflow.errors import DefinitionError
 
+
+@pytest.fixture
+def flows(rules_flows):
+    """The rules are tested on the frozen shipment (tests/data/flows/rules/shipment.yaml)."""
+    return rules_flows
+
+
 ROOT = Path(__file__).resolve().parents[2]
 FILES = [
     *sorted((ROOT / "definitions").glob("*.yaml")),

@@ -13,6 +13,13 @@ from workflow.errors import InvalidData
 from workflow.fields import FieldError, clean_data, parse_decimal
 from workflow.models import Document
 
+
+@pytest.fixture
+def flows(rules_flows):
+    """The rules are tested on the frozen shipment (tests/data/flows/rules/shipment.yaml)."""
+    return rules_flows
+
+
 MONEY = FieldSpec(name="amount", type="decimal", label=Label("金额", "Amount"), required=True)
 
 

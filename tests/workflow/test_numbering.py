@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
 from sqlalchemy import select
 
 from tests.workflow.test_concurrency import at_once
@@ -14,6 +15,13 @@ from workflow.definitions.build import load_flow_file
 from workflow.errors import InvalidData
 from workflow.models import Document
 from workflow.process import compiled
+
+
+@pytest.fixture
+def flows(rules_flows):
+    """The rules are tested on the frozen shipment (tests/data/flows/rules/shipment.yaml)."""
+    return rules_flows
+
 
 NUMBER = re.compile(r"(FH|KP|BX|BZ)-(\d{4})-(\d{6})")
 

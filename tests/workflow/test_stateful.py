@@ -29,7 +29,10 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import DEFINITIONS, PASSWORD
+from tests.conftest import PASSWORD
+
+# The review rules are tested on the frozen shipment (tests/data/flows/rules/shipment.yaml).
+from tests.conftest import RULES_DEFINITIONS as DEFINITIONS
 from workflow import accounts, audit, security, services
 from workflow.db import Base, make_engine
 from workflow.errors import (

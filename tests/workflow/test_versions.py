@@ -5,11 +5,19 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import DEFINITIONS
+# The review rules are tested on the frozen shipment (tests/data/flows/rules/shipment.yaml).
+from tests.conftest import RULES_DEFINITIONS as DEFINITIONS
 from tests.workflow.test_review import SHIPMENT
 from workflow import audit, services
 from workflow.errors import Forbidden, InvalidData
 from workflow.models import AuditEvent, Document
+
+
+@pytest.fixture
+def flows(rules_flows):
+    """The rules are tested on the frozen shipment (tests/data/flows/rules/shipment.yaml)."""
+    return rules_flows
+
 
 SHIPMENT_YAML = next(p for p in DEFINITIONS if p.stem == "shipment").read_text(encoding="utf-8")
 RENAMED = SHIPMENT_YAML.replace("double_check", "dual_check")
