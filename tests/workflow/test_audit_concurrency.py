@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from tests.conftest import RULES_DEFINITIONS
 from tests.workflow.test_review import SHIPMENT
 from workflow import audit, services
 from workflow.errors import SelfReview
@@ -325,6 +326,7 @@ def test_cli_audit_verify(app):
 
     with app.app_context():
         users = {u.username: u for u in db.session.scalars(select(User))}
+        services.publish_files(db.session, RULES_DEFINITIONS)  # the frozen rules shipment
         doc_id = services.create_document(db.session, users["zhang"], "shipment", SHIPMENT)
         doc_id = doc_id.document.id
         services.act(db.session, doc_id, users["zhang"], "submit", 1)

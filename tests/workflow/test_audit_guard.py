@@ -116,7 +116,9 @@ THREADS = 8
 DOCUMENTS = 24
 
 
-def test_verify_in_a_loop_while_eight_threads_approve(session, session_factory, flows, people):
+def test_verify_in_a_loop_while_eight_threads_approve(
+    session, session_factory, rules_flows, people
+):
     """The first verify takes its snapshot, then waits until approvals have committed: a verify
     that read the chain heads and the events in different snapshots reported events "deleted at
     its end". Every run while the writers go on must be clean."""
