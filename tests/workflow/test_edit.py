@@ -59,12 +59,12 @@ def test_set_review_changes_one_line_and_keeps_comments():
 
 
 def test_set_review_in_block_style():
-    after = edit.set_review(EXPENSE, "receipt_check", 3, ["sales_admin", "finance"])
+    after = edit.set_review(EXPENSE, "manager_approval", 3, ["sales_manager", "gm", "finance"])
     assert changed_lines(EXPENSE, after)[-4:] == [
         "-      required: 2",
-        "-      roles: [sales_admin]",
+        "-      roles: [sales_manager, gm]",
         "+      required: 3",
-        "+      roles: [sales_admin, finance]",
+        "+      roles: [sales_manager, gm, finance]",
     ]
 
 
@@ -101,10 +101,12 @@ def test_set_field_label_required_and_choices():
 
 def test_set_field_keeps_a_block_label():
     after = edit.set_field(EXPENSE, "department", "部门", "Dept", False)
-    assert changed_lines(EXPENSE, after) == [
+    assert changed_lines(EXPENSE, after) == [  # difflib groups the block; max_length is kept
         "-    required: true",
-        "+    required: false",
+        "-    max_length: 60",
         "-    label: {zh: 部门, en: Department}",
+        "+    required: false",
+        "+    max_length: 60",
         "+    label: {zh: 部门, en: Dept}",
     ]
 
@@ -137,13 +139,13 @@ def test_parts_list_reviews_transitions_and_fields():
 
 def test_guard_thresholds_are_listed_and_changed_in_place():
     [guard] = edit.parts_of(EXPENSE).guards
-    assert (guard.key, guard.numbers) == ("r:manager_approval:0", ("5000.00",))
+    assert (guard.key, guard.numbers) == ("r:receipt_check:0", ("5000.00",))
     after = edit.set_guard_numbers(EXPENSE, guard.key, ["8000.00"])
     assert changed_lines(EXPENSE, after) == [
         "-        when: 'amount > decimal(\"5000.00\")'",
         "+        when: 'amount > decimal(\"8000.00\")'",
     ]
-    route = load_flow(after, "expense.yaml").state("manager_approval").on_approve[0]
+    route = load_flow(after, "expense.yaml").state("receipt_check").on_approve[0]
     assert route.when.source == 'amount > decimal("8000.00")'
 
 
