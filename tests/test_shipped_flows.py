@@ -187,3 +187,60 @@ def test_walk_example_to_final_state(session, flows, people, flow, target) -> No
     history = session.scalars(select(AuditEvent).where(AuditEvent.document_id == doc_id)).all()
     assert all(e.outcome == "ok" for e in history)
     assert history[-1].to_state == target
+
+
+def test_a_deposit_refunded_in_parts_with_a_deduction(session, flows, people) -> None:
+    """投标保证金: two partial refunds and the agency's fee, with its reason, settle the deposit;
+    until they add up to what was paid the balance is open. Reminders are logged meanwhile."""
+    from workflow.errors import CheckFailed
+
+    doc_id, visited = walk(session, people, "tender_deposit", spec_of("tender_deposit").example,
+                           "refund_requested")  # fmt: skip
+    assert visited[-1] == "refund_requested"
+    zhang, zhao = people["zhang"], people["zhao"]
+
+    def edit(user, data) -> None:
+        session.expire_all()
+        document = session.get(Document, doc_id)
+        services.edit_document(session, doc_id, user, data, document.revision)
+
+    def confirm() -> str:
+        session.expire_all()
+        document = session.get(Document, doc_id)
+        services.act(session, doc_id, zhao, "confirm_refund", document.revision)
+        session.expire_all()
+        return session.get(Document, doc_id).state
+
+    chase = {"date": "2027-01-22", "channel": "电话", "contact": "王经理", "note": "本周内退"}
+    edit(zhang, {"chases": [chase]})
+    edit(zhao, {"refunds": [{"date": "2027-01-25", "amount": "30000.00", "bank_ref": "B1"}],
+                "refund_amount": "30000.00", "refunded_on": "2027-01-25"})  # fmt: skip
+    with pytest.raises(CheckFailed, match="balance is still open"):
+        confirm()
+    session.rollback()
+    refunds = [
+        {"date": "2027-01-25", "amount": "30000.00", "bank_ref": "B1"},
+        {"date": "2027-02-03", "amount": "19400.00", "bank_ref": "B2"},
+    ]
+    edit(zhao, {"refunds": refunds, "refund_amount": "49400.00", "refunded_on": "2027-02-03"})
+    with pytest.raises(CheckFailed, match="balance is still open"):
+        confirm()  # 600.00 not accounted for
+    session.rollback()
+    edit(zhao, {"deductions": [{"amount": "600.00", "reason": "中标服务费"}]})
+    assert confirm() == "refunded"
+    assert audit.verify(session).ok
+
+
+def test_a_large_claim_needs_four_people_not_six(session, flows, people) -> None:
+    """费用报销 above 5,000: 内勤 + 财务 check the receipts, 经理 + 总经理 approve."""
+    example = spec_of("expense").example
+    receipt = {**example["receipts"][0], "amount": "6000.00"}
+    data = {**example, "receipts": [receipt], "amount": "6000.00"}
+    doc_id, visited = walk(session, people, "expense", data, "paid")
+    assert "gm_approval" in visited and "manager_approval" not in visited
+    approvers = session.scalars(
+        select(AuditEvent.actor).where(
+            AuditEvent.document_id == doc_id, AuditEvent.action == "approve"
+        )
+    ).all()
+    assert len(approvers) == len(set(approvers)) == 4
