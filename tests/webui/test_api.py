@@ -97,7 +97,10 @@ class Api:
         """Take `action`; an approval confirms every point of the state's checklist unless
         `checks` says otherwise (a reviewer who checked everything)."""
         doc_id = doc if isinstance(doc, int) else doc["id"]
-        current = self.get(f"/documents/{doc_id}", "shen").get_json()
+        # The document as the caller last saw it, if that was in a review; else read it now.
+        current = doc if isinstance(doc, dict) and doc.get("review") else None
+        if revision is None or current is None:
+            current = self.get(f"/documents/{doc_id}", "shen").get_json()
         if revision is None:
             revision = current["revision"]
         body = {"action": action, "revision": revision, "comment": comment}
