@@ -70,7 +70,8 @@ def test_a_submit_tells_the_reviewers_and_a_rejection_tells_the_creator(app, api
     doc = api.submitted("zhang")
     waiting = {n.user_id for n in rows(app, kind="task_waiting", document_id=doc["id"])}
     reviewers = {user_id(app, u) for u in ("wang", "chen", "li", "zhou", "duo")}
-    assert waiting == reviewers  # sales_admin and warehouse holders, not the creator
+    finance = {user_id(app, u) for u in ("zhao", "qian", "wu")}  # told of the payment check
+    assert waiting == reviewers | finance  # sales_admin and warehouse holders, not the creator
     items = api.get("/notifications", "li").get_json()["items"]
     assert items and "双人复核" in items[0]["text"] and items[0]["read"] is False
     assert api.act(doc, "li", "reject", "批号不符").status_code == 200
@@ -106,7 +107,7 @@ def test_two_workers_mail_each_notification_once(app, api, smtp):
     for _ in range(3):
         api.submitted("zhang")
     pending = rows(app, email_state="pending")
-    assert len(pending) == 15
+    assert len(pending) == 3 * (3 + 5)  # each: 3 finance (payment check) + 5 reviewers
     settings = notify.MailSettings(host="127.0.0.1", port=port, base_url="https://fuhe.test")
     send = notify.smtp_sender(settings)
     start = threading.Barrier(2)
@@ -127,9 +128,9 @@ def test_two_workers_mail_each_notification_once(app, api, smtp):
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    assert sum(sent) == 15 and len(mailbox.messages) == 15
+    assert sum(sent) == len(pending) and len(mailbox.messages) == len(pending)
     ids = [m.content.decode().split("Message-ID: ")[1].split("\r\n")[0] for m in mailbox.messages]
-    assert len(set(ids)) == 15  # no message twice
+    assert len(set(ids)) == len(pending)  # no message twice
     body = mailbox.messages[0].content.decode()
     assert "https://fuhe.test/documents/" in body
     assert not rows(app, email_state="pending")
