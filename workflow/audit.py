@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal, or_, select, text
+from sqlalchemy import Select, String, cast, func, literal, or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, aliased
 
@@ -182,30 +182,47 @@ def open_chain(session: Session, key: str) -> AuditChain:
     return chain
 
 
-def _next_event_id(session: Session) -> int:
-    """The new event's id, known before the insert because the seal covers it (so reordering
-    rows is detected). SQLite: writers are serialized (BEGIN IMMEDIATE), so max + 1 is safe."""
-    if session.get_bind().dialect.name == "postgresql":
-        return session.scalar(text("SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))"))
-    return (session.scalar(select(func.max(AuditEvent.id))) or 0) + 1
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def next_event_id(dialect: str) -> Select[Any]:
+    """The next event's id, known before the insert because the seal covers it (so reordering
+    rows is detected). SQLite: writers are serialized (BEGIN IMMEDIATE), so max + 1 is safe.
+    A statement of its own, or a column of the caller's locking statement (one round trip less).
+    """
+    if dialect == "postgresql":
+        return select(func.nextval(func.pg_get_serial_sequence("audit_events", "id")))
+    return select(func.coalesce(func.max(AuditEvent.id), 0) + 1)
 
 
 def append(
-    session: Session, chain_key: str, *, review: Review | None = None, **fields: Any
+    session: Session,
+    chain_key: str,
+    *,
+    review: Review | None = None,
+    chain: AuditChain | None = None,
+    event_id: int | None = None,
+    **fields: Any,
 ) -> AuditEvent:
     """Append one event to `chain_key` inside the caller's transaction (locks that chain).
 
     `review`, a review row not yet flushed, is tied to this event (`event_seq`) and inserted
-    with it, so review rows are never updated afterwards.
+    with it, so review rows are never updated afterwards. `chain` (that chain's row, already
+    locked in this transaction) and `event_id` (from `next_event_id`) let a caller that read
+    them in its own locking statement skip two round trips.
     """
     keys = keyring()
-    chain = _lock_chain(session, chain_key)
+    if chain is None:
+        chain = _lock_chain(session, chain_key)
+    elif chain.key != chain_key:
+        raise ValueError(f"chain {chain.key!r} given for {chain_key!r}")
     if chain is None:
         chain = ensure_system_chain(session) if chain_key == SYSTEM_CHAIN else None
     if chain is None:
         chain = open_chain(session, chain_key)
     event = AuditEvent(
-        id=_next_event_id(session),
+        id=event_id if event_id is not None else session.scalar(next_event_id(_dialect(session))),
         at=utcnow(),
         chain_key=chain_key,
         chain_seq=chain.length + 1,

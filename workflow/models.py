@@ -158,6 +158,14 @@ class Document(Base):
         viewonly=True,
         uselist=False,
     )
+    # Joined into the statement that loads a document for its process (workflow/process.py),
+    # never loaded on its own: reading it unloaded is a bug, so it raises.
+    reviews: Mapped[list[Review]] = relationship(
+        primaryjoin="Document.id == foreign(Review.document_id)",
+        viewonly=True,
+        lazy="raise",
+        order_by="Review.id",
+    )
 
 
 class DocumentRevision(Base):
