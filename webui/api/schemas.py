@@ -195,6 +195,17 @@ class CommentSchema(InputSchema):
     )
 
 
+class UploadSchema(InputSchema):
+    """The form fields sent along with an uploaded file (multipart/form-data)."""
+
+    revision = fields.Integer(
+        required=True,
+        strict=False,
+        validate=validate.Range(1, MAX_ID),
+        metadata={"description": "The revision you are attaching to (as for an edit)."},
+    )
+
+
 class PageQuerySchema(InputSchema):
     limit = fields.Integer(validate=validate.Range(1, 200), metadata={"description": "1–200."})
     cursor = fields.String(
@@ -289,6 +300,32 @@ class ReviewStatusSchema(OutputSchema):
     )
 
 
+class AttachmentSchema(OutputSchema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True, metadata={"description": "The file name as uploaded."})
+    size = fields.Integer(required=True, metadata={"description": "Bytes."})
+    content_type = fields.String(
+        required=True,
+        metadata={
+            "description": "application/pdf, image/jpeg or image/png, read from the content."
+        },
+    )
+    sha256 = fields.String(required=True, metadata={"description": "The content's SHA-256 (hex)."})
+    revision = fields.Integer(
+        required=True,
+        metadata={
+            "description": "The document revision attaching it started (right after an "
+            "upload: the document's revision now, which approvals must name)."
+        },
+    )
+    uploaded_by = fields.String(attribute="uploaded_by.username", required=True)
+    at = LocalDateTime(required=True)
+    url = fields.Method("_url", required=True, metadata={"description": "Where to GET the file."})
+
+    def _url(self, row: Any) -> str:
+        return f"/api/v1/documents/{row.document_id}/attachments/{row.id}"
+
+
 class DocumentSchema(OutputSchema):
     id = fields.Integer(required=True)
     number = fields.String(
@@ -322,7 +359,25 @@ class DocumentSchema(OutputSchema):
         fields.String(), required=True, metadata={"description": "What the caller may do now."}
     )
     can_edit = fields.Boolean(required=True)
+    can_attach = fields.Boolean(
+        metadata={"description": "Whether the caller may attach a file now (single document)."}
+    )
     overdue = fields.Boolean(required=True)
+    attachments = fields.List(
+        fields.Nested(AttachmentSchema),
+        metadata={
+            "description": "The attached files, oldest first. Present on a single document "
+            "(GET /documents/{id}); lists and write responses leave it out."
+        },
+    )
+    comments = fields.List(
+        fields.Nested(lambda: CommentOutSchema()),
+        metadata={
+            "description": "Questions and remarks without an action, oldest first (in a blind "
+            "review the others' of the current round stay hidden until you have decided). "
+            "Present on a single document only, like `attachments`."
+        },
+    )
 
 
 class DocumentPageSchema(OutputSchema):
