@@ -156,7 +156,7 @@ def test_an_upload_is_stored_by_its_hash_and_starts_a_new_revision(
     disposition = fetched.headers["Content-Disposition"]
     assert disposition.startswith("inline")
     if name.isascii():
-        assert f'filename={name}' in disposition or f'filename="{name}"' in disposition
+        assert f"filename={name}" in disposition or f'filename="{name}"' in disposition
     else:  # RFC 5987: the UTF-8 name percent-encoded, never raw bytes in a header
         assert "filename*=UTF-8''" in disposition and name.encode().hex() not in disposition
         assert disposition.isascii()
@@ -307,7 +307,7 @@ def test_a_step_that_may_edit_may_attach_and_the_audit_chain_seals_the_hash(app,
         assert result.ok, result.report
         db.session.remove()
     # the auditors' export carries the hash
-    export = api.get(f"/audit?format=csv&action=attach", "shen")
+    export = api.get("/audit?format=csv&action=attach", "shen")
     assert export.status_code == 200 and digest in export.get_data(as_text=True)
 
 
