@@ -143,8 +143,8 @@ def test_an_upload_is_stored_by_its_hash_and_starts_a_new_revision(
     path = store_dir(app) / digest[:2] / digest
     assert path.read_bytes() == content
     assert stored_files(app) == [path]  # no temporary file left over
-    doc = api.get(f"/documents/{doc['id']}", "zhang").get_json()
-    assert doc["revision"] == 2
+    doc = api.get(f"/documents/{doc['id']}?include=attachments", "zhang").get_json()
+    assert doc["revision"] == 2 and "comments" not in doc
     assert [(a["id"], a["sha256"]) for a in doc["attachments"]] == [(body["id"], digest)]
 
     fetched = fetch(api, f"/documents/{doc['id']}/attachments/{body['id']}", "zhang")
@@ -194,7 +194,7 @@ def test_a_refused_upload_stores_nothing(app, api, content, name, status, code):
     assert response.get_json()["error"]["code"] == code
     assert stored_files(app) == []  # no file, not even a temporary one
     assert count(app, Attachment) == 0
-    after = api.get(f"/documents/{doc['id']}", "zhang").get_json()
+    after = api.get(f"/documents/{doc['id']}?include=attachments", "zhang").get_json()
     assert after["revision"] == 1 and after["attachments"] == []
     with app.app_context():  # the refusal itself is in the audit log, and nothing else is
         events = db.session.scalars(
@@ -349,7 +349,7 @@ def test_roles_that_only_read_the_flow_see_the_list_but_do_not_open_files(app, a
         db.session.remove()
     doc = api.create("zhang", flow="attach_read", data=DATA)
     attachment = upload(api, doc, "zhang", PDF).get_json()
-    seen = api.get(f"/documents/{doc['id']}", "zhao")
+    seen = api.get(f"/documents/{doc['id']}?include=attachments", "zhao")
     assert seen.status_code == 200 and [a["id"] for a in seen.get_json()["attachments"]] == [
         attachment["id"]
     ]
@@ -369,11 +369,15 @@ def test_a_reviewer_asks_a_question_without_deciding(app, api):
     }
     answer = api.post(f"/documents/{doc['id']}/comments", "zhang", json={"text": "批号 B2611"})
     assert answer.status_code == 201
-    now = api.get(f"/documents/{doc['id']}", "wang").get_json()
+    now = api.get(f"/documents/{doc['id']}?include=comments,attachments", "wang").get_json()
+    assert now["attachments"] == [] and now["can_attach"] is False
     assert [(c["user"], c["text"]) for c in now["comments"]] == [
         ("li", "批号是多少？"),
         ("zhang", "批号 B2611"),
     ]
+    plain = api.get(f"/documents/{doc['id']}", "wang").get_json()
+    assert "comments" not in plain and "attachments" not in plain  # only when asked for
+    assert api.get(f"/documents/{doc['id']}?include=bogus", "wang").status_code == 422
     # no decision was taken: li may still approve, and the round has no approval yet
     assert now["state"] == "double_check" and now["review"]["approvals"] == []
     assert now["revision"] == doc["revision"]
@@ -437,3 +441,23 @@ def test_the_upload_form_attaches_and_refuses_readably(app, api, login_as):
         assert db.session.get(Document, doc["id"]).revision == 2
         assert db.session.scalars(select(Attachment.name)).all() == ["收据.pdf"]
         db.session.remove()
+
+
+def test_the_openapi_document_describes_the_upload_and_the_file(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    upload = spec["paths"]["/documents/{doc_id}/attachments"]["post"]
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["file"] == {**form["properties"]["file"], "format": "binary"}
+    assert set(form["required"]) == {"file", "revision"}
+    assert {"201", "409", "413", "415", "422"} <= set(upload["responses"])
+    created = upload["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
+    attachment = spec["components"]["schemas"][created.rsplit("/", 1)[1]]["properties"]
+    assert {"id", "name", "size", "content_type", "sha256"} <= set(attachment)
+    file = spec["paths"]["/documents/{doc_id}/attachments/{attachment_id}"]["get"]
+    assert set(file["responses"]["200"]["content"]) == {
+        "application/pdf",
+        "image/jpeg",
+        "image/png",
+    }
+    document = spec["components"]["schemas"]["Document"]["properties"]
+    assert {"attachments", "comments", "can_attach"} <= set(document)

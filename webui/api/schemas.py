@@ -206,6 +206,36 @@ class UploadSchema(InputSchema):
     )
 
 
+class Include(fields.String):
+    """`attachments,comments`: what a single document comes with, as a set."""
+
+    NAMES = ("attachments", "comments")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > 40:
+            raise ValidationError("at most 40 characters")
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(self.NAMES))
+        if unknown:
+            raise ValidationError(
+                f"unknown: {', '.join(unknown)[:80]}; choose from {', '.join(self.NAMES)}"
+            )
+        return frozenset(names)
+
+
+class DocumentQuerySchema(InputSchema):
+    include = Include(
+        load_default=frozenset(),
+        metadata={
+            "maxLength": 40,
+            "description": "Comma-separated: `attachments` (the files, and `can_attach`), "
+            "`comments` (questions and remarks without an action).",
+            "pattern": "^(attachments|comments)(,(attachments|comments))?$",
+        },
+    )
+
+
 class PageQuerySchema(InputSchema):
     limit = fields.Integer(validate=validate.Range(1, 200), metadata={"description": "1–200."})
     cursor = fields.String(
@@ -360,14 +390,15 @@ class DocumentSchema(OutputSchema):
     )
     can_edit = fields.Boolean(required=True)
     can_attach = fields.Boolean(
-        metadata={"description": "Whether the caller may attach a file now (single document)."}
+        metadata={"description": "Whether the caller may attach a file now (with `attachments`)."}
     )
     overdue = fields.Boolean(required=True)
     attachments = fields.List(
         fields.Nested(AttachmentSchema),
         metadata={
-            "description": "The attached files, oldest first. Present on a single document "
-            "(GET /documents/{id}); lists and write responses leave it out."
+            "description": "The attached files, oldest first. Present when asked for: "
+            "GET /documents/{id}?include=attachments (lists and the responses of writes leave "
+            "it out)."
         },
     )
     comments = fields.List(
@@ -375,7 +406,7 @@ class DocumentSchema(OutputSchema):
         metadata={
             "description": "Questions and remarks without an action, oldest first (in a blind "
             "review the others' of the current round stay hidden until you have decided). "
-            "Present on a single document only, like `attachments`."
+            "Present when asked for: GET /documents/{id}?include=comments."
         },
     )
 

@@ -121,7 +121,9 @@ class ReviewStatus:
 class DocumentView:
     """One document as the caller sees it (the contract's document shape)."""
 
-    def __init__(self, process: DocumentProcess, user: Any, detail: bool = False) -> None:
+    def __init__(
+        self, process: DocumentProcess, user: Any, include: frozenset[str] = frozenset()
+    ) -> None:
         document = process.document
         self.id = document.id
         self.number = document.number
@@ -149,9 +151,12 @@ class DocumentView:
         self.claim = process.active_claim()
         self.can_edit = process.can_edit(user)
         self.overdue = queries.is_overdue(process)
-        if detail:  # a single document: its files and comments too (two more reads)
+        # Asked for with `?include=attachments,comments` (one read each); lists and the
+        # responses of writes leave them out, so an approval stays within its round trips.
+        if "attachments" in include:
             self.can_attach = bool(policy.can_attach(user, document, process.spec))
             self.attachments = queries.attachments(db.session, process)
+        if "comments" in include:
             self.comments = queries.comments(db.session, process, user)
 
 
@@ -298,12 +303,15 @@ def create_document():
     )
 
 
-@operation(DOC, "GET", "A document", s.DocumentSchema, errors=(404,))
+@operation(
+    DOC, "GET", "A document", s.DocumentSchema, query=s.DocumentQuerySchema, errors=(404, 422)
+)
 def get_document(doc_id: int):
-    """The document with its review status, the actions the caller may take now, its
-    attachments and its comments."""
+    """The document with its review status and the actions the caller may take now;
+    `?include=attachments,comments` adds its attached files and its comments."""
+    args = query_args(s.DocumentQuerySchema)
     process = services.get_document(db.session, doc_id, me())
-    return dump(s.DocumentSchema, DocumentView(process, me(), detail=True))
+    return dump(s.DocumentSchema, DocumentView(process, me(), args["include"]))
 
 
 @operation(
