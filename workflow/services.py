@@ -321,7 +321,10 @@ def attach(
             attachment = process.attach(actor, staged, revision)
             if before_commit is not None:
                 uow.before_commit(lambda: before_commit(process, attachment))
-            uow.before_commit(staged.keep)  # last: nothing after it can refuse
+            # Last, after a flush (constraints answer first): only the commit itself can still
+            # fail after the rename, and then the file stays unreferenced — harmless, it is
+            # named by its content, and the next upload of the same content reuses it.
+            uow.before_commit(lambda: (session.flush(), staged.keep()))
     finally:
         if staged is not None and not staged.kept:
             staged.discard()  # refused or failed: no file left behind
