@@ -419,7 +419,8 @@ def attach(doc_id: int):
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType("send the file as multipart/form-data (a `file` field)")
     upload = request.files.get("file")
-    args = s.UploadSchema().load({k: v for k, v in request.form.items()})
+    # Only the known fields are read (a multipart form may carry others; they are ignored).
+    args = s.UploadSchema().load({k: request.form[k] for k in ("revision",) if k in request.form})
     if upload is None:
         raise InvalidData({"file": ["choose a file to attach (the `file` field)"]})
     return perform(
