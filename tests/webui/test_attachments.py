@@ -510,3 +510,18 @@ def test_the_openapi_document_describes_the_upload_and_the_file(client):
     }
     document = spec["components"]["schemas"]["Document"]["properties"]
     assert {"attachments", "comments", "can_attach"} <= set(document)
+
+
+def test_audit_verify_files_hashes_every_stored_file_again(app, api):
+    doc = new_doc(api)
+    body = upload(api, doc, "zhang", PDF).get_json()
+    runner = app.test_cli_runner()
+    ok = runner.invoke(args=["audit", "verify", "--files"])
+    assert ok.exit_code == 0 and "OK 1 attached files" in ok.output, ok.output
+    path = store_dir(app) / body["sha256"][:2] / body["sha256"]
+    path.write_bytes(PDF + b"% swapped")
+    swapped = runner.invoke(args=["audit", "verify", "--files"])
+    assert swapped.exit_code == 1 and "no longer has that content" in swapped.output
+    path.unlink()
+    missing = runner.invoke(args=["audit", "verify", "--files"])
+    assert missing.exit_code == 1 and "missing" in missing.output
