@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, aliased
 
 from workflow.db import as_utc, utcnow
 from workflow.models import (
+    Attachment,
     AuditChain,
     AuditEvent,
     Document,
@@ -298,6 +299,7 @@ class _Replay:
     round: int = 0
     revisions: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
     reviews: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    attachments: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
 
 class _Verifier:
@@ -431,6 +433,18 @@ class _Verifier:
         if event.action == "create":
             replay.flow, replay.created_by, replay.entered_by = event.flow, event.actor, event.actor
             replay.state = event.to_state
+        elif event.action == "attach":
+            facts = (event.details or {}).get("attachment") or {}
+            replay.attachments[facts.get("id")] = (
+                facts.get("sha256"),
+                facts.get("name"),
+                facts.get("size"),
+                facts.get("content_type"),
+                event.actor,
+                event.revision,
+            )
+            if self.is_review(event.flow, event.flow_version, event.from_state):
+                replay.round += 1  # attaching in review opens a new round
         elif event.action == "migrate":
             replay.state = event.to_state
             if self.is_review(event.flow, event.flow_version, event.to_state):
@@ -492,6 +506,14 @@ class _Verifier:
             .order_by(Review.id)
         ):
             reviews[row.document_id].append(row)
+        attachments: dict[int, list[Any]] = {i: [] for i in ids}
+        for row in self.session.execute(
+            select(Attachment.__table__, User.username)
+            .join(User, User.id == Attachment.uploaded_by_id)
+            .where(Attachment.document_id.in_(ids))
+            .order_by(Attachment.id)
+        ):
+            attachments[row.document_id].append(row)
         for replay in replays:
             self.check_document(
                 replay,
@@ -499,6 +521,32 @@ class _Verifier:
                 revisions[replay.document_id],
                 reviews[replay.document_id],
             )
+            self.check_attachments(replay, attachments[replay.document_id])
+
+    def check_attachments(self, replay: _Replay, rows: list[Any]) -> None:
+        """Each attachment row is exactly what its `attach` event sealed, and none is missing."""
+        d, told = replay.document_id, dict(replay.attachments)
+        for row in rows:
+            said = told.pop(row.id, None)
+            if said is None:
+                self.fail(
+                    f"document {d}: attachment {row.id} has no audit event (inserted afterwards)",
+                    replay.last_event,
+                    d,
+                )
+                continue
+            stored = (row.sha256, row.name, row.size, row.content_type, row.username, row.revision)
+            names = ("sha256", "name", "size", "type", "uploader", "revision")
+            for name, a, b in zip(names, stored, said, strict=True):
+                if a != b:
+                    self.fail(
+                        f"document {d}: attachment {row.id} has {name} `{a}`, "
+                        f"the audit chain says `{b}`",
+                        replay.last_event,
+                        d,
+                    )
+        for attachment_id in sorted(told, key=str):
+            self.fail(f"document {d}: attachment {attachment_id} was deleted", replay.last_event, d)
 
     def check_document(
         self, replay: _Replay, doc: Any, revisions: dict[int, Any], reviews: list[Any]

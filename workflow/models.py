@@ -205,6 +205,28 @@ class Review(Base):
     user: Mapped[User] = relationship(lazy="joined")
 
 
+class Attachment(Base):
+    """A file attached to a document (a receipt, an invoice scan, a signed delivery note).
+
+    The bytes live outside the database, stored once per content hash (workflow/attachments.py);
+    the row names them by SHA-256. Attaching starts a new revision (`revision`), and the audit
+    event that recorded it carries the same hash, name, size and type (verified by `audit
+    verify`). Rows are never updated or deleted (on PostgreSQL a trigger refuses it)."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)  # the revision attaching it started
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    uploaded_by: Mapped[User] = relationship(lazy="joined")
+
+
 class AuditChain(Base):
     """A hash chain of audit events (one per document, plus `system`).
 

@@ -21,6 +21,7 @@ from workflow import audit, notify, policy
 from workflow import fields as field_types
 from workflow import review as rules
 from workflow import unique as unique_values
+from workflow.attachments import Staged
 from workflow.db import as_utc
 from workflow.definitions.build import load_flow
 from workflow.definitions.compile import CompiledFlow, Resolution, compiled_from
@@ -35,6 +36,7 @@ from workflow.errors import (
     StaleRevision,
 )
 from workflow.models import (
+    Attachment,
     AuditChain,
     AuditEvent,
     Document,
@@ -68,6 +70,17 @@ def check_comment(comment: Any) -> str:
     if len(comment) > MAX_COMMENT_LENGTH:
         raise InvalidData({"comment": [f"is longer than {MAX_COMMENT_LENGTH} characters"]})
     return comment
+
+
+def attachment_facts(attachment: Attachment) -> dict[str, Any]:
+    """What the audit event of an attachment seals (and `audit verify` compares)."""
+    return {
+        "id": attachment.id,
+        "sha256": attachment.sha256,
+        "name": attachment.name,
+        "size": attachment.size,
+        "content_type": attachment.content_type,
+    }
 
 
 def check_revision(document: Document, revision: Any) -> None:
@@ -537,19 +550,60 @@ class DocumentProcess:
             )
         if not changed:
             return []
+        self._new_revision(actor, clean)
+        unique_values.sync(self.session, document, self.spec)
+        self.record(actor, "edit", document.state, document.state, details={"changed": changed})
+        return changed
+
+    def attach(self, actor: User, staged: Staged, revision: Any) -> Attachment:
+        """Attach a checked file (rule `attach`): a new revision, like an edit, so approvals
+        given before it no longer count; in a review state a new round opens (the reviewers
+        decide again, on what is now attached). The event carries the file's SHA-256."""
+        policy.can_attach(actor, self.document, self.spec).enforce()
+        check_revision(self.document, revision)
+        document = self.document
+        self._new_revision(actor, document.data)
+        attachment = Attachment(
+            document_id=document.id,
+            revision=document.revision,
+            sha256=staged.sha256,
+            name=staged.name,
+            size=staged.size,
+            content_type=staged.content_type,
+            uploaded_by_id=actor.id,
+            uploaded_by=actor,
+            at=audit.utcnow(),
+        )
+        self.session.add(attachment)
+        self.session.flush()  # the attachment's id goes into the sealed event
+        new_round = self.state.is_review
+        if new_round:
+            document.review_round += 1
+        self.record(
+            actor,
+            "attach",
+            document.state,
+            document.state,
+            details={"attachment": attachment_facts(attachment), "new_round": new_round},
+        )
+        if new_round:
+            self._announce(document.state, actor)
+        return attachment
+
+    def _new_revision(self, actor: User, data: dict[str, Any]) -> None:
+        """The one way a document gets a new revision (edits and attachments): the data it
+        has now, kept as revision N+1 by `actor` (who thereby may not approve it)."""
+        document = self.document
         document.revision += 1
-        document.data = clean
+        document.data = data
         document.updated_at = audit.utcnow()
         self._typed = None
         self.session.add(
             DocumentRevision(
-                document_id=document.id, number=document.revision, data=clean, author_id=actor.id
+                document_id=document.id, number=document.revision, data=data, author_id=actor.id
             )
         )
         self.editors.add(actor.id)
-        unique_values.sync(self.session, document, self.spec)
-        self.record(actor, "edit", document.state, document.state, details={"changed": changed})
-        return changed
 
     def record(
         self,
