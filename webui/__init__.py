@@ -138,9 +138,16 @@ def register_extensions(app: Flask) -> None:
 
     app.before_request(auth_loader.authenticate_by_header)
     app.session_interface = NoCookieForAPI()
-    from webui.i18n import lang
+    from webui.i18n import LOCALE_NAMES, html_lang, lang, locale_name, t, tr
 
-    app.jinja_env.globals["current_lang"] = lang
+    app.jinja_env.globals.update(
+        current_lang=lang,
+        current_locale=locale_name,
+        html_lang=html_lang,
+        locale_names=LOCALE_NAMES,
+        t=t,
+        tr=tr,
+    )
     login_manager.login_view = "auth.login"
 
 

@@ -16,7 +16,7 @@ from workflow import audit
 from workflow.db import as_utc
 from workflow.errors import InvalidData, NotFound
 from workflow.models import ApiToken, LoginAttempt, User, UserRole, UserSession
-from workflow.roles import ROLES
+from workflow.roles import LANGUAGES, ROLES
 from workflow.security import check_password, hash_password, new_token, token_hash
 
 
@@ -183,9 +183,12 @@ def clear_login_failures(session: Session, username: str) -> None:
 
 
 def set_language(session: Session, user: User, language: str | None) -> None:
-    """Save the user's interface language ("zh", "en", or None for the browser's choice)."""
-    if language not in ("zh", "en", None):
-        raise InvalidData({"language": ["must be zh or en"]})
+    """Save the user's interface language ("zh_Hans", "zh_Hant", "en", or None for the
+    browser's choice; "zh" is the earlier spelling of "zh_Hans")."""
+    if language == "zh":
+        language = "zh_Hans"
+    if language not in (*LANGUAGES, None):
+        raise InvalidData({"language": ["must be zh_Hans, zh_Hant or en"]})
     user.language = language
     session.commit()
 

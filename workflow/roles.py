@@ -15,5 +15,8 @@ ROLES: dict[str, Label] = {
     "flow_admin": Label("流程管理员", "Flow administrator"),
 }
 
+# Interface languages a user may choose (catalogues in webui/translations).
+LANGUAGES = ("zh_Hans", "zh_Hant", "en")
+
 # Auditors read everything and act on nothing; flow admins manage definitions, not documents.
 NON_ACTING_ROLES = frozenset({"auditor"})

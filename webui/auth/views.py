@@ -9,7 +9,7 @@ from webui.auth import bp
 from webui.auth.forms import LANGUAGE_CHOICES, LanguageForm, LoginForm, PasswordForm
 from webui.auth_loader import SessionUser
 from webui.extensions import db
-from webui.inbox.helpers import t
+from webui.i18n import t
 from workflow.accounts import (
     authenticate,
     change_password,
@@ -49,8 +49,9 @@ def login():
             record_login_failure(db.session, username, request.remote_addr or "", "login_throttled")
             flash(
                 t(
-                    f"登录失败次数过多，请 {minutes} 分钟后再试。",
-                    f"Too many failed sign-ins; try again in {minutes} minutes.",
+                    "登录失败次数过多，请 {minutes} 分钟后再试。",
+                    "Too many failed sign-ins; try again in {minutes} minutes.",
+                    minutes=minutes,
                 ),
                 "error",
             )
