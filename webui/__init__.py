@@ -158,6 +158,7 @@ def register_blueprints(app: Flask) -> None:
     from webui.flows import bp as flows_bp
     from webui.inbox import bp as inbox_bp
     from webui.main import bp as main_bp
+    from webui.people import bp as people_bp
     from webui.reports import bp as reports_bp
 
     app.register_blueprint(main_bp)
@@ -166,6 +167,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(audit_bp, url_prefix="/audit")
     app.register_blueprint(flows_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(people_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens or checks CSRF itself
 

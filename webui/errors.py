@@ -185,4 +185,8 @@ def _record(code: str, message: str) -> None:
 
 
 def _html_form() -> bool:
-    return request.blueprint in ("inbox", "auth") and request.method == "POST" and not wants_json()
+    return (
+        request.blueprint in ("inbox", "auth", "people")
+        and request.method == "POST"
+        and not wants_json()
+    )

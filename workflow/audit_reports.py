@@ -37,6 +37,7 @@ ACTION_LABELS = {
     "user_disable": Label("停用用户", "User disabled"),
     "user_enable": Label("启用用户", "User enabled"),
     "password_change": Label("修改密码", "Password changed"),
+    "password_reset": Label("重置密码", "Password reset"),
     "token_issue": Label("签发 API 令牌", "API token issued"),
     "token_revoke": Label("吊销 API 令牌", "API tokens revoked"),
     "login": Label("登录", "Sign-in"),

@@ -13,6 +13,7 @@ ROLES: dict[str, Label] = {
     "gm": Label("总经理", "General manager"),
     "auditor": Label("审计", "Auditor"),
     "flow_admin": Label("流程管理员", "Flow administrator"),
+    "user_admin": Label("用户管理员", "User administrator"),
 }
 
 # Interface languages a user may choose (catalogues in webui/translations).
