@@ -49,7 +49,7 @@ i18n-extract: install-test
 
 i18n-update:
 	$(BIN)/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching \
-		--ignore-obsolete --no-location --width 100
+		--ignore-obsolete --width 100
 	$(BIN)/python scripts/i18n_fill.py
 
 # Redraft only the empty zh_Hant entries from zh_Hans (corrected ones stay).
