@@ -7,7 +7,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from flask_babel import format_datetime
+from babel.numbers import format_decimal
+from flask_babel import format_datetime, get_locale
 from markupsafe import Markup
 
 from webui.i18n import N_, lang, t
@@ -52,7 +53,13 @@ def money(value: Any, places: int = 2) -> str:
         number = Decimal(str(value))
     except InvalidOperation:
         return str(value)
-    return f"¥{number:,.{places}f}"
+    # Babel groups the digits for the reader's locale; the amount is never rounded (the engine
+    # refuses more places than the field allows) and the sign stays "¥" in every language.
+    pattern = "#,##0." + "0" * places if places > 0 else "#,##0"
+    text = format_decimal(
+        number, format=pattern, locale=get_locale() or "zh_Hans", decimal_quantization=False
+    )
+    return f"¥{text}"
 
 
 @bp.app_template_filter("when")
