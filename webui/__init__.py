@@ -128,15 +128,18 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(settings.BASE_DIR / "migrations"))
+    from webui import auth_loader  # registers the session user loader
+
+    # Who is asking is settled before the CSRF check: the header first, then the sign-in
+    # (whose CSRF secret it restores — see auth_loader.bind_csrf_to_sign_in).
+    app.before_request(auth_loader.authenticate_by_header)
+    app.before_request(auth_loader.load_sign_in)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.session_protection = app.config["SESSION_PROTECTION"]
     from webui.i18n import select_locale, select_timezone
 
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
-    from webui import auth_loader  # registers the session user loader
-
-    app.before_request(auth_loader.authenticate_by_header)
     app.session_interface = NoCookieForAPI()
     from webui.i18n import LOCALE_NAMES, html_lang, lang, locale_name, t, tr
 

@@ -170,3 +170,33 @@ def test_field_messages_are_translated_by_code(app):
         assert messages.field_text(FieldMessage("at_least", limit=1)) == "不得小於 1"
     with app.test_request_context(headers={"Accept-Language": "en"}):
         assert messages.field_text(FieldMessage("at_least", limit=1)) == "must be at least 1"
+
+
+# --- the CSRF token lives as long as the sign-in ----------------------------------------------
+def test_a_page_left_open_overnight_still_submits_while_signed_in(app):
+    """Signed in with "remember me": the session cookie lapses after 12 hours, the sign-in
+    does not; the form loaded the evening before still submits the next morning."""
+    import datetime as dt
+
+    from freezegun import freeze_time
+
+    from tests.conftest import PASSWORD
+    from tests.webui.test_auth import token_of
+
+    start = dt.datetime(2026, 11, 30, 18, 0, tzinfo=dt.UTC)
+    with freeze_time(start) as clock:
+        c = app.test_client()
+        token = token_of(c, "/auth/login")
+        data = {"username": "zhang", "password": PASSWORD, "csrf_token": token, "remember": "y"}
+        assert c.post("/auth/login", data=data).status_code == 302
+        evening = token_of(c, "/auth/settings")
+        clock.tick(dt.timedelta(hours=15))  # the next morning
+        response = c.post("/auth/settings", data={"csrf_token": evening, "language": "en"})
+        assert response.status_code == 303, response.get_data(as_text=True)[:300]
+        assert c.get("/auth/settings").status_code == 200  # and the restored sign-in holds
+        # Signed out: the same token is refused (the sign-in it belonged to is over).
+        assert c.post("/auth/logout", data={"csrf_token": evening}).status_code == 302
+        late = c.post("/auth/settings", data={"csrf_token": evening, "language": "zh_Hans"})
+        assert late.status_code in (302, 400) and "/auth/settings" not in late.headers.get(
+            "Location", ""
+        )

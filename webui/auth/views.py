@@ -7,7 +7,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from webui.auth import bp
 from webui.auth.forms import LANGUAGE_CHOICES, LanguageForm, LoginForm, PasswordForm
-from webui.auth_loader import SessionUser, uses_header_auth
+from webui.auth_loader import SessionUser, bind_csrf_to_sign_in, uses_header_auth
 from webui.extensions import db
 from webui.i18n import t
 from workflow.accounts import (
@@ -66,6 +66,7 @@ def login():
                 session["lang"] = keep_lang
             key = open_session(db.session, user)
             login_user(SessionUser(user, session_key=key), remember=form.remember.data)
+            bind_csrf_to_sign_in(key)  # pages of this sign-in submit as long as it lasts
             if user.must_change_password:
                 flash(
                     t(
