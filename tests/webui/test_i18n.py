@@ -200,3 +200,36 @@ def test_a_page_left_open_overnight_still_submits_while_signed_in(app):
         assert late.status_code in (302, 400) and "/auth/settings" not in late.headers.get(
             "Location", ""
         )
+
+
+# --- flow labels in Traditional Chinese ----------------------------------------------------
+def test_a_flow_label_may_carry_zh_hant_else_zh_is_shown():
+    from workflow.definitions.build import load_flow, load_flow_file
+
+    text = (ROOT / "definitions" / "shipment.yaml").read_text(encoding="utf-8")
+    assert "title: {zh: 发货, en: Shipment}" in text
+    spec = load_flow(
+        text.replace(
+            "title: {zh: 发货, en: Shipment}", "title: {zh: 发货, zh_Hant: 發貨, en: Shipment}"
+        )
+    )
+    assert (spec.title.get("zh"), spec.title.get("zh_Hant"), spec.title.get("en")) == (
+        "发货",
+        "發貨",
+        "Shipment",
+    )
+    plain = load_flow_file(ROOT / "definitions" / "shipment.yaml")
+    assert plain.title.get("zh_Hant") == "发货"  # no zh_Hant: the zh label as written
+
+
+def test_an_unknown_label_language_is_refused():
+    from workflow.definitions.build import load_flow
+    from workflow.errors import DefinitionError
+
+    text = (ROOT / "definitions" / "shipment.yaml").read_text(encoding="utf-8")
+    with pytest.raises(DefinitionError, match="zh_TW"):
+        load_flow(
+            text.replace(
+                "title: {zh: 发货, en: Shipment}", "title: {zh: 发货, zh_TW: 發貨, en: Shipment}"
+            )
+        )
