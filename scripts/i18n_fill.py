@@ -36,6 +36,24 @@ def _save(locale: str, catalog) -> None:
         write_po(fh, catalog, width=100, omit_header=False, no_location=True, sort_output=True)
 
 
+# OpenCC's s2twp choices that are wrong for this product's texts (found reading the drafts).
+FIXUPS = {
+    "併發布": "並發布",
+    "釋出": "發布",
+    "程式碼": "代碼",
+    "賬號": "帳號",
+    "下劃線": "底線",
+    "以上覆核": "以上複核",
+}
+
+
+def to_traditional(convert, text: str) -> str:
+    out = convert(text)
+    for wrong, right in FIXUPS.items():
+        out = out.replace(wrong, right)
+    return out
+
+
 def fill(catalog, source) -> int:
     """Give every empty (or fuzzy) message the text `source(message)`; returns how many."""
     count = 0
@@ -68,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     convert = OpenCC("s2twp").convert
     simplified = {(m.context, m.id): m.string for m in hans if m.id}
     hant = _load("zh_Hant")
-    filled = fill(hant, lambda m: convert(simplified.get((m.context, m.id)) or m.context or m.id))
+    filled = fill(
+        hant,
+        lambda m: to_traditional(convert, simplified.get((m.context, m.id)) or m.context or m.id),
+    )
     print("zh_Hant:", filled, "filled (read them: webui/translations/zh_Hant)")
     _save("zh_Hant", hant)
     return 0
