@@ -42,7 +42,7 @@ I18N_KEYWORDS := --no-default-keywords -k t:1c,2 -k _t:1c,2 -k N_:1c,2
 
 i18n: i18n-extract i18n-update i18n-compile
 
-i18n-extract: install-test
+i18n-extract: install
 	$(BIN)/pip install -q -e '.[i18n]'
 	$(BIN)/pybabel extract -F babel.cfg $(I18N_KEYWORDS) --no-location --sort-output \
 		--project fuhe -o $(I18N)/messages.pot .
