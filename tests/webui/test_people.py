@@ -224,3 +224,18 @@ def test_add_a_colleague_and_refuse_a_self_grant_on_the_pages(app, login_as, bos
     assert disabled.status_code == 303 and not user_row(app, "lin").active
     with app.app_context():
         assert audit.verify(db.session).ok
+
+
+def test_the_api_names_people_by_their_display_name(app, client, api_as):
+    from tests.webui.test_api import SHIPMENT
+
+    with app.app_context():
+        db.session.scalar(select(User).where(User.username == "zhang")).display_name = "张伟"
+        db.session.commit()
+        db.session.remove()
+    body = {"flow": "shipment", "data": SHIPMENT}
+    created = client.post("/api/v1/documents", json=body, headers=api_as("zhang"))
+    assert created.status_code == 201, created.json
+    assert created.json["created_by"] == "zhang" and created.json["created_by_name"] == "张伟"
+    spec = client.get("/api/v1/openapi.json").json["components"]["schemas"]
+    assert "name" in spec["Approval"]["properties"]
