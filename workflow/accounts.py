@@ -7,7 +7,7 @@ keys and tokens are stored.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
@@ -285,9 +285,12 @@ def admin_create_user(
     password: str,
     roles: Iterable[str],
     display_name: str = "",
+    before_commit: Callable[[User], None] | None = None,
 ) -> User:
-    """A user administrator adds a colleague (one transaction, one audit event)."""
-    with unit_of_work(session, actor, "user_create", target=f"user {username}"[:200]):
+    """A user administrator adds a colleague (one transaction, one audit event).
+
+    `before_commit(user)` runs inside the transaction (the API stores its idempotent answer)."""
+    with unit_of_work(session, actor, "user_create", target=f"user {username}"[:200]) as uow:
         policy.can_manage_users(actor).enforce()
         user = _new_user(session, username.strip(), password, roles, display_name.strip())
         _record(
@@ -297,6 +300,8 @@ def admin_create_user(
             user=user.username,
             roles=sorted(user.roles),
         )
+        if before_commit is not None:
+            uow.before_commit(lambda: before_commit(user))
     return user
 
 
@@ -310,13 +315,14 @@ def admin_update_user(
     password: str | None = None,
     display_name: str | None = None,
     revoke_api_tokens: bool = False,
+    before_commit: Callable[[User], None] | None = None,
 ) -> User:
     """A user administrator changes one account: roles, enabled or not, a password reset (the
     owner must change it at the next sign-in), the display name, revoking API tokens.
 
     All requested changes in one transaction, each with its own audit event; nobody changes
     their own roles or disables themselves (policy rule `no_self_grant`)."""
-    with unit_of_work(session, actor, "user_update", target=f"user {username}"[:200]):
+    with unit_of_work(session, actor, "user_update", target=f"user {username}"[:200]) as uow:
         policy.can_manage_users(actor).enforce()
         user = _user_by_name(session, username)
         new_roles = _known_roles(roles) if roles is not None else None
@@ -348,6 +354,8 @@ def admin_update_user(
         if revoke_api_tokens:
             count = _revoke_tokens(session, user.id)
             _record(session, "token_revoke", actor=who, user=username, count=count)
+        if before_commit is not None:
+            uow.before_commit(lambda: before_commit(user))
     return user
 
 

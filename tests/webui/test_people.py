@@ -239,3 +239,15 @@ def test_the_api_names_people_by_their_display_name(app, client, api_as):
     assert created.json["created_by"] == "zhang" and created.json["created_by_name"] == "张伟"
     spec = client.get("/api/v1/openapi.json").json["components"]["schemas"]
     assert "name" in spec["Approval"]["properties"]
+
+
+def test_a_retried_create_with_its_idempotency_key_is_done_once(app, client, api_as, boss):
+    headers = {**api_as(boss), "Idempotency-Key": "add-newbie-1"}
+    body = {"username": "newbie", "roles": ["sales"], "password": "first-pw-1"}
+    first = client.post("/api/v1/users", json=body, headers=headers)
+    again = client.post("/api/v1/users", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json == first.json
+    other = client.post("/api/v1/users", json={**body, "username": "other"}, headers=headers)
+    assert other.status_code == 422
+    assert len([e for e in events(app, "user_create") if e.actor == "boss"]) == 1

@@ -5,12 +5,17 @@ workflow/accounts.py services, each one transaction with its audit events."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, current_app
 from marshmallow import fields, validate
 
 from webui.api import schemas as s
-from webui.api.views import dump, json_body, me, operation
+from webui.api.views import dump, idempotency_claim, json_body, me, operation, replay
 from webui.extensions import db
-from workflow import accounts, policy
+from workflow import accounts, idempotency, policy
+from workflow.models import User
 from workflow.roles import ROLES
 
 USERNAME_PATTERN = r"^[^\s/]{1,64}$"
@@ -106,10 +111,18 @@ def list_users():
 def create_user():
     """A new account with roles and a first password; audited (`user_create`)."""
     args = json_body(UserCreateSchema)
-    user = accounts.admin_create_user(
-        db.session, me(), args["username"], args["password"], args["roles"], args["display_name"]
+    return _perform(
+        201,
+        lambda hook: accounts.admin_create_user(
+            db.session,
+            me(),
+            args["username"],
+            args["password"],
+            args["roles"],
+            args["display_name"],
+            before_commit=hook,
+        ),
     )
-    return dump(UserSchema, user, 201)
 
 
 @operation(
@@ -127,5 +140,26 @@ def update_user(username: str):
     args = json_body(UserPatchSchema)
     if "revoke_tokens" in args:
         args["revoke_api_tokens"] = args.pop("revoke_tokens")
-    user = accounts.admin_update_user(db.session, me(), username, **args)
-    return dump(UserSchema, user)
+    return _perform(
+        200,
+        lambda hook: accounts.admin_update_user(
+            db.session, me(), username, before_commit=hook, **args
+        ),
+    )
+
+
+def _perform(status: int, call: Callable[[Callable[[User], None]], Any]) -> Response:
+    """Run one accounts service; with an `Idempotency-Key` the answer is stored in the same
+    transaction and a retry gets it again (nothing is done twice)."""
+    claim = idempotency_claim()
+    if claim is not None and (found := idempotency.stored(db.session, claim)) is not None:
+        return replay(found)
+    built: dict[str, str] = {}
+
+    def hook(user: User) -> None:
+        built["body"] = current_app.json.dumps(UserSchema().dump(user))
+        if claim is not None:
+            idempotency.remember(db.session, claim, status, built["body"])
+
+    call(hook)
+    return Response(built["body"], status, mimetype="application/json")
