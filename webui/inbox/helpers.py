@@ -41,8 +41,13 @@ __all__ = ["t"]
 
 @bp.app_template_filter("label")
 def label(value: Any) -> str:
-    """A definition Label in the request's language."""
-    return value.get(lang()) if value is not None else ""
+    """A definition Label in the request's language (a plain `{zh, en}` mapping too: there
+    a missing `zh_Hant` falls back to `zh`)."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return value.get(lang()) or value.get("zh") or value.get("en") or ""
+    return value.get(lang())
 
 
 @bp.app_template_filter("money")
