@@ -107,3 +107,22 @@ def test_add_a_colleague_then_a_self_grant_is_refused_in_traditional(browser, pe
     assert page.locator("input[name=roles][value=gm]").is_disabled()
     assert page.locator("[role=note]", has_text="另一位使用者管理員").is_visible()
     page.context.close()
+
+
+def test_the_language_switch_offers_three_languages_on_the_sign_in_page(browser, people_server):
+    context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 800})
+    page = context.new_page()
+    page.goto(f"{people_server}/auth/login")
+    assert page.locator("html").get_attribute("lang") == "zh-Hans"
+    page.click("button[name=language][value=zh_Hant]")
+    assert page.locator("html").get_attribute("lang") == "zh-Hant"
+    assert page.locator("h1").inner_text().startswith("登入")
+    page.click("button[name=language][value=en]")
+    assert page.locator("html").get_attribute("lang") == "en"
+    # the choice made before signing in is kept after it
+    page.fill("#username", "boss")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_url(re.compile(r".*/inbox$"))
+    assert page.locator("html").get_attribute("lang") == "en"
+    context.close()
