@@ -38,7 +38,7 @@ class UserSchema(s.OutputSchema):
             "at the next sign-in."
         },
     )
-    created_at = fields.DateTime(required=True)
+    created_at = s.LocalDateTime(required=True)
 
     def _roles(self, user) -> list[str]:
         return sorted(user.roles)
