@@ -34,6 +34,7 @@ ACTION_LABELS = {
     "overdue": Label("逾期", "Overdue", "逾期"),
     "user_create": Label("新建用户", "User created", "新建使用者"),
     "user_roles": Label("修改角色", "Roles changed", "修改角色"),
+    "user_rename": Label("修改姓名", "Name changed", "修改姓名"),
     "user_disable": Label("停用用户", "User disabled", "停用使用者"),
     "user_enable": Label("启用用户", "User enabled", "啟用使用者"),
     "password_change": Label("修改密码", "Password changed", "修改密碼"),
