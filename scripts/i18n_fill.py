@@ -13,6 +13,7 @@ converter; the application itself never converts at run time.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import pathlib
 import sys
 
@@ -26,9 +27,25 @@ def po_path(locale: str) -> pathlib.Path:
     return DIR / locale / "LC_MESSAGES" / "messages.po"
 
 
+# Fixed header dates: two branches that both run `make i18n` then differ only in texts (no
+# conflict over "POT-Creation-Date"), and an unchanged catalogue compiles to the same bytes.
+FIXED_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
 def _load(locale: str):
     with po_path(locale).open("rb") as fh:
-        return read_po(fh, locale=locale)
+        catalog = read_po(fh, locale=locale)
+    catalog.creation_date = catalog.revision_date = FIXED_DATE
+    return catalog
+
+
+def _pin_template() -> None:
+    pot = DIR / "messages.pot"
+    with pot.open("rb") as fh:
+        catalog = read_po(fh)
+    catalog.creation_date = catalog.revision_date = FIXED_DATE
+    with pot.open("wb") as fh:
+        write_po(fh, catalog, no_location=True, sort_output=True)
 
 
 def _save(locale: str, catalog) -> None:
@@ -72,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hant", action="store_true", help="fill zh_Hant only")
     args = parser.parse_args(argv)
+    _pin_template()
     hans = _load("zh_Hans")
     if not args.hant:
         print("zh_Hans:", fill(hans, lambda m: m.context or m.id), "filled")
