@@ -58,7 +58,7 @@ class Config:
     # The token lives as long as the sign-in (the session): a page left open overnight still
     # submits while its sign-in is valid; logout ends the session and with it the token.
     WTF_CSRF_TIME_LIMIT = None
-    BABEL_DEFAULT_LOCALE = "zh"
+    BABEL_DEFAULT_LOCALE = "zh_Hans"
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
     DISPLAY_TIMEZONE = os.environ.get("DISPLAY_TIMEZONE", "Asia/Shanghai")
     DEFINITIONS_DIR = str(BASE_DIR / "definitions")

@@ -129,19 +129,29 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(settings.BASE_DIR / "migrations"))
+    from webui import auth_loader  # registers the session user loader
+
+    # Who is asking is settled before the CSRF check: the header first, then the sign-in
+    # (whose CSRF secret it restores — see auth_loader.bind_csrf_to_sign_in).
+    app.before_request(auth_loader.authenticate_by_header)
+    app.before_request(auth_loader.load_sign_in)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.session_protection = app.config["SESSION_PROTECTION"]
     from webui.i18n import select_locale, select_timezone
 
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
-    from webui import auth_loader  # registers the session user loader
-
-    app.before_request(auth_loader.authenticate_by_header)
     app.session_interface = NoCookieForAPI()
-    from webui.i18n import lang
+    from webui.i18n import LOCALE_NAMES, html_lang, lang, locale_name, t, tr
 
-    app.jinja_env.globals["current_lang"] = lang
+    app.jinja_env.globals.update(
+        current_lang=lang,
+        current_locale=locale_name,
+        html_lang=html_lang,
+        locale_names=LOCALE_NAMES,
+        t=t,
+        tr=tr,
+    )
     login_manager.login_view = "auth.login"
 
 
@@ -152,6 +162,7 @@ def register_blueprints(app: Flask) -> None:
     from webui.flows import bp as flows_bp
     from webui.inbox import bp as inbox_bp
     from webui.main import bp as main_bp
+    from webui.people import bp as people_bp
     from webui.reports import bp as reports_bp
 
     app.register_blueprint(main_bp)
@@ -160,6 +171,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(audit_bp, url_prefix="/audit")
     app.register_blueprint(flows_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(people_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens or checks CSRF itself
 

@@ -42,6 +42,7 @@ DEMO_USERS = [  # (username, display name, roles)
     ("he", "何总 (总经理)", ["gm"]),
     ("shen", "沈审 (审计)", ["auditor"]),
     ("admin", "管理员 (流程管理员)", ["flow_admin"]),
+    ("hr", "任悦 (用户管理员)", ["user_admin"]),
 ]
 
 

@@ -101,6 +101,19 @@ class NotOwner(Refused):
     code = "not_owner"
 
 
+class SelfAdministration(Refused):
+    """A user administrator changing their own roles or disabling themselves (four eyes on
+    accounts too: another user administrator does it)."""
+
+    code = "self_administration"
+
+
+class PasswordChangeRequired(Refused):
+    """A password reset by a user administrator, not yet changed by its owner."""
+
+    code = "password_change_required"
+
+
 class ChecklistIncomplete(Refused):
     """An approval that does not confirm every point of the review's checklist."""
 

@@ -31,11 +31,18 @@ KINDS = {
     ),
     "rejected": ("已被驳回：{title} #{id}，原因：{reason}", "Rejected: {title} #{id} — {reason}"),
 }
+# 繁體 (zh_Hant) wording of KINDS; titles and states stay as the definition's `zh` labels.
+KINDS_HANT = {
+    "task_waiting": "待你處理：{title} #{id}（{state}）",
+    "rejected": "已被駁回：{title} #{id}，原因：{reason}",
+}
 
 
 def subject(kind: str, details: dict[str, Any], lang: str = "zh") -> str:
-    """The one-line text of a notification in a language (zh or en)."""
+    """The one-line text of a notification in a language (zh, zh_Hant or en)."""
     zh, en = KINDS.get(kind, ("{kind}", "{kind}"))
+    if lang == "zh_Hant":
+        zh = KINDS_HANT.get(kind, zh)
     english = lang.startswith("en")
     suffix = "en" if english else "zh"
     values = {

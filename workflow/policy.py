@@ -22,6 +22,7 @@ from workflow.errors import (
     NotOwner,
     Refused,
     RoleNotAllowed,
+    SelfAdministration,
 )
 from workflow.models import Document, User
 from workflow.roles import NON_ACTING_ROLES
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 REVIEW_ACTIONS = ("approve", "reject")
 AUDITOR = "auditor"
 FLOW_ADMIN = "flow_admin"
+USER_ADMIN = "user_admin"
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,16 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("publish", "flows are published and documents migrated by flow administrators"),
     Rule("audit", "the audit log is read by auditors"),
+    Rule(
+        "manage_users",
+        "people (accounts, roles, passwords, tokens) are managed by user administrators only — "
+        "not by flow administrators",
+    ),
+    Rule(
+        "no_self_grant",
+        "nobody changes their own roles or disables their own account: another user "
+        "administrator does (so no one can make themselves an approver or an auditor)",
+    ),
 )
 
 
@@ -291,6 +303,45 @@ def can_audit(user: User) -> Verdict:
     """Rule `audit`."""
     if not user.active or AUDITOR not in user.roles:
         return Verdict(Forbidden("only auditors (审计) may read the audit log"))
+    return ALLOWED
+
+
+def can_manage_users(user: User | None) -> Verdict:
+    """Rule `manage_users` (None is the command line, run by whoever runs the server)."""
+    if user is not None and (not user.active or USER_ADMIN not in user.roles):
+        return Verdict(Forbidden("only a user administrator (用户管理员) may manage people"))
+    return ALLOWED
+
+
+def can_change_user(
+    actor: User | None,
+    target: User,
+    *,
+    roles: Collection[str] | None = None,
+    active: bool | None = None,
+    password: bool = False,
+) -> Verdict:
+    """Rules `manage_users` and `no_self_grant` for one change of `target`'s account."""
+    verdict = can_manage_users(actor)
+    if not verdict:
+        return verdict
+    if actor is not None and actor.id == target.id:
+        if roles is not None and frozenset(roles) != target.roles:
+            return Verdict(
+                SelfAdministration(
+                    "you may not change your own roles; another user administrator must"
+                )
+            )
+        if active is False:
+            return Verdict(
+                SelfAdministration(
+                    "you may not disable your own account; ask another user administrator"
+                )
+            )
+        if password:
+            return Verdict(
+                SelfAdministration("change your own password on the settings page, not by a reset")
+            )
     return ALLOWED
 
 

@@ -20,7 +20,7 @@ ERROR_TEXT = {
     401: "No valid credentials (code `unauthorized`); a bad bearer token is 401 whatever "
     "cookie comes with it",
     403: "Not allowed (codes: forbidden, not_owner, self_review, already_reviewed, "
-    "role_not_allowed, action_not_allowed)",
+    "role_not_allowed, action_not_allowed, self_administration, password_change_required)",
     404: "Not found, or not visible to the caller",
     409: "stale_revision, or conflict when a concurrent change won",
     413: "The body is larger than the server accepts (1 MiB; an upload: ATTACHMENT_MAX_SIZE, "
@@ -57,6 +57,8 @@ def _path_parameters(rule: str) -> list[dict[str, Any]]:
     for converter, name in PATH_PARAM.findall(rule):
         if converter == "int":
             schema: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": s.MAX_ID}
+        elif name == "username":
+            schema = {"type": "string", "pattern": r"^[^\s/]{1,64}$"}
         else:
             schema = {"type": "string", "pattern": s.NAME_PATTERN}
         parameters.append({"in": "path", "name": name, "required": True, "schema": schema})

@@ -291,6 +291,10 @@ class ErrorSchema(OutputSchema):
 
 class ApprovalSchema(OutputSchema):
     user = fields.String(attribute="user.username", required=True)
+    name = fields.String(
+        attribute="user.name",
+        metadata={"description": "The approver's display name (their login when they have none)."},
+    )
     at = LocalDateTime(required=True)
     comment = fields.String(required=True)
     checks = fields.Dict(
@@ -373,6 +377,9 @@ class DocumentSchema(OutputSchema):
     revision = fields.Integer(required=True)
     data = fields.Dict(required=True, metadata={"description": "Money as decimal text."})
     created_by = fields.String(required=True)
+    created_by_name = fields.String(
+        metadata={"description": "The creator's display name (their login when they have none)."}
+    )
     created_at = LocalDateTime(required=True)
     claim = fields.Nested(
         ClaimSchema,

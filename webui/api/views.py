@@ -141,6 +141,7 @@ class DocumentView:
         self.revision = document.revision
         self.data = document.data
         self.created_by = document.created_by.username
+        self.created_by_name = document.created_by.name
         self.created_at = document.created_at
         rule = process.state.review
         self.review = (

@@ -58,7 +58,7 @@ TRANSITION_OPTIONAL = ("when", "checks", "label")
 ROUTE_KEYS = ("to", "when")
 CHECK_KEYS = ("rule", "message")
 OVERDUE_KEYS = ("field", "states")
-LABEL_KEYS = ("zh", "en")
+LABEL_KEYS = ("zh", "en", "zh_Hant")
 MAX_PLACES = 6
 
 
@@ -173,7 +173,7 @@ class _Shape:
             )
             return
         self.keys(value, f"`{key}` of {what}", (), LABEL_KEYS)
-        if not any(lang in value for lang in LABEL_KEYS):
+        if not any(lang in value for lang in ("zh", "en")):
             self.problem(line, f"`{key}` of {what} needs `zh` or `en` text")
         for lang in LABEL_KEYS:
             self.text(value, lang, f"`{key}` of {what}")

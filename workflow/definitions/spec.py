@@ -16,9 +16,15 @@ class Label:
 
     zh: str
     en: str
+    # Traditional Chinese; empty means "show `zh`" (the simplified text).
+    zh_hant: str = ""
 
     def get(self, lang: str) -> str:
-        return self.en if lang.startswith("en") else self.zh
+        if lang.startswith("en"):
+            return self.en
+        if lang == "zh_Hant" and self.zh_hant:
+            return self.zh_hant
+        return self.zh
 
     @classmethod
     def of(cls, value: Any, fallback: str) -> Label:
@@ -27,10 +33,13 @@ class Label:
         if isinstance(value, str):
             return cls(value, value)
         zh = value.get("zh") or value.get("en") or fallback
-        return cls(zh, value.get("en") or zh)
+        return cls(zh, value.get("en") or zh, value.get("zh_Hant") or "")
 
     def as_dict(self) -> dict[str, str]:
-        return {"zh": self.zh, "en": self.en}
+        out = {"zh": self.zh, "en": self.en}
+        if self.zh_hant:
+            out["zh_Hant"] = self.zh_hant
+        return out
 
 
 @dataclass(frozen=True)
