@@ -30,6 +30,15 @@ KINDS = {
         "Waiting for you: {title} #{id} ({state})",
     ),
     "rejected": ("已被驳回：{title} #{id}，原因：{reason}", "Rejected: {title} #{id} — {reason}"),
+    "overdue": ("已逾期：{title} #{id}（{state}）", "Overdue: {title} #{id} ({state})"),
+    "escalated": (
+        "逾期升级：{title} #{id}（{state}）仍未处理",
+        "Escalated: {title} #{id} ({state}) is still not done",
+    ),
+    "delegated": (
+        "{principal} 将 {roles} 角色委托给你（{start} 至 {end}）",
+        "{principal} delegated {roles} to you ({start} to {end})",
+    ),
 }
 
 
@@ -44,6 +53,10 @@ def subject(kind: str, details: dict[str, Any], lang: str = "zh") -> str:
         "title": details.get(f"title_{suffix}", ""),
         "state": details.get(f"state_{suffix}", ""),
         "reason": details.get("reason", ""),
+        "principal": details.get("principal", ""),
+        "roles": ", ".join(details.get("roles", ())),
+        "start": details.get("from", ""),
+        "end": details.get("until", ""),
     }
     return (en if english else zh).format(**values)
 

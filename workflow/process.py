@@ -16,7 +16,7 @@ from sqlalchemy import String, cast, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, joinedload
 
-from workflow import audit, notify, policy
+from workflow import audit, deadlines, notify, policy
 from workflow import fields as field_types
 from workflow import review as rules
 from workflow import unique as unique_values
@@ -447,6 +447,7 @@ class DocumentProcess:
         document.entered_by = actor
         document.entered_at = audit.utcnow()
         document.updated_at = document.entered_at
+        document.due_at = deadlines.due_at(self.spec, state, document.entered_at, document.data)
         if self.spec.state(state).is_review:
             document.review_round += 1
         if self.spec.state(state).void:
@@ -505,6 +506,10 @@ class DocumentProcess:
             )
         )
         self.editors.add(actor.id)
+        # A date the deadline is counted from may have changed (`overdue`'s field).
+        document.due_at = deadlines.due_at(
+            self.spec, document.state, document.entered_at, document.data
+        )
         unique_values.sync(self.session, document, self.spec)
         self.record(actor, "edit", document.state, document.state, details={"changed": changed})
         return changed

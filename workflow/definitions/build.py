@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from workflow.calendar import parse_duration
 from workflow.definitions.loader import MAX_DEFINITION_BYTES, YamlMap, load_yaml
 from workflow.definitions.schema import check_shape
 from workflow.definitions.spec import (
@@ -20,7 +21,6 @@ from workflow.definitions.spec import (
     StateSpec,
     TransitionSpec,
 )
-from workflow.calendar import parse_duration
 from workflow.definitions.validate import Validated, validate
 from workflow.errors import DefinitionError
 

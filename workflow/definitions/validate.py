@@ -15,13 +15,13 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
+from workflow.calendar import parse_duration
 from workflow.definitions import graph
 from workflow.definitions.loader import YamlList, YamlMap
 from workflow.definitions.spec import FieldSpec, Label
 from workflow.errors import DefinitionError, InvalidData, Problem
 from workflow.fields import clean_data, with_defaults
 from workflow.guards import Guard, GuardError, compile_guard, did_you_mean
-from workflow.calendar import parse_duration
 from workflow.roles import NON_ACTING_ROLES, ROLES
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
