@@ -331,6 +331,7 @@ def worker(once: bool, interval: float) -> None:
         click.echo("mail is off (no SMTP_HOST): notifications are shown in the app only")
     while True:
         sent = notify.deliver(db.session, send, settings)
+        sent += notify.deliver_digests(db.session, send, settings)
         if sent:
             click.echo(f"{sent} notification(s) mailed")
         if once:
