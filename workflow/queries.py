@@ -330,6 +330,7 @@ class OverdueItem:
     due_date: dt.date
     days_overdue: int
     amount: Decimal | None
+    title: str = ""
 
 
 def overdue_deposits(
@@ -362,7 +363,7 @@ def overdue_deposits(
         if found is None or found.date is None:
             continue
         days = deadlines.days_overdue(found, now)
-        items.append(OverdueItem(process, found.date, days, amount_of(process)))
+        items.append(OverdueItem(process, found.date, days, amount_of(process), title_of(process)))
     return items
 
 

@@ -68,13 +68,10 @@ class OverdueItemSchema(s.OutputSchema):
     number = fields.String(attribute="process.document.number", allow_none=True, required=True)
     flow = fields.String(attribute="process.document.flow_name", required=True)
     state = fields.String(attribute="process.document.state", required=True)
-    title = fields.Method("_title", required=True)
+    title = fields.String(required=True)
     due_date = fields.Date(required=True, metadata={"description": "The date that passed."})
     days_overdue = fields.Integer(required=True)
     amount = fields.Decimal(as_string=True, allow_none=True, required=True)
-
-    def _title(self, item: Any) -> str:
-        return queries.title_of(item.process)
 
 
 class OverduePageSchema(s.OutputSchema):
