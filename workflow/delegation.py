@@ -50,6 +50,15 @@ def active_for(session: Session, user: User, now: dt.datetime | None = None) -> 
     return list(cache[key])
 
 
+def effective_roles(session: Session, user: User) -> frozenset[str]:
+    """The user's own roles and those delegated to them now (what their lists may show; the
+    engine still decides each action, for both people)."""
+    roles = set(user.roles)
+    for row in active_for(session, user):
+        roles |= policy.delegated_roles(row)
+    return frozenset(roles)
+
+
 def forget(session: Session) -> None:
     session.info.pop(_CACHE, None)
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, or_, select, tuple_
 from sqlalchemy.orm import Session, defer, joinedload
 
-from workflow import deadlines, policy
+from workflow import deadlines, delegation, policy
 from workflow.calendar import CHINA
 from workflow.db import as_utc, utcnow
 from workflow.errors import InvalidData
@@ -84,17 +84,18 @@ class _TaskStates:
 
 def _task_states(session: Session, user: User) -> _TaskStates:
     found = _TaskStates([], [], [], [])
+    roles = delegation.effective_roles(session, user)  # a delegate's tasks are theirs too
     versions = session.scalars(select(FlowVersion).options(defer(FlowVersion.yaml_text)))
     for version in versions:
         spec = compiled(version).spec
         for state in spec.states:
             pair = (version.id, state.name)
             if state.review is not None:
-                if set(state.review.roles) & user.roles:
+                if set(state.review.roles) & roles:
                     relaxed = state.review.allow_earlier_reviewers
                     (found.review_relaxed if relaxed else found.review).append(pair)
                 continue
-            if any(set(t.roles) & user.roles for t in spec.transitions_from(state.name)):
+            if any(set(t.roles) & roles for t in spec.transitions_from(state.name)):
                 (found.owned if state.owner_only else found.shared).append(pair)
     return found
 

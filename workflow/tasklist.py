@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session, defer, joinedload
 
-from workflow import numbering, policy
+from workflow import delegation, numbering, policy
 from workflow.db import as_utc, utcnow
 from workflow.errors import InvalidData
 from workflow.models import AuditEvent, Document, FlowVersion, User
@@ -83,7 +83,8 @@ def visible(session: Session, user: User) -> ColumnElement[bool]:
     user acted on it (an audit event with outcome ok)."""
     if not user.active:
         return false()
-    seeing = [v.id for v, spec in _versions(session) if policy.seeing_roles(spec) & user.roles]
+    roles = delegation.effective_roles(session, user)  # a delegate sees what those roles see
+    seeing = [v.id for v, spec in _versions(session) if policy.seeing_roles(spec) & roles]
     return or_(
         Document.created_by_id == user.id,
         Document.flow_version_id.in_(seeing),

@@ -200,3 +200,16 @@ def test_refused_delegations(app, api, principal, body, status, code):
     response = api.post("/delegations", principal, json=payload)
     refused(response, status, code)
     assert api.get("/delegations", principal).get_json()["items"] == []
+
+
+def test_the_delegates_inbox_lists_the_principals_tasks(app, api, login_as):
+    doc = api.submitted("zhang")
+    assert api.get("/tasks", "xu").get_json()["items"] == []
+    given(api, "li", "xu", ["warehouse"])
+    assert [d["id"] for d in api.get("/tasks", "xu").get_json()["items"]] == [doc["id"]]
+    listed = api.get("/documents?part=waiting", "xu").get_json()["items"]
+    assert [d["id"] for d in listed] == [doc["id"]]
+    assert f'href="/documents/{doc["id"]}"' in login_as("xu").get("/inbox").get_data(as_text=True)
+    # not the principal's own documents: zhang's delegate gets no task from zhang's shipment
+    given(api, "zhang", "sun", ["sales_admin"])
+    assert api.get("/tasks", "sun").get_json()["items"] == []
