@@ -79,3 +79,20 @@ def test_the_overdue_deposits_list_shows_days_overdue_and_amount(app, api, login
     for name in ("li", "xu", "shen"):
         response = api.get("/overdue", name)
         assert response.status_code == 403 and response.get_json()["error"]["code"] == "forbidden"
+
+
+def test_the_tick_command_marks_a_deposit_overdue_once(app, api):
+    with freeze_time("2026-11-10 02:00:00"):
+        doc = deposit(api, "2026-11-20")
+    runner = app.test_cli_runner()
+    before = runner.invoke(args=["tick", "--today", "2026-11-20"])
+    assert before.exit_code == 0 and "0 newly overdue" in before.output
+    first = runner.invoke(args=["tick", "--today", "2026-11-24"])
+    assert first.exit_code == 0 and f"1 newly overdue document(s): [{doc['id']}]" in first.output
+    again = runner.invoke(args=["tick", "--today", "2026-11-24"])
+    assert "0 newly overdue" in again.output and "0 escalation(s)" in again.output
+    later = runner.invoke(args=["tick", "--today", "2026-12-20"])
+    assert "1 escalation(s)" in later.output
+    texts = [n["text"] for n in api.get("/notifications", "ma").get_json()["items"]]
+    assert any("逾期升级" in t for t in texts)  # the GM is told 30 days on
+    assert api.get("/audit/verify", "shen").get_json()["ok"] is True
