@@ -351,6 +351,11 @@ def setup(demo: bool) -> None:
     db.session.commit()
     for line in publish_files(db.session, _definition_files(())):
         click.echo(line)
+    from workflow import deadlines
+
+    dated = deadlines.backfill(db.session)  # documents from before deadlines were stored
+    if dated:
+        click.echo(f"{dated} open document(s) given their deadline")
     if new and demo and db.session.scalar(select(User.id).limit(1)) is None:
         _create_demo_data()
     _print_demo_users()

@@ -29,7 +29,7 @@ from workflow import notify, policy
 from workflow.calendar import CHINA, WorkCalendar, start_of_day_after
 from workflow.db import as_utc, utcnow
 from workflow.definitions.spec import Escalation, FlowSpec
-from workflow.models import DeadlineNotice, Document
+from workflow.models import DeadlineNotice, Document, FlowVersion
 
 MAX_PER_TICK = 10_000
 
@@ -98,6 +98,30 @@ def days_overdue(deadline: Deadline, now: dt.datetime) -> int:
     """Whole days since the deadline passed (1 on the first day overdue)."""
     local_due = deadline.due.astimezone(CHINA).date()
     return (now.astimezone(CHINA).date() - local_due).days + 1
+
+
+def backfill(session: Session) -> int:
+    """Give `due_at` to open documents that lack it (those created before deadlines were
+    stored) where their state has a deadline; returns how many got one. Run by `setup`."""
+    from workflow.process import compiled
+
+    count = 0
+    for version in session.scalars(select(FlowVersion)):
+        spec = compiled(version).spec
+        states = [s.name for s in spec.states if s.sla is not None]
+        states += list(spec.overdue.states) if spec.overdue is not None else []
+        if not states:
+            continue
+        stmt = select(Document).where(
+            Document.flow_version_id == version.id,
+            Document.state.in_(states),
+            Document.due_at.is_(None),
+        )
+        for document in session.scalars(stmt):
+            document.due_at = due_at(spec, document.state, document.entered_at, document.data)
+            count += document.due_at is not None
+    session.commit()
+    return count
 
 
 @dataclass

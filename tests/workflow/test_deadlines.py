@@ -12,6 +12,7 @@ from freezegun import freeze_time
 from sqlalchemy import func, select
 
 from tests.workflow.test_concurrency import submitted
+from tests.workflow.test_review import SHIPMENT
 from workflow import audit, deadlines
 from workflow.calendar import CHINA, WorkCalendar, parse_duration
 from workflow.db import as_utc
@@ -196,3 +197,18 @@ def test_two_hosts_ticking_at_once_send_each_reminder_once(
         assert reminders == 5  # wang, chen, li, zhou, duo: each reminded once
     assert session.scalar(select(func.count(DeadlineNotice.id))) == 24
     assert audit.verify(session).ok
+
+
+def test_setup_gives_older_documents_their_deadline(session, flows, people):
+    from workflow import services
+
+    with freeze_time(china(2026, 11, 23, 9)):
+        doc_id = submitted(session, people)
+    document = session.get(Document, doc_id)
+    document.due_at = None  # as if created before deadlines were stored
+    session.commit()
+    assert deadlines.backfill(session) == 1
+    assert as_utc(session.get(Document, doc_id).due_at) == china(2026, 11, 24, 9)
+    assert deadlines.backfill(session) == 0
+    draft = services.create_document(session, people["zhang"], "shipment", {**SHIPMENT})
+    assert draft.document.due_at is None and deadlines.backfill(session) == 0
