@@ -139,10 +139,25 @@ def tick(
     now = now or utcnow()
     result = TickResult()
     last_id = 0
+    # Documents whose every step for their current deadline is taken are not visited again.
+    finished = (
+        select(DeadlineNotice.id)
+        .where(
+            DeadlineNotice.document_id == Document.id,
+            DeadlineNotice.step == "done",
+            DeadlineNotice.due == Document.due_at,
+        )
+        .exists()
+    )
     for _ in range(MAX_PER_TICK):
         stmt = (
             select(Document)
-            .where(Document.due_at.is_not(None), Document.due_at <= now, Document.id > last_id)
+            .where(
+                Document.due_at.is_not(None),
+                Document.due_at <= now,
+                Document.id > last_id,
+                ~finished,
+            )
             .order_by(Document.id)
             .limit(1)
             .with_for_update(skip_locked=True, of=Document)
@@ -189,6 +204,7 @@ def _handle(
                                 deadline.due.isoformat(), "period": deadline.period})  # fmt: skip
         _remind(session, process, details)
         result.overdue.append(document.id)
+        done.add("overdue")
     for number, (step, when) in enumerate(deadline.steps, start=1):
         key = f"escalate:{number}"
         if key in done or when > now:
@@ -204,6 +220,15 @@ def _handle(
         )  # fmt: skip
         notify.to_roles(session, "escalated", document.id, step.notify, details)
         result.escalated.append((document.id, number))
+        done.add(key)
+    steps = {"overdue", *(f"escalate:{n}" for n in range(1, len(deadline.steps) + 1))}
+    if steps <= done and "done" not in done and document.due_at is not None:
+        session.add(
+            DeadlineNotice(
+                document_id=document.id, period=deadline.period, step="done", due=document.due_at
+            )
+        )
+        session.flush()
 
 
 def _notice(session: Session, document_id: int, period: str, step: str) -> None:

@@ -302,6 +302,9 @@ class DeadlineNotice(Base):
     period: Mapped[str] = mapped_column(String(120))
     step: Mapped[str] = mapped_column(String(40))
     at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    # The document's due_at when written: a `done` row (every step taken) with the current
+    # due_at keeps `tick` from visiting the document again until it gets a new deadline.
+    due: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
 
 class Delegation(Base):

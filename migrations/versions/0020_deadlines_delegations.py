@@ -42,6 +42,7 @@ def upgrade():
         sa.Column("period", sa.String(length=120), nullable=False),
         sa.Column("step", sa.String(length=40), nullable=False),
         sa.Column("at", Timestamp, nullable=False),
+        sa.Column("due", Timestamp, nullable=True),
         sa.ForeignKeyConstraint(
             ["document_id"],
             ["documents.id"],

@@ -104,6 +104,8 @@ def test_tick_marks_overdue_reminds_and_escalates_each_once(session, flows, peop
     assert told(session, doc_id, "escalated") == {"liu", "sun"}
     assert deadlines.tick(session, china(2026, 10, 12, 10)).escalated == []
     assert len(events(session, doc_id, "escalate")) == 1
+    steps = session.scalars(select(DeadlineNotice.step).where(DeadlineNotice.document_id == doc_id))
+    assert sorted(steps) == ["done", "escalate:1", "overdue"]
     (event,) = events(session, doc_id, "escalate")
     assert event.actor is None and event.details["notify"] == ["sales_manager"]
     assert audit.verify(session).ok
@@ -195,7 +197,8 @@ def test_two_hosts_ticking_at_once_send_each_reminder_once(
             )
         )
         assert reminders == 5  # wang, chen, li, zhou, duo: each reminded once
-    assert session.scalar(select(func.count(DeadlineNotice.id))) == 24
+    # per document: overdue, escalate:1, and `done` (tick visits it no more until a new deadline)
+    assert session.scalar(select(func.count(DeadlineNotice.id))) == 36
     assert audit.verify(session).ok
 
 
