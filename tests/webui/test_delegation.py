@@ -97,7 +97,7 @@ def test_the_delegate_is_told_and_managers_see_active_delegations(app, api, logi
         items = api.get("/delegations?all=true", manager).get_json()["items"]
         assert [(d["principal"], d["to"], d["active"]) for d in items] == [("li", "xu", True)]
     page = login_as("liu").get("/delegations").get_data(as_text=True)
-    assert "全部有效委托" in page and "(xu)" in page and "(li)" in page
+    assert "全部有效委托" in page and "(xu)" in page and "(li)" in page and "库管" in page
     assert "全部有效委托" not in login_as("xu").get("/delegations").get_data(as_text=True)
 
 

@@ -25,6 +25,7 @@ def delegations():
         mine=delegation.listing(db.session, user),
         everyone=delegation.listing(db.session, user, everyone=True) if everyone else None,
         delegable=[(r, ROLES[r]) for r in sorted(policy.delegable_roles(user))],
+        role_labels=ROLES,
         today=delegation.today().isoformat(),
         me=user.id,
     )
