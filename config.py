@@ -70,6 +70,10 @@ class Config:
     SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD")
     SMTP_STARTTLS = os.environ.get("SMTP_STARTTLS", "") == "1"
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
+    # Deadlines count working days by the Chinese calendar; a company adds its own closing
+    # days and extra working days (ISO dates, comma-separated).
+    WORK_HOLIDAYS = os.environ.get("WORK_HOLIDAYS", "")
+    WORK_DAYS = os.environ.get("WORK_DAYS", "")
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCK_MINUTES = 15
     # Attached files (receipts, scans): stored by content hash in this directory; unset means

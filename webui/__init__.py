@@ -122,6 +122,14 @@ def configure(app: Flask, config: type[settings.Config] | dict[str, Any] | None)
     audit.configure(
         audit.Keyring.from_settings(app.config["AUDIT_KEY"], app.config.get("AUDIT_KEYS") or "")
     )
+    from workflow import calendar
+
+    # The company's working days (extra closing days and working days beside the official ones).
+    calendar.configure(
+        calendar.WorkCalendar.from_settings(
+            app.config.get("WORK_HOLIDAYS"), app.config.get("WORK_DAYS")
+        )
+    )
 
 
 def register_extensions(app: Flask) -> None:

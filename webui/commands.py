@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -305,13 +306,20 @@ def audit_export(out: str) -> None:
 @with_appcontext
 @click.option("--today", type=click.DateTime(["%Y-%m-%d"]), default=None, help="For testing.")
 def tick(today) -> None:
-    """Timed work: record overdue deposits once, forget expired idempotency keys (safe to run
-    on many hosts at once)."""
+    """Timed work: mark overdue documents, remind and escalate as the definitions say (each once
+    per deadline, in the audit log), forget expired idempotency keys. Safe on many hosts at
+    once; meant for cron or a systemd timer (docs/deploy.md)."""
+    from workflow import deadlines
+    from workflow.calendar import CHINA
     from workflow.idempotency import purge
-    from workflow.services import record_overdue
 
-    recorded = record_overdue(db.session, today.date() if today else None)
+    now = None
+    if today is not None:
+        now = dt.datetime.combine(today.date(), dt.time(), CHINA).astimezone(dt.UTC)
+    done = deadlines.tick(db.session, now)
+    recorded = done.overdue
     click.echo(f"{len(recorded)} newly overdue document(s)" + (f": {recorded}" if recorded else ""))
+    click.echo(f"{len(done.escalated)} escalation(s)")
     click.echo(f"{purge(db.session)} expired idempotency key(s) forgotten")
 
 
@@ -342,6 +350,7 @@ def worker(once: bool, interval: float) -> None:
         click.echo("mail is off (no SMTP_HOST): notifications are shown in the app only")
     while True:
         sent = notify.deliver(db.session, send, settings)
+        sent += notify.deliver_digests(db.session, send, settings)
         if sent:
             click.echo(f"{sent} notification(s) mailed")
         if once:
@@ -361,6 +370,11 @@ def setup(demo: bool) -> None:
     db.session.commit()
     for line in publish_files(db.session, _definition_files(())):
         click.echo(line)
+    from workflow import deadlines
+
+    dated = deadlines.backfill(db.session)  # documents from before deadlines were stored
+    if dated:
+        click.echo(f"{dated} open document(s) given their deadline")
     if new and demo and db.session.scalar(select(User.id).limit(1)) is None:
         _create_demo_data()
     _print_demo_users()

@@ -17,7 +17,7 @@ from sqlalchemy import Select, String, bindparam, cast, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased, joinedload
 
-from workflow import audit, notify, policy
+from workflow import audit, deadlines, delegation, notify, policy
 from workflow import fields as field_types
 from workflow import review as rules
 from workflow import unique as unique_values
@@ -33,12 +33,15 @@ from workflow.errors import (
     Conflict,
     InvalidData,
     NotFound,
+    NotOwner,
+    RoleNotAllowed,
     StaleRevision,
 )
 from workflow.models import (
     Attachment,
     AuditChain,
     AuditEvent,
+    Delegation,
     Document,
     DocumentRevision,
     FlowVersion,
@@ -161,6 +164,9 @@ class DocumentProcess:
         # the next event's id, so recording the action costs no lookups of its own.
         self._chain: AuditChain | None = None
         self._event_id: int | None = None
+        # Set by `apply`: the principal a delegate acted for, and the roles acted in.
+        self.on_behalf_of: User | None = None
+        self.acting_roles: frozenset[str] = frozenset()
 
     # --- loading ------------------------------------------------------------------------------
     @classmethod
@@ -261,22 +267,37 @@ class DocumentProcess:
         this_round = [
             r for r in self.reviews if r.state == doc.state and r.round == doc.review_round
         ]
+
+        # A delegate's decision binds the person they stood in for as well (never twice).
+        def people(r: Review) -> tuple[int, ...]:
+            return (r.user_id, r.on_behalf_of_id) if r.on_behalf_of_id else (r.user_id,)
+
         return rules.ReviewFacts(
             state=self.state,
             creator_id=doc.created_by_id,
             entered_by_id=doc.entered_by_id,
             editor_ids=frozenset(self.editors),
-            decided_this_round=frozenset(r.user_id for r in this_round),
+            decided_this_round=frozenset(i for r in this_round for i in people(r)),
             approved_this_round=tuple(
                 r.user_id
                 for r in this_round
                 if r.decision == "approve" and r.revision == doc.revision
             ),
             approved_other_states=frozenset(
-                r.user_id for r in self.reviews if r.decision == "approve" and r.state != doc.state
+                i
+                for r in self.reviews
+                if r.decision == "approve" and r.state != doc.state
+                for i in people(r)
             ),
-            approver_roles={r.user_id: r.user.roles for r in this_round},
+            approver_roles={r.user_id: self._review_roles(r) for r in this_round},
         )
+
+    def _review_roles(self, review: Review) -> frozenset[str]:
+        """The roles a decision was taken in (a delegate's: the principal's too)."""
+        if review.on_behalf_of_id is None:
+            return review.user.roles
+        principal = self.session.get(User, review.on_behalf_of_id)
+        return review.user.roles | (principal.roles if principal is not None else frozenset())
 
     def current_approvals(self) -> list[Review]:
         """Approvals of the current round and revision, in the order they were given."""
@@ -316,10 +337,21 @@ class DocumentProcess:
 
     # --- what may this person do (asked of the policy) ----------------------------------------
     def may_see(self, user: User) -> bool:
-        """Rule `see`; the "acted on it" part is read only when nothing else lets them see."""
+        """Rule `see`; the "acted on it" part is read only when nothing else lets them see;
+        a delegate sees what the delegated roles see (rule `on_behalf`)."""
         if policy.can_see(user, self.document, self.spec):
             return True
-        return user.active and policy.can_see(user, self.document, self.spec, self.acted_on(user))
+        if not user.active:
+            return False
+        if policy.can_see(user, self.document, self.spec, self.acted_on(user)):
+            return True
+        return any(
+            policy.can_see_as_delegate(d, self.document, self.spec) for d in self.delegations(user)
+        )
+
+    def delegations(self, user: User) -> list[Delegation]:
+        """The delegations `user` may act under now (read only when their own roles fall short)."""
+        return delegation.active_for(self.session, user)
 
     def acted_on(self, user: User) -> bool:
         """Whether `user` took any action on this document that was carried out."""
@@ -338,7 +370,31 @@ class DocumentProcess:
         self, user: User, action: str, facts: rules.ReviewFacts | None = None
     ) -> policy.Verdict:
         """May `user` take `action` now (data checks aside)? Also: does the data allow a route?"""
+        return self.decide(user, action, facts)[0]
+
+    def decide(
+        self, user: User, action: str, facts: rules.ReviewFacts | None = None
+    ) -> tuple[policy.Verdict, Delegation | None]:
+        """The verdict, and the delegation `user` would act under (None: in their own roles).
+
+        Delegations are tried only when the user's own roles do not allow the action; a
+        delegation that covers the role but breaks a rule of review gives its own refusal
+        (self_review, already_reviewed), never a silent fall-back."""
         verdict = policy.can_act(user, self, action, facts)
+        acting: Delegation | None = None
+        own_roles_fall_short = isinstance(verdict.refusal, RoleNotAllowed | NotOwner)
+        if not verdict and own_roles_fall_short and not policy.reads_only(user):
+            for candidate in self.delegations(user):
+                tried = policy.can_act(user, self, action, facts, candidate)
+                if tried:
+                    verdict, acting = tried, candidate
+                    break
+                if not isinstance(tried.refusal, RoleNotAllowed):
+                    verdict = tried  # the role is delegated; a rule of review refuses
+        verdict = self._route_verdict(verdict, action)
+        return verdict, acting if verdict else None
+
+    def _route_verdict(self, verdict: policy.Verdict, action: str) -> policy.Verdict:
         if verdict and not self.state.is_review and self.transition(action) is None:
             return policy.Verdict(
                 ActionNotAllowed(f"no `{action}` transition applies to this document's data")
@@ -382,7 +438,10 @@ class DocumentProcess:
         comment = check_comment(comment)
         check_revision(self.document, revision)
         facts = self.review_facts() if self.state.is_review else None
-        self.verdict(actor, action, facts).enforce()
+        verdict, acting = self.decide(actor, action, facts)
+        verdict.enforce()
+        self.on_behalf_of = acting.principal if acting is not None else None
+        self.acting_roles = policy.delegated_roles(acting) if acting is not None else actor.roles
         if policy.needs_reason(action) and not comment:
             raise InvalidData(
                 {"comment": ["a rejection needs a reason (驳回需填写原因)"]},
@@ -442,6 +501,7 @@ class DocumentProcess:
             comment=comment,
             checks=checks,
             at=audit.utcnow(),
+            on_behalf_of_id=self.on_behalf_of.id if self.on_behalf_of else None,
         )
         review.user = actor  # the acting user is already loaded: no query to show the approval
         self.reviews.append(review)  # added with its audit event, which it names (record)
@@ -467,7 +527,7 @@ class DocumentProcess:
         if checks:
             details["checks"] = checks
         target = document.state
-        if rules.quorum_reached(facts, actor.id, actor.roles):
+        if rules.quorum_reached(facts, actor.id, self.acting_roles or actor.roles):
             resolved = self._resolve("approve")
             if resolved is None:
                 raise ActionNotAllowed("no approval route applies to this document's data")
@@ -502,6 +562,7 @@ class DocumentProcess:
         document.entered_by = actor
         document.entered_at = audit.utcnow()
         document.updated_at = document.entered_at
+        document.due_at = deadlines.due_at(self.spec, state, document.entered_at, document.data)
         if self.spec.state(state).is_review:
             document.review_round += 1
         if self.spec.state(state).void:
@@ -604,6 +665,10 @@ class DocumentProcess:
             )
         )
         self.editors.add(actor.id)
+        # A date the deadline is counted from may have changed (`overdue`'s field).
+        document.due_at = deadlines.due_at(
+            self.spec, document.state, document.entered_at, document.data
+        )
 
     def record(
         self,
@@ -621,6 +686,8 @@ class DocumentProcess:
         review row is inserted with it, tied to it, and the event seals the data it acted on."""
         document = self.document
         event_id, self._event_id = self._event_id, None  # an id is used once
+        if self.on_behalf_of is not None and actor is not None and outcome == "ok":
+            details = {**(details or {}), "on_behalf_of": self.on_behalf_of.username}
         return audit.append(
             self.session,
             audit.document_chain(document.id),

@@ -19,10 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from workflow import audit, numbering, policy
+from workflow import audit, deadlines, numbering, policy
 from workflow import fields as field_types
 from workflow import unique as unique_values
 from workflow.attachments import AttachmentStore
+from workflow.calendar import CHINA
 from workflow.definitions.build import load_flow
 from workflow.definitions.spec import FlowSpec
 from workflow.errors import (
@@ -214,7 +215,9 @@ def create_document(
             created_by=actor,
             entered_by_id=actor.id,
             entered_by=actor,
+            entered_at=audit.utcnow(),
         )
+        document.due_at = deadlines.due_at(spec, spec.initial, document.entered_at, clean)
         session.add(document)
         session.flush()
         session.add(
@@ -425,51 +428,13 @@ def list_flows(session: Session) -> list[FlowVersion]:
 
 
 def record_overdue(session: Session, today: dt.date | None = None) -> list[int]:
-    """Record an `overdue` audit event once per overdue document and due date.
+    """`tick` as of the start of `today` (China time): the documents newly marked overdue.
 
-    Safe to run from many hosts at once: the unique notice row decides who records it, and the
-    loser's transaction is rolled back whole.
-    """
-    from workflow.models import OverdueNotice
-    from workflow.queries import overdue
-
-    recorded = []
-    for process in overdue(session, today):
-        document = process.document
-        due = document.data[process.spec.overdue.field]  # type: ignore[union-attr]
-        doc_id = document.id
-        exists = select(OverdueNotice.id).where(
-            OverdueNotice.document_id == doc_id, OverdueNotice.due_date == due
-        )
-        if session.scalar(exists) is not None:
-            continue
-        try:
-            session.execute(select(Document.id).where(Document.id == doc_id).with_for_update())
-            if session.scalar(exists) is not None:
-                session.rollback()
-                continue
-            session.add(OverdueNotice(document_id=doc_id, due_date=due))
-            session.flush()
-            audit.append(
-                session,
-                audit.document_chain(doc_id),
-                document_id=doc_id,
-                flow=document.flow_name,
-                flow_version=document.flow_version.version,
-                actor=None,
-                action="overdue",
-                outcome="ok",
-                from_state=document.state,
-                to_state=document.state,
-                revision=document.revision,
-                details={"due": due},
-            )
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            continue
-        recorded.append(doc_id)
-    return recorded
+    Reminders and escalations go with it (workflow/deadlines.py); safe on many hosts at once."""
+    now = None
+    if today is not None:
+        now = dt.datetime.combine(today, dt.time(), CHINA).astimezone(dt.UTC)
+    return deadlines.tick(session, now).overdue
 
 
 def migrate_documents(
@@ -532,6 +497,7 @@ def migrate_documents(
         if spec.state(new_state).is_review:
             document.review_round += 1
         document.updated_at = audit.utcnow()
+        document.due_at = deadlines.due_at(spec, new_state, document.entered_at, document.data)
         audit.append(
             session,
             audit.document_chain(document.id),

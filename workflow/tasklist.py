@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session, defer, joinedload
 
-from workflow import numbering, policy
-from workflow.db import as_utc
+from workflow import delegation, numbering, policy
+from workflow.db import as_utc, utcnow
 from workflow.errors import InvalidData
 from workflow.models import AuditEvent, Document, FlowVersion, User
 from workflow.process import DocumentProcess, compiled
@@ -25,8 +25,11 @@ from workflow.queries import (
     _limit,
     _task_condition,
     _task_states,
+    after_in_inbox,
     decode_cursor,
     encode_cursor,
+    late_first,
+    late_flag,
 )
 
 PARTS = ("all", "waiting", "acted", "created")
@@ -80,7 +83,8 @@ def visible(session: Session, user: User) -> ColumnElement[bool]:
     user acted on it (an audit event with outcome ok)."""
     if not user.active:
         return false()
-    seeing = [v.id for v, spec in _versions(session) if policy.seeing_roles(spec) & user.roles]
+    roles = delegation.effective_roles(session, user)  # a delegate sees what those roles see
+    seeing = [v.id for v, spec in _versions(session) if policy.seeing_roles(spec) & roles]
     return or_(
         Document.created_by_id == user.id,
         Document.flow_version_id.in_(seeing),
@@ -186,14 +190,14 @@ def documents(
             joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
         )
     )
-    if filters.sort == "waiting":  # longest waiting first: (entered_at, id) ascending
-        after = decode_cursor(cursor, 2)
+    now = utcnow()
+    if filters.sort == "waiting":  # overdue first, then longest waiting: (late, entered_at, id)
+        after = decode_cursor(cursor, 4)
         if after:
-            at, last = as_utc(_cursor_time(after[0])), _cursor_id(after[1])
-            stmt = stmt.where(
-                or_(Document.entered_at > at, and_(Document.entered_at == at, Document.id > last))
-            )
-        stmt = stmt.order_by(Document.entered_at, Document.id)
+            now = as_utc(_cursor_time(after[0]))
+            at, last = as_utc(_cursor_time(after[2])), _cursor_id(after[3])
+            stmt = stmt.where(after_in_inbox(now, 0 if after[1] == 0 else 1, at, last))
+        stmt = stmt.order_by(late_first(now), Document.entered_at, Document.id)
     else:  # newest first: ids only grow, so new documents never shift a later page
         after = decode_cursor(cursor, 1)
         if after:
@@ -206,7 +210,8 @@ def documents(
     if more and rows:
         last_row = rows[-1]
         if filters.sort == "waiting":
-            next_cursor = encode_cursor(as_utc(last_row.entered_at), last_row.id)
+            flag = late_flag(last_row, now)
+            next_cursor = encode_cursor(now, flag, as_utc(last_row.entered_at), last_row.id)
         else:
             next_cursor = encode_cursor(last_row.id)
     return ListPage(DocumentProcess.prefetch(session, rows), next_cursor, total)

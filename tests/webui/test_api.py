@@ -30,6 +30,7 @@ DOCUMENT_KEYS = {
     "actions",
 }
 EVENT_KEYS = {
+    "on_behalf_of",
     "seq",
     "at",
     "document_id",
@@ -847,6 +848,12 @@ def test_openapi_document_covers_every_endpoint(client):
         ("POST", "/documents/{doc_id}/claim"),
         ("DELETE", "/documents/{doc_id}/claim"),
         ("GET", "/notifications"),
+        ("GET", "/notifications/settings"),
+        ("PATCH", "/notifications/settings"),
+        ("POST", "/delegations"),
+        ("GET", "/delegations"),
+        ("DELETE", "/delegations/{delegation_id}"),
+        ("GET", "/overdue"),
         ("GET", "/tasks"),
         ("POST", "/tasks/bulk"),
         ("GET", "/audit"),

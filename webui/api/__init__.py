@@ -53,6 +53,7 @@ def _challenge(response):
 from webui.api import (  # noqa: E402, F401
     audit_views,
     bulk,
+    deadline_views,
     flows,
     lists,
     openapi,

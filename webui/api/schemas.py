@@ -467,6 +467,15 @@ class EventSchema(OutputSchema):
     revision = fields.Integer(allow_none=True, required=True)
     comment = fields.String(required=True)
     hash = fields.String(required=True)
+    on_behalf_of = fields.Method(
+        "_on_behalf_of",
+        allow_none=True,
+        required=True,
+        metadata={"description": "The principal a delegate acted for (null: in their own name)."},
+    )
+
+    def _on_behalf_of(self, event: Any) -> str | None:
+        return (event.details or {}).get("on_behalf_of")
 
 
 class EventPageSchema(OutputSchema):

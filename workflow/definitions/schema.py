@@ -11,6 +11,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from workflow.calendar import parse_duration
 from workflow.definitions.loader import YamlList, YamlMap
 from workflow.errors import Problem
 from workflow.fields import FIELD_TYPES
@@ -43,6 +44,8 @@ STATE_KEYS = (
     "final",
     "owner_only",
     "void",
+    "sla",
+    "escalate",
 )
 REVIEW_KEYS = (
     "required",
@@ -58,6 +61,7 @@ TRANSITION_OPTIONAL = ("when", "checks", "label")
 ROUTE_KEYS = ("to", "when")
 CHECK_KEYS = ("rule", "message")
 OVERDUE_KEYS = ("field", "states")
+ESCALATE_KEYS = ("after", "notify")
 LABEL_KEYS = ("zh", "en", "zh_Hant")
 MAX_PLACES = 6
 
@@ -345,6 +349,8 @@ class _Shape:
         self.boolean(spec, "owner_only", what)
         self.boolean(spec, "void", what)
         self.text(spec, "on_reject", what)
+        self.duration(spec, "sla", what)
+        self.escalate(spec, what)
         if "review" in spec:
             review = spec["review"]
             review_what = f"the review of {what}"
@@ -437,9 +443,38 @@ class _Shape:
     def overdue(self, overdue: Any, line: int) -> None:
         if not self.is_mapping(overdue, line, "`overdue`"):
             return
-        self.keys(overdue, "`overdue`", OVERDUE_KEYS, ())
+        self.keys(overdue, "`overdue`", OVERDUE_KEYS, ("escalate",))
         self.text(overdue, "field", "`overdue`")
         self.names(overdue, "states", "`overdue`")
+        self.escalate(overdue, "`overdue`")
+
+    def duration(self, mapping: YamlMap, key: str, what: str) -> None:
+        value = mapping.get(key)
+        if key in mapping and (not isinstance(value, str) or parse_duration(value) is None):
+            self.problem(
+                mapping.line_of(key),
+                f"`{key}` of {what} must be a duration such as 2d (two working days) or 30cd "
+                f"(thirty calendar days), not {_kind(value)} `{value}`",
+                "d counts working days by the Chinese calendar, cd calendar days",
+            )
+
+    def escalate(self, mapping: YamlMap, what: str) -> None:
+        if "escalate" not in mapping:
+            return
+        steps = mapping["escalate"]
+        if not isinstance(steps, YamlList) or not steps:
+            self.problem(
+                mapping.line_of("escalate"),
+                f"`escalate` of {what} must be a list of `{{after: 2d, notify: [role, …]}}`, "
+                f"not {_kind(steps)}",
+            )
+            return
+        for index, step in enumerate(steps):
+            step_what = f"escalation {index + 1} of {what}"
+            if self.is_mapping(step, steps.line_of(index), step_what):
+                self.keys(step, step_what, ESCALATE_KEYS, ())
+                self.duration(step, "after", step_what)
+                self.names(step, "notify", step_what)
 
 
 def check_shape(tree: Any, path: str = "<text>") -> list[Problem]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow.calendar import Duration
 from workflow.guards import Guard
 
 LANGUAGES = ("zh", "en")
@@ -100,6 +101,15 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Escalation:
+    """Past a deadline, tell `notify` (roles): in a state `after` counts from entering it, under
+    `overdue` from the date field."""
+
+    after: Duration
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StateSpec:
     name: str
     label: Label
@@ -115,6 +125,10 @@ class StateSpec:
     # A final state that abandons the document (withdrawn, cancelled): its unique values are
     # released for other documents.
     void: bool = False
+    # The deadline for leaving the state (`2d`: two working days after entering it) and who is
+    # told when it is missed by `after`.
+    sla: Duration | None = None
+    escalate: tuple[Escalation, ...] = ()
 
     @property
     def is_review(self) -> bool:
@@ -149,6 +163,7 @@ class TransitionSpec:
 class OverdueSpec:
     field: str
     states: tuple[str, ...]
+    escalate: tuple[Escalation, ...] = ()
 
 
 @dataclass(frozen=True)
