@@ -324,6 +324,7 @@ def test_a_flow_may_forbid_bulk_approval(app, api):
     result = bulk(api, "wang", [(doc_id, 1)]).get_json()["results"][0]
     assert result["error"]["code"] == "bulk_not_allowed" and not result["ok"]
     assert approvals(app, doc_id, "wang") == 0
+    assert refused_events(app, "bulk_not_allowed") == [("wang", doc_id, "approve")]  # rule 6
     assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200  # one by one: fine
 
 
@@ -354,3 +355,50 @@ def test_bulk_approve_from_the_inbox_page(app, login_as):
     refused = wang.post("/inbox/bulk", data={"csrf_token": token, "item": too_many})
     assert refused.status_code == 303
     assert "最多同意 50" in wang.get("/inbox").get_data(as_text=True)
+
+
+def refused_events(app, code: str) -> list[Any]:
+    from workflow.models import AuditEvent
+
+    with app.app_context():
+        stmt = select(AuditEvent).where(AuditEvent.outcome == "refused", AuditEvent.code == code)
+        found = [(e.actor, e.document_id, e.action) for e in db.session.scalars(stmt)]
+        db.session.remove()
+    return found
+
+
+def test_bulk_approve_covers_one_flow_and_one_state(app, api):
+    (shipment,) = shipments(app, 1)
+    invoice = api.create("zhang", "invoicing", INVOICE)
+    assert api.act(invoice["id"], "zhang", "submit", revision=1).status_code == 200
+    response = bulk(api, "wang", [(shipment, 1), (invoice["id"], 1)])
+    assert response.status_code == 422, response.get_json()
+    assert "one flow and one state" in str(response.get_json())
+    assert approvals(app, shipment, "wang") == approvals(app, invoice["id"], "wang") == 0
+    assert refused_events(app, "invalid_data")  # the refused request is on record
+    # Each kind on its own is fine.
+    assert bulk(api, "wang", [(shipment, 1)]).get_json()["done"] == 1
+    assert bulk(api, "wang", [(invoice["id"], 1)]).get_json()["done"] == 1
+
+
+def test_a_task_that_moved_on_since_it_was_selected_is_refused_and_recorded(app):
+    from workflow.errors import NotInSelection
+
+    (doc_id,) = shipments(app, 1)
+    with app.app_context():
+        with pytest.raises(NotInSelection):
+            services.act(
+                db.session, doc_id, user("wang"), "approve", 1, selection=("shipment", "draft")
+            )
+        db.session.remove()
+    assert approvals(app, doc_id, "wang") == 0
+    assert refused_events(app, "not_in_selection") == [("wang", doc_id, "approve")]
+
+
+def test_the_inbox_offers_one_bulk_form_per_flow_and_state(app, api, login_as):
+    shipments(app, 2)
+    invoice = api.create("zhang", "invoicing", INVOICE)
+    assert api.act(invoice["id"], "zhang", "submit", revision=1).status_code == 200
+    page = login_as("wang").get("/inbox").get_data(as_text=True)
+    assert page.count('action="/inbox/bulk"') == 2
+    assert "· 双人复核 <span" in page  # the group names its state

@@ -46,9 +46,14 @@ def _task_list(default_part: str):
     except InvalidData:  # a cursor from another list or a mangled URL: start again
         query.problems.append(t("翻页位置", "page position"))
         page = tasklist.documents(db.session, current_user.row, query.filters, task_list.PAGE_SIZE)
-    by_flow: dict[str, list[Any]] = {}  # a group per flow, in the order of its first row
+    # A group per flow (per flow and state in 待办: a bulk approve covers one flow and one
+    # state), in the order of its first row.
+    by_flow: dict[Any, list[Any]] = {}
+    waiting = query.filters.part == "waiting"
     for process in page.items:
-        by_flow.setdefault(process.document.flow_name, []).append(process)
+        document = process.document
+        key = (document.flow_name, document.state) if waiting else document.flow_name
+        by_flow.setdefault(key, []).append(process)
     return render_template(
         "inbox/inbox.html",
         groups=list(by_flow.items()),
