@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -194,7 +195,7 @@ def test_filters(app, api):
 
 @pytest.mark.parametrize(
     "query",
-    ["part=mine", "sort=amount", "cursor=xyz", "limit=0", "min=abc", "since=yesterday", "q="],
+    ["part=mine", "sort=cheapest", "cursor=xyz", "limit=0", "min=abc", "since=yesterday", "q="],
 )
 def test_bad_list_queries_are_422(api, query):
     assert api.get("/documents?" + query, "zhang").status_code == 422
@@ -402,3 +403,46 @@ def test_the_inbox_offers_one_bulk_form_per_flow_and_state(app, api, login_as):
     page = login_as("wang").get("/inbox").get_data(as_text=True)
     assert page.count('action="/inbox/bulk"') == 2
     assert "· 双人复核 <span" in page  # the group names its state
+
+
+def one_line(product: str, amount: str) -> dict[str, Any]:
+    """Shipment data with a single line, the amount its total."""
+    line = {"product": product, "spec": "盒", "qty": 1, "unit_price": amount}
+    return {**SHIPMENT, "items": [line], "amount": amount}
+
+
+def test_sort_by_amount_pages_largest_first_without_gaps_or_repeats(app, api):
+    amounts = ["500.00", "12000.50", "99.99", "12000.50", "3000.00", "0.10", "500.00"]
+    made = {api.create("zhang", data=one_line("纱布", a))["id"]: a for a in amounts}
+    invoice = api.create("zhang", "invoicing", INVOICE)  # another flow's amount field
+    made[invoice["id"]] = INVOICE["amount"]
+    seen, total = every_page(api, "shen", sort="amount", limit=3)
+    assert total == len(made) and sorted(seen) == sorted(made)
+    expected = sorted(made, key=lambda i: (Decimal(made[i]), i), reverse=True)
+    assert seen == expected  # equal amounts: the newer first, none lost at a page edge
+    page = listing(api, "shen", sort="amount", flow="shipment", min="500", max="5000")
+    assert [made[i["id"]] for i in page["items"]] == ["3000.00", "500.00", "500.00"]
+
+
+def test_free_text_finds_line_products(app, api):
+    gauze = api.create("zhang", data=one_line("医用纱布块 Gauze", "10.00"))
+    api.create("zhang", data=one_line("输液器", "10.00"))
+    invoice = api.create("zhang", "invoicing", INVOICE)
+
+    def found(text: str) -> set[int]:
+        return {i["id"] for i in listing(api, "shen", q=text)["items"]}
+
+    assert found("纱布") == {gauze["id"]}
+    assert found("gauze") == {gauze["id"]}  # any case
+    assert invoice["id"] in found("口罩") and gauze["id"] not in found("口罩")
+    assert found("不存在的品名") == set()
+
+
+def test_the_inbox_page_sorts_by_amount(app, api, login_as):
+    for amount in ("20.00", "7000.00", "300.00"):
+        doc = api.create("zhang", data=one_line("纱布", amount))
+        assert api.act(doc["id"], "zhang", "submit", revision=1).status_code == 200
+    page = login_as("li").get("/inbox?sort=amount").get_data(as_text=True)
+    assert 'value="amount" selected' in page
+    shown = re.findall(r"¥([0-9,]+\.[0-9]{2})</td>", page)
+    assert shown == ["7,000.00", "300.00", "20.00"]
