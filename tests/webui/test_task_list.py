@@ -446,3 +446,33 @@ def test_the_inbox_page_sorts_by_amount(app, api, login_as):
     assert 'value="amount" selected' in page
     shown = re.findall(r"¥([0-9,]+\.[0-9]{2})</td>", page)
     assert shown == ["7,000.00", "300.00", "20.00"]
+
+
+# --- where a review stands ---------------------------------------------------------------------
+def test_waiting_on_whom_and_reject_only_tasks_explained(app, api, login_as):
+    (doc_id,) = shipments(app, 1)  # double check: one 销售内勤 and one 库管
+    assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200
+    creator = login_as("zhang").get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert '<p class="waiting-on">已同意 1/2，等待库管</p>' in creator
+    assert "已同意 1/2，等待库管" in login_as("zhang").get("/mine").get_data(as_text=True)
+    mine = login_as("wang").get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert "你已同意，共 1/2，等待库管" in mine and "reject-only" not in mine
+    # Another 销售内勤: the 内勤 place is taken, so only a rejection is possible — and said so.
+    chen = login_as("chen")
+    page = chen.get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert 'value="reject"' in page and 'value="approve"' not in page
+    assert "你只能驳回：你的角色名额已有人同意，还缺库管的同意。" in page
+    inbox = chen.get("/inbox").get_data(as_text=True)
+    assert "还缺库管的同意" in inbox
+    assert f'value="{doc_id}:1"' not in inbox  # no bulk checkbox for a task it cannot approve
+    li_inbox = login_as("li").get("/inbox").get_data(as_text=True)
+    assert "已同意 1/2，等待库管" in li_inbox and f'value="{doc_id}:1"' in li_inbox
+
+
+def test_waiting_on_any_of_the_roles_when_the_review_takes_any(app, api, login_as):
+    from tests.webui.test_api import SPECS as specs
+
+    claim = api.create("xu", "expense", specs["expense"].example)
+    assert api.act(claim["id"], "xu", "submit", revision=1).status_code == 200
+    page = login_as("xu").get(f"/documents/{claim['id']}").get_data(as_text=True)
+    assert "已同意 0/2，等待销售内勤（任一）" in page

@@ -66,6 +66,9 @@ def _task_list(default_part: str):
         part_label=task_list.part_label,
         startable=queries.startable_flows(db.session, current_user.row),
         queries=queries,
+        statuses=presenters.review_statuses(
+            db.session, page.items, current_user.row, with_actions=waiting
+        ),
     )
 
 
@@ -95,6 +98,7 @@ def _render_document(
         process=process,
         doc=process.document,
         action_forms=presenters.action_forms(process, actions, typed, errors),
+        status=presenters.review_status(process, user, actions),
         can_edit=process.can_edit(user),
         approvals=process.visible_approvals(user),
         refusal=refusal,
