@@ -476,3 +476,34 @@ def test_waiting_on_any_of_the_roles_when_the_review_takes_any(app, api, login_a
     assert api.act(claim["id"], "xu", "submit", revision=1).status_code == 200
     page = login_as("xu").get(f"/documents/{claim['id']}").get_data(as_text=True)
     assert "已同意 0/2，等待销售内勤（任一）" in page
+
+
+# --- changed since you last saw it -------------------------------------------------------------
+def test_changed_and_resubmitted_badges_follow_what_the_reviewer_last_saw(app, api, login_as):
+    (doc_id,) = shipments(app, 1)
+    li = login_as("li")
+    assert "badge changed" not in li.get("/inbox").get_data(as_text=True)  # never opened
+    li.get(f"/documents/{doc_id}")
+    assert "badge changed" not in li.get("/inbox").get_data(as_text=True)  # seen as it is
+    # Rejected by someone else, edited and submitted again: back in the same review state.
+    assert api.act(doc_id, "wang", "reject", revision=1, comment="数量不对").status_code == 200
+    edited = api.patch(
+        f"/documents/{doc_id}", "zhang", json={"data": {"samples": "无"}, "revision": 1}
+    )
+    assert edited.status_code == 200, edited.get_json()
+    assert api.act(doc_id, "zhang", "submit", revision=2).status_code == 200
+    inbox = li.get("/inbox").get_data(as_text=True)
+    assert ">已重新提交</span>" in inbox
+    page = li.get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert "自你上次查看以来，本单据已被驳回后重新提交。" in page
+    assert "badge changed" not in li.get("/inbox").get_data(as_text=True)  # seen again
+    # The creator edits a draft after a colleague looked at it: "changed" for the colleague.
+    (draft,) = shipments(app, 1, submit=False)
+    chen = login_as("chen")
+    chen.get(f"/documents/{draft}")
+    assert ">有修改</span>" not in chen.get("/inbox?part=all").get_data(as_text=True)
+    again = api.patch(
+        f"/documents/{draft}", "zhang", json={"data": {"samples": "无"}, "revision": 1}
+    )
+    assert again.status_code == 200
+    assert ">有修改</span>" in chen.get("/inbox?part=all").get_data(as_text=True)

@@ -13,7 +13,7 @@ from webui.inbox import tasklist as task_list
 from webui.inbox.drafting import creation_fields
 from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name
 from webui.inbox.helpers import t
-from workflow import notify, policy, queries, services, tasklist
+from workflow import notify, policy, queries, seen, services, tasklist
 from workflow.errors import InvalidData
 from workflow.process import compiled
 from workflow.services import current_version
@@ -69,12 +69,18 @@ def _task_list(default_part: str):
         statuses=presenters.review_statuses(
             db.session, page.items, current_user.row, with_actions=waiting
         ),
+        changes=seen.changes(db.session, current_user.row, (p.document for p in page.items)),
     )
 
 
 @bp.get("/documents/<int:doc_id>")
 def document(doc_id: int):
-    return _render_document(services.get_document(db.session, doc_id, current_user.row))
+    user = current_user.row
+    process = services.get_document(db.session, doc_id, user)
+    since = seen.change(process.document, seen.last_seen(db.session, user, doc_id))
+    page = _render_document(process, since=since)
+    seen.mark(db.session, user, process.document)  # after rendering: the lists compare with it
+    return page
 
 
 def _render_document(
@@ -82,6 +88,7 @@ def _render_document(
     errors: dict[str, Any] | None = None,
     typed: dict[str, Any] | None = None,
     refusal: tuple[Any, str] | None = None,
+    since: str | None = None,
 ) -> str:
     user = current_user.row
     doc_id = process.document.id
@@ -99,6 +106,7 @@ def _render_document(
         doc=process.document,
         action_forms=presenters.action_forms(process, actions, typed, errors),
         status=presenters.review_status(process, user, actions),
+        since=since,
         can_edit=process.can_edit(user),
         approvals=process.visible_approvals(user),
         refusal=refusal,
