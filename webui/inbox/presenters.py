@@ -69,6 +69,15 @@ def action_forms(
     return forms
 
 
+def kept_comment(actions: list[str], typed: Mapping[str, str] | None) -> str:
+    """The comment typed with a refused action whose form is gone now (e.g. approved already
+    in another tab): shown with the refusal so nothing typed is lost."""
+    if not typed or typed.get("action") in actions:
+        return ""  # its form is still there, with the comment in it
+    comment = typed.get("comment", "")
+    return comment if isinstance(comment, str) else ""
+
+
 @dataclass(frozen=True)
 class ReviewStatus:
     """Where a document in review stands, as the viewer may know it: "已同意 1/2，等待库管"."""

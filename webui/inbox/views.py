@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 from webui.extensions import db
 from webui.inbox import bp, document_view, presenters
 from webui.inbox import tasklist as task_list
-from webui.inbox.drafting import creation_fields
+from webui.inbox.drafting import creation_fields, sum_plans
 from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name
 from webui.inbox.helpers import t
 from workflow import notify, policy, queries, seen, services, tasklist
@@ -110,6 +110,7 @@ def _render_document(
         can_edit=process.can_edit(user),
         approvals=process.visible_approvals(user),
         refusal=refusal,
+        kept_comment=presenters.kept_comment(actions, typed),
         blind=not policy.sees_decisions(user, process),
         can_comment=bool(policy.can_comment(user)),
         events=events,
@@ -132,6 +133,7 @@ def _render_form(
         errors=errors or {},
         blank_rows=BLANK_ROWS,
         row_name=row_name,
+        sums=sum_plans(fields),
         **context,
     )
 
