@@ -68,3 +68,22 @@ def test_favicon(login_as, client):
     response = client.get(link.group(1))
     assert response.status_code == 200 and b"<svg" in response.get_data()
     response.close()
+
+
+def test_choice_values_read_in_english_and_are_stored_as_they_are(client, api_as, login_as):
+    from tests.webui.test_api import SHIPMENT
+
+    created = client.post(
+        "/api/v1/documents", headers=api_as("zhang"), json={"flow": "shipment", "data": SHIPMENT}
+    )
+    assert created.status_code == 201 and created.get_json()["data"]["carrier"] == "物流"
+    doc_id = created.get_json()["id"]
+    zhang = login_as("zhang")
+    english = {"Accept-Language": "en"}
+    page = zhang.get(f"/documents/{doc_id}", headers=english).get_data(as_text=True)
+    assert "<bdi>Freight</bdi>" in page and "<bdi>物流</bdi>" not in page
+    chinese = zhang.get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert "<bdi>物流</bdi>" in chinese
+    form = zhang.get("/new/shipment", headers=english).get_data(as_text=True)
+    assert '<option value="物流" >Freight</option>' in form
+    assert '<option value="快递" >Express courier</option>' in form

@@ -137,6 +137,8 @@ def shown(value: Any, field: Any) -> str:
         return "—"
     if field is not None and field.type == "decimal":
         return money(value, field.places)
+    if field is not None and field.type == "choice":
+        return field.choice_text(value, lang())
     if (field is not None and field.type == "boolean") or isinstance(value, bool):
         return t("是", "Yes") if value else t("否", "No")
     if isinstance(value, list):
