@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from workflow.db import utcnow
@@ -19,7 +20,8 @@ RESUBMITTED = "resubmitted"
 
 
 def mark(session: Session, user: User, document: Document) -> None:
-    """Record that `user` has the document on screen as it is now (one upsert, own commit)."""
+    """Record that `user` has the document on screen as it is now (one upsert, own commit).
+    Best effort: when the database is busy the mark is skipped, never the page."""
     values = {
         "user_id": user.id,
         "document_id": document.id,
@@ -34,8 +36,11 @@ def mark(session: Session, user: User, document: Document) -> None:
         index_elements=["user_id", "document_id"],
         set_={k: stmt.excluded[k] for k in ("revision", "state", "review_round", "seen_at")},
     )
-    session.execute(stmt)
-    session.commit()
+    try:
+        session.execute(stmt)
+        session.commit()
+    except DBAPIError:  # a busy database (SQLite's write lock) must not fail a page view
+        session.rollback()
 
 
 def change(document: Document, seen: DocumentSeen | None) -> str | None:
