@@ -121,3 +121,16 @@ def test_focus_ring_and_control_borders_reach_3_to_1_on_white_and_on_the_page(
     page = re.search(r"--bg: (#[0-9a-f]{6})", css).group(1)
     for background in ("#ffffff", page):
         assert contrast(found.group(1), background) >= 3, (rule, background)
+
+
+@pytest.mark.parametrize(
+    ("headers", "title", "button"),
+    [
+        ({"Accept-Language": "en"}, "<h1>New expense claim</h1>", ">New expense claim</a>"),
+        ({}, "<h1>新建费用报销</h1>", ">新建费用报销</a>"),
+    ],
+)
+def test_new_document_titles_read_as_a_sentence(login_as, headers, title, button):
+    rep = login_as("xu")  # a sales rep starts expense claims
+    assert title in rep.get("/new/expense", headers=headers).get_data(as_text=True)
+    assert button in rep.get("/inbox", headers=headers).get_data(as_text=True)
