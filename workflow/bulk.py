@@ -69,12 +69,18 @@ def act_each(
     action: str,
     items: list[tuple[int, int]],
     comment: str = "",
+    chosen: tuple[str, str] | None = None,
 ) -> list[ItemResult]:
     """`action` on each (document id, revision) in turn, each through `services.act`, which
     checks under the row lock that the document is still of the selected flow and state and
-    that its flow allows bulk approval (refusals are audited like any other)."""
+    that its flow allows bulk approval (refusals are audited like any other).
+
+    `chosen` is the (flow, state) the tasks were selected in, when the caller says so (the
+    inbox's form does): a task that moved on since is then answered on its own
+    (`not_in_selection`). Otherwise the tasks must be of one flow and state now."""
     check_items(action, items)
-    chosen = selection(session, actor, items)
+    if chosen is None:
+        chosen = selection(session, actor, items)
     results = []
     for doc_id, revision in items:
         result = ItemResult(doc_id)

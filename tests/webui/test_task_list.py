@@ -507,3 +507,20 @@ def test_changed_and_resubmitted_badges_follow_what_the_reviewer_last_saw(app, a
     )
     assert again.status_code == 200
     assert ">有修改</span>" in chen.get("/inbox?part=all").get_data(as_text=True)
+
+
+def test_a_bulk_selection_names_its_flow_and_state_and_moved_tasks_answer_alone(app, api):
+    moved, waiting = shipments(app, 2)
+    for who in ("wang", "li"):  # the quorum: `moved` goes on to ready_to_ship
+        assert api.act(moved, who, "approve", revision=1).status_code == 200
+    both = [(moved, 1), (waiting, 1)]
+    assert bulk(api, "chen", both).status_code == 422  # two states now, nothing named
+    named = bulk(api, "chen", both, flow="shipment", state="double_check")
+    assert named.status_code == 200, named.get_json()
+    results = {r["id"]: r for r in named.get_json()["results"]}
+    assert results[moved]["error"]["code"] == "not_in_selection"
+    assert results[moved]["status"] == 409
+    assert results[waiting]["ok"] and named.get_json()["done"] == 1
+    assert approvals(app, moved, "chen") == 0 and approvals(app, waiting, "chen") == 1
+    half = bulk(api, "chen", both, flow="shipment")
+    assert half.status_code == 422  # both or neither
