@@ -403,6 +403,8 @@ def test_the_inbox_offers_one_bulk_form_per_flow_and_state(app, api, login_as):
     page = login_as("wang").get("/inbox").get_data(as_text=True)
     assert page.count('action="/inbox/bulk"') == 2
     assert "· 双人复核 <span" in page  # the group names its state
+    assert 'name="flow" value="shipment"' in page and 'name="state" value="double_check"' in page
+    assert 'name="flow" value="invoicing"' in page
 
 
 def one_line(product: str, amount: str) -> dict[str, Any]:
