@@ -134,13 +134,16 @@
         if (!el.name || el.name === "csrf_token" || el.name === "revision") { return; }
         values[el.name] = el.type === "checkbox" ? (el.checked ? "true" : "") : el.value;
       });
-      try { window.sessionStorage.setItem(key, JSON.stringify(values)); } catch (e) { /* full */ }
+      var kept = { at: Date.now(), values: values };
+      try { window.sessionStorage.setItem(key, JSON.stringify(kept)); } catch (e) { /* full */ }
     });
   }
   var saved = null;
   try { saved = JSON.parse(window.sessionStorage.getItem(key) || "null"); } catch (e) { saved = null; }
   window.sessionStorage.removeItem(key);
-  if (!saved || typeof saved !== "object") { return; }
+  // Only straight after the switch (the page it reloads), never hours later.
+  if (!saved || typeof saved !== "object" || !(Date.now() - saved.at < 120000)) { return; }
+  saved = saved.values || {};
   Object.keys(saved).forEach(function (name) {
     var el = form.elements.namedItem(name);
     if (!el) {  // a row added before the switch: add rows until it exists
