@@ -455,10 +455,13 @@ def test_waiting_on_whom_and_reject_only_tasks_explained(app, api, login_as):
     (doc_id,) = shipments(app, 1)  # double check: one 销售内勤 and one 库管
     assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200
     creator = login_as("zhang").get(f"/documents/{doc_id}").get_data(as_text=True)
-    assert '<p class="waiting-on">已同意 1/2，等待库管</p>' in creator
+    assert '已同意<span class="waiting-on">，等待库管</span></p>' in creator
     assert "已同意 1/2，等待库管" in login_as("zhang").get("/mine").get_data(as_text=True)
     mine = login_as("wang").get(f"/documents/{doc_id}").get_data(as_text=True)
-    assert "你已同意，共 1/2，等待库管" in mine and "reject-only" not in mine
+    assert "，等待库管</span>" in mine and "reject-only" not in mine
+    assert "你已同意，共 1/2，等待库管" in login_as("wang").get("/inbox?part=acted").get_data(
+        as_text=True
+    )
     # Another 销售内勤: the 内勤 place is taken, so only a rejection is possible — and said so.
     chen = login_as("chen")
     page = chen.get(f"/documents/{doc_id}").get_data(as_text=True)
@@ -477,7 +480,8 @@ def test_waiting_on_any_of_the_roles_when_the_review_takes_any(app, api, login_a
     claim = api.create("xu", "expense", specs["expense"].example)
     assert api.act(claim["id"], "xu", "submit", revision=1).status_code == 200
     page = login_as("xu").get(f"/documents/{claim['id']}").get_data(as_text=True)
-    assert "已同意 0/2，等待销售内勤（任一）" in page
+    assert '<span class="waiting-on">，等待销售内勤（任一）</span>' in page
+    assert "已同意 0/2，等待销售内勤（任一）" in login_as("xu").get("/mine").get_data(as_text=True)
 
 
 # --- changed since you last saw it -------------------------------------------------------------

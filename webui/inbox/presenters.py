@@ -84,6 +84,7 @@ class ReviewStatus:
 
     line: str  # approvals and whose approval it waits on ("" when the viewer may not know)
     reject_only: str = ""  # why the viewer may reject but not approve ("" otherwise)
+    waiting: str = ""  # only whose approval it waits on: "等待库管" (the page shows the count)
 
 
 def _role_names(roles: tuple[str, ...] | list[str]) -> str:
@@ -103,7 +104,7 @@ def review_status(
     review = state.review
     facts = process.review_facts()
     missing = review_rules.open_roles(facts)
-    line = ""
+    line = waiting_text = ""
     if policy.sees_decisions(user, process):
         done = len(set(facts.approved_this_round))
         mine = user.id in facts.approved_this_round
@@ -116,7 +117,8 @@ def review_status(
             else t(f"已同意 {done}/{review.required}", f"Approved {done}/{review.required}")
         )
         if who:
-            line += t(f"，等待{who}{joiner}", f", waiting for {who}{joiner}")
+            waiting_text = t(f"等待{who}{joiner}", f"waiting for {who}{joiner}")
+            line += t("，", ", ") + waiting_text
     reject_only = ""
     if actions is None:
         actions = process.actions_for(user)
@@ -131,7 +133,7 @@ def review_status(
             )
         elif refusal is not None:
             reject_only = t("你只能驳回：", "You may only reject: ") + refusal.message
-    return ReviewStatus(line, reject_only)
+    return ReviewStatus(line, reject_only, waiting_text)
 
 
 def review_statuses(
