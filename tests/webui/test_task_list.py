@@ -548,3 +548,19 @@ def test_the_list_pages_statements_do_not_grow_with_their_rows(app, api, login_a
 
     few = statements(2)
     assert statements(10) == few  # 2 rows or 12: the same statements (no query per row)
+
+
+def test_the_state_filter_offers_state_names_people_read(app, login_as):
+    shipments(app, 1)
+    (draft,) = shipments(app, 1, submit=False)
+    wang = login_as("wang")
+    page = wang.get("/inbox?part=all&flow=shipment&state=draft").get_data(as_text=True)
+    assert '<optgroup label="发货">' in page and '<optgroup label="开票">' not in page
+    assert '<option value="draft" selected>草稿</option>' in page
+    assert '<option value="double_check" >双人复核</option>' in page
+    assert 'data-total="1"' in page and f'href="/documents/{draft}"' in page
+    every = wang.get("/inbox?part=all&state=draft").get_data(as_text=True)
+    assert every.count("selected>草稿</option>") == 1  # one option chosen, not one per flow
+    assert '<optgroup label="开票">' in every
+    english = wang.get("/inbox?part=all", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<option value="double_check" >Double check</option>' in english

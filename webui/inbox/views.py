@@ -48,6 +48,7 @@ def _task_list(default_part: str):
         page = tasklist.documents(db.session, current_user.row, query.filters, task_list.PAGE_SIZE)
     # A group per flow (per flow and state in 待办: a bulk approve covers one flow and one
     # state), in the order of its first row.
+    flows = services.list_flows(db.session)
     by_flow: dict[Any, list[Any]] = {}
     waiting = query.filters.part == "waiting"
     for process in page.items:
@@ -62,7 +63,8 @@ def _task_list(default_part: str):
         query=query,
         problems=query.problems,
         searching=query.searching,
-        flows=services.list_flows(db.session),
+        flows=flows,
+        state_groups=task_list.state_groups(flows, query),
         part_label=task_list.part_label,
         startable=queries.startable_flows(db.session, current_user.row),
         queries=queries,
