@@ -72,6 +72,10 @@ class Config:
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCK_MINUTES = 15
+    # Attached files (receipts, scans): stored by content hash in this directory; unset means
+    # `attachments/` under the Flask instance path. Back it up with the database.
+    ATTACHMENT_DIR = os.environ.get("ATTACHMENT_DIR") or None
+    ATTACHMENT_MAX_SIZE = int(os.environ.get("ATTACHMENT_MAX_SIZE", str(10 * 1024 * 1024)))
     TESTING = False
     DEBUG = False
 

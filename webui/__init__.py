@@ -38,6 +38,7 @@ class ExactJSONProvider(DefaultJSONProvider):
 
 
 MAX_NUMBER_LENGTH = 40
+UPLOAD_OVERHEAD = 64 * 1024  # the multipart framing and form fields around an uploaded file
 
 
 def _refuse_constant(name: str) -> Any:
@@ -191,6 +192,14 @@ def register_request_limits(app: Flask) -> None:
         token = g.pop("read_only_token", None)
         if token is not None:
             READ_ONLY.reset(token)
+
+    @app.before_request
+    def _upload_limit() -> None:
+        # Views marked `accepts_upload` take a file up to ATTACHMENT_MAX_SIZE; every other
+        # request keeps MAX_CONTENT_LENGTH. Set before CSRF protection reads the form.
+        view = app.view_functions.get(request.endpoint or "")
+        if getattr(view, "accepts_upload", False):
+            request.max_content_length = app.config["ATTACHMENT_MAX_SIZE"] + UPLOAD_OVERHEAD
 
     @app.before_request
     def _limits() -> None:

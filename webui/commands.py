@@ -176,8 +176,15 @@ def flows_migrate(name: str, mappings: tuple[str, ...]) -> None:
     type=click.Path(dir_okay=False),
     help="Write every chain's head to this file, to keep outside the database.",
 )
-def audit_verify(anchor_in: str | None, anchor_out: str | None) -> None:
-    """Check the whole keyed chain and replay it against documents, revisions and reviews."""
+@click.option(
+    "--files",
+    "check_files",
+    is_flag=True,
+    help="Also hash every attached file again (ATTACHMENT_DIR): none missing, none swapped.",
+)
+def audit_verify(anchor_in: str | None, anchor_out: str | None, check_files: bool) -> None:
+    """Check the whole keyed chain and replay it against documents, revisions, reviews and
+    attachments."""
     result = _verify_with_progress()
     if not result.ok:
         click.echo(f"FAILED after {result.events} events: {result.problem}")
@@ -185,6 +192,17 @@ def audit_verify(anchor_in: str | None, anchor_out: str | None) -> None:
             click.echo(f"  also: {problem.message}")
         click.echo(f"head {result.root}")
         sys.exit(1)
+    if check_files:
+        from webui.attachments import store
+        from workflow.attachments import check_files as hash_files
+
+        checked, problems = hash_files(db.session, store())
+        if problems:
+            click.echo(f"FAILED: {problems[0]}")
+            for problem in problems[1:]:
+                click.echo(f"  also: {problem}")
+            sys.exit(1)
+        click.echo(f"OK {checked} attached files")
     if anchor_in:
         kept = json.loads(Path(anchor_in).read_text(encoding="utf-8"))
         problem = audit.check_anchor(db.session, kept)

@@ -122,6 +122,21 @@ class CheckFailed(Refused):
     status = 422
 
 
+class AttachmentTooLarge(Refused):
+    """An attachment over the configured size limit (nothing is stored)."""
+
+    code = "too_large"
+    status = 413
+
+
+class AttachmentTypeRefused(Refused):
+    """An attachment whose content is not one of the accepted types (PDF, JPEG, PNG), judged
+    from its first bytes, never from its name or the client's content type."""
+
+    code = "unsupported_file_type"
+    status = 415
+
+
 class Conflict(Refused):
     """The document changed under the caller (a concurrent change won)."""
 

@@ -158,6 +158,14 @@ class Document(Base):
         viewonly=True,
         uselist=False,
     )
+    # Joined into the statement that loads a document for its process (workflow/process.py),
+    # never loaded on its own: reading it unloaded is a bug, so it raises.
+    reviews: Mapped[list[Review]] = relationship(
+        primaryjoin="Document.id == foreign(Review.document_id)",
+        viewonly=True,
+        lazy="raise",
+        order_by="Review.id",
+    )
 
 
 class DocumentRevision(Base):
@@ -195,6 +203,28 @@ class Review(Base):
     # The audit event (its sequence number in the document's chain) that recorded this review.
     event_seq: Mapped[int | None] = mapped_column(Integer)
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class Attachment(Base):
+    """A file attached to a document (a receipt, an invoice scan, a signed delivery note).
+
+    The bytes live outside the database, stored once per content hash (workflow/attachments.py);
+    the row names them by SHA-256. Attaching starts a new revision (`revision`), and the audit
+    event that recorded it carries the same hash, name, size and type (verified by `audit
+    verify`). Rows are never updated or deleted (on PostgreSQL a trigger refuses it)."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)  # the revision attaching it started
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    uploaded_by: Mapped[User] = relationship(lazy="joined")
 
 
 class AuditChain(Base):

@@ -61,6 +61,20 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("comment", "anyone who may see a document may comment on it, auditors excepted"),
     Rule(
+        "attach",
+        "a file is attached by whoever may edit the document in its state; in a review state "
+        "(never editable) by the document's creator, answering the reviewers: attaching starts "
+        "a new revision, so approvals given before it no longer count (in a review state a new "
+        "round opens and every reviewer decides again)",
+    ),
+    Rule(
+        "open_attachment",
+        "an attached file is opened by the document's creator, by everyone who acted on the "
+        "document, by the roles that review or act on other people's documents of the flow, "
+        "and by auditors; roles that only read the flow (`visible_to`) see the list, not the "
+        "files",
+    ),
+    Rule(
         "see",
         "a document is seen by its creator, by everyone who acted on it, by auditors, by the "
         "roles the flow names under `visible_to`, and by the roles that act on other people's "
@@ -102,7 +116,13 @@ def reads_only(user: User) -> bool:
 # --- seeing -------------------------------------------------------------------------------------
 def seeing_roles(spec: FlowSpec) -> frozenset[str]:
     """Roles that see every document of the flow (rule `see`), auditors included."""
-    roles: set[str] = {AUDITOR, *spec.visible_to}
+    return working_roles(spec) | frozenset(spec.visible_to)
+
+
+def working_roles(spec: FlowSpec) -> frozenset[str]:
+    """Auditors and the roles that act on other people's documents of the flow (reviewers,
+    roles of states that are not owner-only): rule `see` without `visible_to`."""
+    roles: set[str] = {AUDITOR}
     for state in spec.states:
         if state.review is not None:
             roles.update(state.review.roles)
@@ -214,6 +234,40 @@ def can_comment(user: User) -> Verdict:
     if not user.active or reads_only(user):
         return Verdict(RoleNotAllowed("auditors read documents and do not comment on them"))
     return ALLOWED
+
+
+def can_attach(user: User, document: Document, spec: FlowSpec) -> Verdict:
+    """Rule `attach`: `can_edit`, or the creator while the document is in review."""
+    state = spec.state(document.state)
+    if state.is_review and user.active and not reads_only(user):
+        if document.created_by_id == user.id:
+            return ALLOWED
+        return Verdict(
+            ActionNotAllowed(
+                "while the document is in review only its creator may attach a file "
+                "(审核中只有创建人可以添加附件)"
+            )
+        )
+    verdict = can_edit(user, document, spec)
+    if not verdict and isinstance(verdict.refusal, ActionNotAllowed) and not reads_only(user):
+        return Verdict(ActionNotAllowed(f"files cannot be attached in state `{document.state}`"))
+    return verdict
+
+
+def can_open_attachment(
+    user: User, document: Document, spec: FlowSpec, acted: bool = False
+) -> Verdict:
+    """Rule `open_attachment` (seeing the document is checked when it is loaded)."""
+    if not user.active:
+        return Verdict(RoleNotAllowed("this account is disabled"))
+    if document.created_by_id == user.id or acted or working_roles(spec) & user.roles:
+        return ALLOWED
+    return Verdict(
+        Forbidden(
+            "attached files are opened by the document's creator, its reviewers and auditors "
+            "(附件仅限创建人、复核人和审计查看)"
+        )
+    )
 
 
 def needs_reason(action: str) -> bool:

@@ -9,17 +9,19 @@ are `workflow.review`'s. The state machine is compiled once per flow version and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import Select, String, bindparam, cast, func, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from workflow import audit, notify, policy
 from workflow import fields as field_types
 from workflow import review as rules
 from workflow import unique as unique_values
+from workflow.attachments import Staged
 from workflow.db import as_utc
 from workflow.definitions.build import load_flow
 from workflow.definitions.compile import CompiledFlow, Resolution, compiled_from
@@ -34,6 +36,8 @@ from workflow.errors import (
     StaleRevision,
 )
 from workflow.models import (
+    Attachment,
+    AuditChain,
     AuditEvent,
     Document,
     DocumentRevision,
@@ -68,6 +72,17 @@ def check_comment(comment: Any) -> str:
     return comment
 
 
+def attachment_facts(attachment: Attachment) -> dict[str, Any]:
+    """What the audit event of an attachment seals (and `audit verify` compares)."""
+    return {
+        "id": attachment.id,
+        "sha256": attachment.sha256,
+        "name": attachment.name,
+        "size": attachment.size,
+        "content_type": attachment.content_type,
+    }
+
+
 def check_revision(document: Document, revision: Any) -> None:
     """Rule 3 of review: an action is taken on the revision the person saw."""
     if isinstance(revision, bool) or not isinstance(revision, int):
@@ -78,6 +93,52 @@ def check_revision(document: Document, revision: Any) -> None:
             f"{document.revision}; review the new version",
             {"current_revision": document.revision},
         )
+
+
+@functools.cache
+def _load_statement(for_update: bool, dialect: str) -> Select[Any]:
+    """The one statement that loads a document for its process; built once per kind (building
+    it costs more than running it)."""
+    # Everyone who edited the data comes in the same statement (one round trip less on every
+    # action). Read under the row lock's statement: an edit racing it changes the revision,
+    # which the action's revision check then refuses.
+    editors = (
+        select(func.aggregate_strings(cast(DocumentRevision.author_id, String), ","))
+        .where(DocumentRevision.document_id == Document.id)
+        .scalar_subquery()
+    )
+    # The creator's and mover's names are shown; their roles are never needed here. The
+    # reviews, with their reviewers' roles, come in the same statement (joined).
+    stmt = (
+        select(Document, editors)
+        .where(Document.id == bindparam("document_id"))
+        .options(
+            joinedload(Document.created_by).lazyload(User.role_rows),
+            joinedload(Document.entered_by).lazyload(User.role_rows),
+            joinedload(Document.claim).joinedload(TaskClaim.user).lazyload(User.role_rows),
+            joinedload(Document.reviews).joinedload(Review.user).joinedload(User.role_rows),
+        )
+    )
+    if not for_update:
+        return stmt
+    # An action also needs: the report rows it keeps in step with the document, its audit
+    # chain's tip (locked with the document: the same lock `audit.append` would take, a
+    # statement later) and its event's id. The chain's length is read twice: as the locked row
+    # (PostgreSQL re-reads a row it had to wait for: the newest version) and as this
+    # statement's snapshot saw it (see `load`).
+    seen = aliased(AuditChain)
+    seen_length = select(seen.length).where(seen.key == bindparam("chain_key"))
+    return (
+        stmt.add_columns(
+            AuditChain,
+            audit.next_event_id(dialect).scalar_subquery(),
+            seen_length.scalar_subquery(),
+        )
+        .join(AuditChain, AuditChain.key == bindparam("chain_key"))
+        .options(joinedload(Document.report), joinedload(Document.open_step))
+        .with_for_update(of=(Document, AuditChain))
+        .execution_options(populate_existing=True)
+    )
 
 
 class DocumentProcess:
@@ -96,6 +157,10 @@ class DocumentProcess:
         self._reviews = reviews
         self._editors = editors
         self._typed: dict[str, Any] | None = None
+        # Read with the row lock by `load(for_update=True)`: the audit chain's locked tip and
+        # the next event's id, so recording the action costs no lookups of its own.
+        self._chain: AuditChain | None = None
+        self._event_id: int | None = None
 
     # --- loading ------------------------------------------------------------------------------
     @classmethod
@@ -109,39 +174,29 @@ class DocumentProcess:
         """
         if not isinstance(document_id, int) or isinstance(document_id, bool):
             raise not_found(document_id)
-        # Everyone who edited the data comes in the same statement (one round trip less on
-        # every action). Read under the row lock's statement: an edit racing it changes the
-        # revision, which the action's revision check then refuses.
-        editors = (
-            select(func.aggregate_strings(cast(DocumentRevision.author_id, String), ","))
-            .where(DocumentRevision.document_id == Document.id)
-            .scalar_subquery()
-        )
-        # The creator's and mover's names are shown; their roles are never needed here.
-        stmt = (
-            select(Document, editors)
-            .where(Document.id == document_id)
-            .options(
-                joinedload(Document.created_by).lazyload(User.role_rows),
-                joinedload(Document.entered_by).lazyload(User.role_rows),
-                joinedload(Document.claim).joinedload(TaskClaim.user).lazyload(User.role_rows),
-            )
-        )
-        if for_update:
-            # The report rows an action keeps in step with the document come along with it.
-            stmt = stmt.options(joinedload(Document.report), joinedload(Document.open_step))
-            stmt = stmt.with_for_update(of=Document).execution_options(populate_existing=True)
+        dialect = session.get_bind().dialect.name
+        stmt = _load_statement(for_update, dialect)
+        params = {"document_id": document_id, "chain_key": audit.document_chain(document_id)}
         try:
-            row = session.execute(stmt).unique().one_or_none()
+            row = session.execute(stmt, params).unique().one_or_none()
+            if for_update and row is not None and row[4] != row[2].length:
+                # The lock was waited for while another action committed: PostgreSQL returns
+                # the locked rows' newest versions but the joined rows (reviews, report rows)
+                # as the statement's snapshot saw them. Every change to those appends to this
+                # chain, so a length that moved means: read again (the locks are held now, so
+                # this costs one round trip, only when actions on one document meet).
+                row = session.execute(stmt, params).unique().one_or_none()
         except DBAPIError as exc:
             raise Conflict("the document is busy; try again") from exc
         if row is None:
             raise not_found(document_id)
-        document, authors = row
+        document, authors = row[0], row[1]
         editor_ids = {int(i) for i in (authors or "").split(",") if i}
-        process = cls(session, document, editors=editor_ids)
+        process = cls(session, document, list(document.reviews), editor_ids)
         if not process.may_see(viewer):
             raise not_found(document_id)
+        if for_update:
+            process._chain, process._event_id = row[2], row[3]
         return process
 
     @classmethod
@@ -495,19 +550,60 @@ class DocumentProcess:
             )
         if not changed:
             return []
+        self._new_revision(actor, clean)
+        unique_values.sync(self.session, document, self.spec)
+        self.record(actor, "edit", document.state, document.state, details={"changed": changed})
+        return changed
+
+    def attach(self, actor: User, staged: Staged, revision: Any) -> Attachment:
+        """Attach a checked file (rule `attach`): a new revision, like an edit, so approvals
+        given before it no longer count; in a review state a new round opens (the reviewers
+        decide again, on what is now attached). The event carries the file's SHA-256."""
+        policy.can_attach(actor, self.document, self.spec).enforce()
+        check_revision(self.document, revision)
+        document = self.document
+        self._new_revision(actor, document.data)
+        attachment = Attachment(
+            document_id=document.id,
+            revision=document.revision,
+            sha256=staged.sha256,
+            name=staged.name,
+            size=staged.size,
+            content_type=staged.content_type,
+            uploaded_by_id=actor.id,
+            uploaded_by=actor,
+            at=audit.utcnow(),
+        )
+        self.session.add(attachment)
+        self.session.flush()  # the attachment's id goes into the sealed event
+        new_round = self.state.is_review
+        if new_round:
+            document.review_round += 1
+        self.record(
+            actor,
+            "attach",
+            document.state,
+            document.state,
+            details={"attachment": attachment_facts(attachment), "new_round": new_round},
+        )
+        if new_round:
+            self._announce(document.state, actor)
+        return attachment
+
+    def _new_revision(self, actor: User, data: dict[str, Any]) -> None:
+        """The one way a document gets a new revision (edits and attachments): the data it
+        has now, kept as revision N+1 by `actor` (who thereby may not approve it)."""
+        document = self.document
         document.revision += 1
-        document.data = clean
+        document.data = data
         document.updated_at = audit.utcnow()
         self._typed = None
         self.session.add(
             DocumentRevision(
-                document_id=document.id, number=document.revision, data=clean, author_id=actor.id
+                document_id=document.id, number=document.revision, data=data, author_id=actor.id
             )
         )
         self.editors.add(actor.id)
-        unique_values.sync(self.session, document, self.spec)
-        self.record(actor, "edit", document.state, document.state, details={"changed": changed})
-        return changed
 
     def record(
         self,
@@ -524,9 +620,12 @@ class DocumentProcess:
         """Append this document's audit event for an action (allowed or refused); a decision's
         review row is inserted with it, tied to it, and the event seals the data it acted on."""
         document = self.document
+        event_id, self._event_id = self._event_id, None  # an id is used once
         return audit.append(
             self.session,
             audit.document_chain(document.id),
+            chain=self._chain,
+            event_id=event_id,
             review=review,
             data_hash=audit.data_hash(document.data) if outcome == "ok" else None,
             document_id=document.id,

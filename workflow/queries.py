@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session, defer, joinedload
 from workflow import policy
 from workflow.db import as_utc
 from workflow.errors import InvalidData
-from workflow.models import AuditEvent, Document, DocumentRevision, FlowVersion, Review, User
+from workflow.models import (
+    Attachment,
+    AuditEvent,
+    Document,
+    DocumentRevision,
+    FlowVersion,
+    Review,
+    User,
+)
 from workflow.process import DocumentProcess, compiled
 from workflow.services import get_document, list_flows
 
@@ -212,6 +220,27 @@ def history(session: Session, document_id: int, user: User) -> list[AuditEvent]:
             select(AuditEvent).where(AuditEvent.document_id == document_id).order_by(AuditEvent.id)
         )
     )
+    return _unblinded(events, process, user)
+
+
+def comments(session: Session, process: DocumentProcess, user: User) -> list[AuditEvent]:
+    """The comments (questions without an action) on a document the user sees, oldest first;
+    in a blind review the others' comments of the current round stay hidden."""
+    events = list(
+        session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.document_id == process.document.id,
+                AuditEvent.action == "comment",
+                AuditEvent.outcome == "ok",
+            )
+            .order_by(AuditEvent.id)
+        )
+    )
+    return _unblinded(events, process, user)
+
+
+def _unblinded(events: list[AuditEvent], process: DocumentProcess, user: User) -> list[AuditEvent]:
     if policy.sees_decisions(user, process):
         return events
     # A blind review: the others' decisions and comments of this round stay hidden.
@@ -227,6 +256,17 @@ def history(session: Session, document_id: int, user: User) -> list[AuditEvent]:
             and e.actor != user.username
         )
     ]
+
+
+def attachments(session: Session, process: DocumentProcess) -> list[Attachment]:
+    """The files attached to a document the caller sees (loaded already), oldest first."""
+    return list(
+        session.scalars(
+            select(Attachment)
+            .where(Attachment.document_id == process.document.id)
+            .order_by(Attachment.id)
+        )
+    )
 
 
 def audit_events(

@@ -13,7 +13,7 @@ import difflib
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from workflow import audit, numbering, policy
 from workflow import fields as field_types
 from workflow import unique as unique_values
+from workflow.attachments import AttachmentStore
 from workflow.definitions.build import load_flow
 from workflow.definitions.spec import FlowSpec
 from workflow.errors import (
@@ -36,6 +37,7 @@ from workflow.errors import (
     WorkflowError,
 )
 from workflow.models import (
+    Attachment,
     AuditEvent,
     Document,
     DocumentRevision,
@@ -43,7 +45,13 @@ from workflow.models import (
     TaskClaim,
     User,
 )
-from workflow.process import MAX_COMMENT_LENGTH, DocumentProcess, check_comment, compiled
+from workflow.process import (
+    MAX_COMMENT_LENGTH,
+    DocumentProcess,
+    check_comment,
+    check_revision,
+    compiled,
+)
 from workflow.uow import UnitOfWork, unit_of_work
 
 __all__ = ["MAX_COMMENT_LENGTH"]
@@ -307,6 +315,67 @@ def comment(
         document = process.document
         event = process.record(actor, "comment", document.state, document.state, text)
     return process, event
+
+
+def attach(
+    session: Session,
+    store: AttachmentStore,
+    document_id: int,
+    actor: User,
+    stream: BinaryIO,
+    name: str | None,
+    revision: Any,
+    *,
+    before_commit: Callable[[DocumentProcess, Attachment], None] | None = None,
+) -> tuple[DocumentProcess, Attachment]:
+    """Attach a file to the document at `revision` (rule `attach`): a new revision.
+
+    Who may attach and the revision are checked before the upload is even copied; then the
+    file is hashed, measured and its type read from its first bytes. It is moved into the
+    store (atomic rename; a file with the same hash is reused) only after everything else is
+    done, just before the commit; a refusal or failure leaves no file and no row behind."""
+    staged = None
+    try:
+        with unit_of_work(session, actor, "attach", target=f"document {document_id}") as uow:
+            process = DocumentProcess.load(session, document_id, actor, for_update=True)
+            uow.document = process.document
+            policy.can_attach(actor, process.document, process.spec).enforce()
+            check_revision(process.document, revision)
+            staged = store.stage(stream, name)
+            attachment = process.attach(actor, staged, revision)
+            if before_commit is not None:
+                uow.before_commit(lambda: before_commit(process, attachment))
+            # Last, after a flush (constraints answer first): only the commit itself can still
+            # fail after the rename, and then the file stays unreferenced — harmless, it is
+            # named by its content, and the next upload of the same content reuses it.
+            uow.before_commit(lambda: (session.flush(), staged.keep()))
+    finally:
+        if staged is not None and not staged.kept:
+            staged.discard()  # refused or failed: no file left behind
+    return process, attachment
+
+
+def open_attachment(
+    session: Session, store: AttachmentStore, document_id: int, attachment_id: int, actor: User
+) -> tuple[Attachment, Path]:
+    """An attachment and its stored file, for someone who may open it (rule
+    `open_attachment`); NotFound when the document is not visible to them."""
+    process = DocumentProcess.load(session, document_id, actor)
+    attachment = session.get(Attachment, attachment_id)
+    if attachment is None or attachment.document_id != process.document.id:
+        raise NotFound(f"document {document_id} has no attachment {attachment_id}")
+    verdict = policy.can_open_attachment(actor, process.document, process.spec)
+    if not verdict:
+        policy.can_open_attachment(
+            actor, process.document, process.spec, process.acted_on(actor)
+        ).enforce()
+    path = store.open(attachment.sha256)
+    if path is None:
+        raise NotFound(
+            f"the file of attachment {attachment_id} is missing from the attachment store; "
+            "tell the administrator (the audit log keeps its SHA-256)"
+        )
+    return attachment, path
 
 
 CLAIM_MINUTES = 30

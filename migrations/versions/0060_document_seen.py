@@ -2,7 +2,7 @@
 state, review round), for the task list's "changed since you saw it / resubmitted" badge
 
 Revision ID: 0060
-Revises: 0010
+Revises: 0030
 Create Date: 2026-11-30 19:30:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0060"
-down_revision = "0010"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 

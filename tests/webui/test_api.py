@@ -839,6 +839,8 @@ def test_openapi_document_covers_every_endpoint(client):
         ("POST", "/documents/{doc_id}/actions"),
         ("GET", "/documents/{doc_id}/history"),
         ("POST", "/documents/{doc_id}/comments"),
+        ("POST", "/documents/{doc_id}/attachments"),
+        ("GET", "/documents/{doc_id}/attachments/{attachment_id}"),
         ("POST", "/documents/{doc_id}/claim"),
         ("DELETE", "/documents/{doc_id}/claim"),
         ("GET", "/notifications"),

@@ -55,7 +55,7 @@ def test_api_conforms_to_its_openapi_document(app, client, api_as):
 
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 24
+    assert len(operations) == 26
     failures = []
     for operation in operations:
         user = USER_FOR.get(operation.definition.raw.get("operationId"), "zhang")

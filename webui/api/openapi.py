@@ -23,9 +23,11 @@ ERROR_TEXT = {
     "role_not_allowed, action_not_allowed)",
     404: "Not found, or not visible to the caller",
     409: "stale_revision, or conflict when a concurrent change won",
-    413: "The body is larger than the server accepts (1 MiB)",
+    413: "The body is larger than the server accepts (1 MiB; an upload: ATTACHMENT_MAX_SIZE, "
+    "10 MiB by default), code `too_large`",
     414: "The URL is longer than 4096 characters (code `uri_too_long`)",
-    415: "Wrong Content-Type",
+    415: "Wrong Content-Type; for an upload also `unsupported_file_type`: the file's content "
+    "is not PDF, JPEG or PNG",
     422: "A body or query that does not validate (details say what), check_failed, "
     "idempotency_key_reused, or a JSON number refused before it is read (longer than 40 "
     "characters, or written with an exponent)",
@@ -72,6 +74,9 @@ def _operation(op: Operation) -> dict[str, Any]:
     success: dict[str, Any] = {"description": op.summary}
     if op.response is not None:
         success["content"] = {"application/json": {"schema": op.response}, **op.extra_content}
+    if op.files:
+        binary = {"type": "string", "format": "binary"}
+        success["content"] = {media: {"schema": binary} for media in op.files}
     responses: dict[Any, Any] = {str(op.status): success}
     for status in op.alt_status:
         responses[str(status)] = success
@@ -97,6 +102,11 @@ def _operation(op: Operation) -> dict[str, Any]:
         spec["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": op.body}},
+        }
+    if op.form_body is not None:
+        spec["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": op.form_body}},
         }
     if op.raw_body is not None:
         spec["requestBody"] = {

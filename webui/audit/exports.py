@@ -40,6 +40,7 @@ COLUMNS: list[tuple[str, str, str]] = [  # key, 中文, English
     ("revision", "修订版本", "Revision"),
     ("comment", "意见", "Comment"),
     ("data_hash", "数据哈希", "Data hash"),
+    ("attachment", "附件 (SHA-256)", "Attachment (SHA-256)"),
     ("hash", "事件哈希", "Event hash"),
 ]
 OUTCOME_TEXT = {"ok": ("允许", "allowed"), "refused": ("拒绝", "refused")}
@@ -80,8 +81,17 @@ def cells(row: AuditRow) -> list[Any]:
         e.revision,
         e.comment or "",
         e.data_hash or "",
+        attachment_cell(e.details),
         e.hash,
     ]
+
+
+def attachment_cell(details: Any) -> str:
+    """An `attach` event's file: its name and the SHA-256 the event sealed."""
+    found = (details or {}).get("attachment") if isinstance(details, dict) else None
+    if not isinstance(found, dict):
+        return ""
+    return f"{found.get('name', '')} sha256:{found.get('sha256', '')}"
 
 
 def csv_cell(value: Any) -> str:

@@ -96,6 +96,7 @@ ACTION_NAMES = {
     "approve": ("同意", "Approved"),
     "reject": ("驳回", "Rejected"),
     "comment": ("评论", "Commented"),
+    "attach": ("添加附件", "Attached a file"),
 }
 
 FIELD_MESSAGES = {

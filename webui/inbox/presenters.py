@@ -13,6 +13,7 @@ from webui.i18n import lang
 from webui.inbox.helpers import action_name, field_message, t
 from workflow import policy
 from workflow import review as review_rules
+from workflow.attachments import INLINE_IMAGES
 from workflow.errors import RoleNotAllowed
 from workflow.models import User
 from workflow.process import DocumentProcess
@@ -151,3 +152,65 @@ def review_statuses(
         if status is not None:
             statuses[process.document.id] = status
     return statuses
+
+
+@dataclass(frozen=True)
+class AttachmentRow:
+    """One attached file as the document page shows it."""
+
+    id: int
+    name: str
+    size: str
+    content_type: str
+    sha256: str
+    revision: int
+    uploaded_by: str
+    at: Any
+    url: str
+    download_url: str
+    can_open: bool  # rule `open_attachment`: otherwise the name only
+    image: bool  # shown inline as <img>
+    pdf: bool
+
+
+def attachment_rows(
+    process: DocumentProcess, attachments: list[Any], user: Any
+) -> list[AttachmentRow]:
+    """The document's files, each with whether this person may open it and how it is shown."""
+    from flask import url_for
+
+    document = process.document
+    may_open = bool(policy.can_open_attachment(user, document, process.spec))
+    if not may_open and attachments:
+        may_open = bool(
+            policy.can_open_attachment(user, document, process.spec, process.acted_on(user))
+        )
+    rows = []
+    for a in attachments:
+        url = url_for("inbox.attachment", doc_id=document.id, attachment_id=a.id)
+        rows.append(
+            AttachmentRow(
+                id=a.id,
+                name=a.name,
+                size=_size(a.size),
+                content_type=a.content_type,
+                sha256=a.sha256,
+                revision=a.revision,
+                uploaded_by=a.uploaded_by.name,
+                at=a.at,
+                url=url,
+                download_url=url + "?download=1",
+                can_open=may_open,
+                image=may_open and a.content_type in INLINE_IMAGES,
+                pdf=a.content_type == "application/pdf",
+            )
+        )
+    return rows
+
+
+def _size(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size} B"

@@ -7,6 +7,8 @@ from typing import Any
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from webui import attachments
+from webui.attachments import accepts_upload
 from webui.extensions import db
 from webui.inbox import bp, document_view, presenters
 from webui.inbox import tasklist as task_list
@@ -115,6 +117,9 @@ def _render_document(
         kept_comment=presenters.kept_comment(actions, typed),
         blind=not policy.sees_decisions(user, process),
         can_comment=bool(policy.can_comment(user)),
+        comments=[e for e in events if e.action == "comment"],
+        files=presenters.attachment_rows(process, queries.attachments(db.session, process), user),
+        can_attach=bool(policy.can_attach(user, process.document, process.spec)),
         events=events,
         diffs=diffs,
         overdue=queries.is_overdue(process),
@@ -242,11 +247,47 @@ def _bell() -> dict[str, Any]:
     }
 
 
+@bp.post("/documents/<int:doc_id>/attachments")
+@accepts_upload
+def attach(doc_id: int):
+    """The upload form on the document page (multipart, CSRF-checked like every form)."""
+    upload = request.files.get("file")
+    revision = request.form.get("revision", type=int)
+    g.rerender_refusal = lambda error, headline: _render_document(
+        services.get_document(db.session, doc_id, current_user.row),
+        refusal=(headline, error.message),
+    )
+    if upload is None or not upload.filename:
+        raise InvalidData(
+            {"file": [t("请选择文件。", "Choose a file.")]}, t("请选择文件。", "Choose a file.")
+        )
+    _, attachment = services.attach(
+        db.session,
+        attachments.store(),
+        doc_id,
+        current_user.row,
+        upload.stream,
+        upload.filename,
+        revision,
+    )
+    flash(t("已添加附件：", "Attached: ") + attachment.name, "ok")
+    return redirect(url_for("inbox.document", doc_id=doc_id, _anchor="h-attachments"), 303)
+
+
+@bp.get("/documents/<int:doc_id>/attachments/<int:attachment_id>")
+def attachment(doc_id: int, attachment_id: int):
+    """An attached file, shown inline (images, PDFs) or downloaded (`?download=1`)."""
+    found, path = services.open_attachment(
+        db.session, attachments.store(), doc_id, attachment_id, current_user.row
+    )
+    return attachments.file_response(found, path, download=request.args.get("download") == "1")
+
+
 @bp.post("/documents/<int:doc_id>/comment")
 def comment(doc_id: int):
     services.comment(db.session, doc_id, current_user.row, request.form.get("text", ""))
     flash(t("已发表评论。", "Comment posted."), "ok")
-    return redirect(url_for("inbox.document", doc_id=doc_id, _anchor="h-history"), 303)
+    return redirect(url_for("inbox.document", doc_id=doc_id, _anchor="h-comments"), 303)
 
 
 def state_text(process: Any) -> str:
