@@ -37,6 +37,11 @@ HEADLINES: dict[str, tuple[str, str]] = {
     "bulk_not_allowed": N_(
         "此流程的单据须逐张处理。", "Documents of this flow are decided one by one."
     ),
+    "not_in_selection": N_(
+        "这张单据不属于所选的流程和状态（或已流转），请逐张处理。",
+        "This document is not of the selected flow and state (or it moved on); decide it on "
+        "its own page.",
+    ),
     "refused": N_("此操作被拒绝。", "This action was refused."),
     "self_administration": N_(
         "不能修改自己的角色或停用自己的账号，请另一位用户管理员处理。",

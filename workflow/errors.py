@@ -161,6 +161,19 @@ class StaleRevision(Conflict):
     code = "stale_revision"
 
 
+class BulkNotAllowed(Refused):
+    """The flow says `bulk: false`: each document is decided on its own page."""
+
+    code = "bulk_not_allowed"
+
+
+class NotInSelection(Conflict):
+    """A bulk approve covers tasks of one flow and one state; this document is of another
+    (or moved on since it was listed)."""
+
+    code = "not_in_selection"
+
+
 class Claimed(Conflict):
     """Someone else said "I am on it" and their claim has not expired."""
 

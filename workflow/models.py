@@ -429,6 +429,25 @@ class Notification(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
 
+class DocumentSeen(Base):
+    """When a person last opened a document, and what it was then: the task list marks what
+    changed since (a new revision) or came back (resubmitted into the same review state). A
+    reading aid, not a record: not audited, and gone with the document."""
+
+    __tablename__ = "document_seen"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(40))
+    review_round: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
 class TaskClaim(Base):
     """ "I am on it": a reviewer's soft, expiring claim on a document. It never blocks anyone
     from acting; it only tells colleagues someone is already looking."""

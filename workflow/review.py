@@ -90,6 +90,23 @@ def _person_refusal(facts: ReviewFacts, person: int, who: str, relaxed: bool) ->
 
 def _covered_roles(approvers: Sequence[frozenset[str]], roles: Sequence[str]) -> int:
     """How many of `roles` distinct approvers can stand for at once (bipartite matching)."""
+    return len(_matching(approvers, roles))
+
+
+def open_roles(facts: ReviewFacts) -> tuple[str, ...]:
+    """The roles of a review asking for each role that no approver of this round stands for
+    yet (definition order): whose approval the document waits on. () when the review takes
+    any of its roles."""
+    review = facts.state.review
+    if review is None or not review.require_each_role:
+        return ()
+    approvers = [facts.approver_roles.get(a, frozenset()) for a in facts.approved_this_round]
+    held = _matching(approvers, review.roles)
+    return tuple(role for role in review.roles if role not in held)
+
+
+def _matching(approvers: Sequence[frozenset[str]], roles: Sequence[str]) -> dict[str, int]:
+    """role → the approver standing for it, a maximum matching of approvers to roles."""
     holder: dict[str, int] = {}
 
     def assign(index: int, seen: set[str]) -> bool:
@@ -103,7 +120,7 @@ def _covered_roles(approvers: Sequence[frozenset[str]], roles: Sequence[str]) ->
 
     for index in range(len(approvers)):
         assign(index, set())
-    return len(holder)
+    return holder
 
 
 def quorum_reached(

@@ -28,11 +28,13 @@ from workflow.definitions.build import load_flow
 from workflow.definitions.spec import FlowSpec
 from workflow.errors import (
     ActionNotAllowed,
+    BulkNotAllowed,
     Claimed,
     Conflict,
     DefinitionError,
     InvalidData,
     NotFound,
+    NotInSelection,
     WorkflowError,
 )
 from workflow.models import (
@@ -265,8 +267,13 @@ def act(
     checks: Mapping[str, Any] | None = None,
     failed_checks: list[str] | None = None,
     before_commit: Finish | None = None,
+    selection: tuple[str, str] | None = None,
 ) -> DocumentProcess:
-    """Take `action` on the document at `revision` (approve, reject or a definition action)."""
+    """Take `action` on the document at `revision` (approve, reject or a definition action).
+
+    `selection` is a bulk approve's (flow, state): the document must be of it — checked under
+    the row lock, so a task that moved on since it was listed is refused, not decided in a
+    state nobody selected — and its flow must allow bulk approval."""
     about = {
         "target": f"document {document_id}",
         "comment": comment if isinstance(comment, str) else "",
@@ -275,9 +282,26 @@ def act(
         check_comment(comment)  # bounded input is refused before anything is read
         process = DocumentProcess.load(session, document_id, actor, for_update=True)
         uow.document = process.document
+        if selection is not None:
+            _check_selection(process, selection)
         process.apply(action, actor, revision, comment, checks, failed_checks)
         _finish(uow, process, before_commit)
     return process
+
+
+def _check_selection(process: DocumentProcess, selection: tuple[str, str]) -> None:
+    document = process.document
+    if not process.spec.bulk:
+        raise BulkNotAllowed(
+            f"`{process.spec.name}` documents are decided one by one, never in bulk "
+            "(此类单据须逐张审批)"
+        )
+    if (document.flow_name, document.state) != selection:
+        raise NotInSelection(
+            f"this document is `{document.flow_name}` in `{document.state}`, not the selected "
+            f"`{selection[0]}` in `{selection[1]}`; open it and decide it on its own page "
+            "(单据不属于所选流程与状态，请单独处理)"
+        )
 
 
 def comment(

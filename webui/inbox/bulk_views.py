@@ -16,6 +16,7 @@ from workflow.errors import WorkflowError
 
 ITEM_RE = re.compile(r"([0-9]{1,10}):([0-9]{1,10})")
 BACK_RE = re.compile(r"[A-Za-z0-9_%=&.+~-]{1,1000}")
+NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 @bp.post("/inbox/bulk")
@@ -35,7 +36,9 @@ def bulk_approve():
         )
         return redirect(back, 303)
     comment = request.form.get("comment", "")[:2000]
-    results = bulk.act_each(db.session, current_user.row, "approve", items, comment)
+    flow, state = request.form.get("flow", ""), request.form.get("state", "")
+    chosen = (flow, state) if NAME_RE.fullmatch(flow) and NAME_RE.fullmatch(state) else None
+    results = bulk.act_each(db.session, current_user.row, "approve", items, comment, chosen)
     done = [r for r in results if r.ok]
     flash(t("已同意 {n} 张。", "Approved {n}.", n=len(done)), "ok")
     for result in results:

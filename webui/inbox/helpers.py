@@ -50,6 +50,17 @@ def label(value: Any) -> str:
     return value.get(lang())
 
 
+@bp.app_template_global()
+def new_title(zh: str, en: str) -> str:
+    """新建费用报销 / "New expense claim" (not "New Expense claim"): in English the title
+    continues the sentence, so its capital goes unless it starts an acronym (VAT)."""
+    if lang() != "en":
+        return f"新建{zh}"
+    if len(en) > 1 and en[0].isupper() and not en[1].isupper():
+        en = en[0].lower() + en[1:]
+    return f"New {en}"
+
+
 @bp.app_template_filter("money")
 def money(value: Any, places: int = 2) -> str:
     if value is None or value == "":
@@ -140,6 +151,8 @@ def shown(value: Any, field: Any) -> str:
         return "—"
     if field is not None and field.type == "decimal":
         return money(value, field.places)
+    if field is not None and field.type == "choice":
+        return field.choice_text(value, lang())
     if (field is not None and field.type == "boolean") or isinstance(value, bool):
         return t("是", "Yes") if value else t("否", "No")
     if isinstance(value, list):

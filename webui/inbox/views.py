@@ -12,10 +12,10 @@ from webui.attachments import accepts_upload
 from webui.extensions import db
 from webui.inbox import bp, document_view, presenters
 from webui.inbox import tasklist as task_list
-from webui.inbox.drafting import creation_fields
+from webui.inbox.drafting import creation_fields, sum_plans
 from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name
 from webui.inbox.helpers import t
-from workflow import notify, policy, queries, services, tasklist
+from workflow import notify, policy, queries, seen, services, tasklist
 from workflow.errors import InvalidData
 from workflow.process import compiled
 from workflow.services import current_version
@@ -48,9 +48,15 @@ def _task_list(default_part: str):
     except InvalidData:  # a cursor from another list or a mangled URL: start again
         query.problems.append(t("翻页位置", "page position"))
         page = tasklist.documents(db.session, current_user.row, query.filters, task_list.PAGE_SIZE)
-    by_flow: dict[str, list[Any]] = {}  # a group per flow, in the order of its first row
+    # A group per flow (per flow and state in 待办: a bulk approve covers one flow and one
+    # state), in the order of its first row.
+    flows = services.list_flows(db.session)
+    by_flow: dict[Any, list[Any]] = {}
+    waiting = query.filters.part == "waiting"
     for process in page.items:
-        by_flow.setdefault(process.document.flow_name, []).append(process)
+        document = process.document
+        key = (document.flow_name, document.state) if waiting else document.flow_name
+        by_flow.setdefault(key, []).append(process)
     return render_template(
         "inbox/inbox.html",
         groups=list(by_flow.items()),
@@ -59,16 +65,26 @@ def _task_list(default_part: str):
         query=query,
         problems=query.problems,
         searching=query.searching,
-        flows=services.list_flows(db.session),
+        flows=flows,
+        state_groups=task_list.state_groups(flows, query),
         part_label=task_list.part_label,
         startable=queries.startable_flows(db.session, current_user.row),
         queries=queries,
+        statuses=presenters.review_statuses(
+            db.session, page.items, current_user.row, with_actions=waiting
+        ),
+        changes=seen.changes(db.session, current_user.row, (p.document for p in page.items)),
     )
 
 
 @bp.get("/documents/<int:doc_id>")
 def document(doc_id: int):
-    return _render_document(services.get_document(db.session, doc_id, current_user.row))
+    user = current_user.row
+    process = services.get_document(db.session, doc_id, user)
+    since = seen.change(process.document, seen.last_seen(db.session, user, doc_id))
+    page = _render_document(process, since=since)
+    seen.mark(db.session, user, process.document)  # after rendering: the lists compare with it
+    return page
 
 
 def _render_document(
@@ -76,6 +92,7 @@ def _render_document(
     errors: dict[str, Any] | None = None,
     typed: dict[str, Any] | None = None,
     refusal: tuple[Any, str] | None = None,
+    since: str | None = None,
 ) -> str:
     user = current_user.row
     doc_id = process.document.id
@@ -92,9 +109,12 @@ def _render_document(
         process=process,
         doc=process.document,
         action_forms=presenters.action_forms(process, actions, typed, errors),
+        status=presenters.review_status(process, user, actions),
+        since=since,
         can_edit=process.can_edit(user),
         approvals=process.visible_approvals(user),
         refusal=refusal,
+        kept_comment=presenters.kept_comment(actions, typed),
         blind=not policy.sees_decisions(user, process),
         can_comment=bool(policy.can_comment(user)),
         comments=[e for e in events if e.action == "comment"],
@@ -120,6 +140,7 @@ def _render_form(
         errors=errors or {},
         blank_rows=BLANK_ROWS,
         row_name=row_name,
+        sums=sum_plans(fields),
         **context,
     )
 

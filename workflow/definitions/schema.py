@@ -28,7 +28,7 @@ FIELD_TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "decimal": ("min", "max", "places"),
     "boolean": (),
     "date": (),
-    "choice": ("choices",),
+    "choice": ("choices", "choice_labels"),
     "table": ("columns", "min_rows", "max_rows"),
 }
 FIELD_KEYS = FIELD_COMMON + tuple(
@@ -182,6 +182,29 @@ class _Shape:
         for lang in LABEL_KEYS:
             self.text(value, lang, f"`{key}` of {what}")
 
+    def choice_labels(self, spec: YamlMap, what: str) -> None:
+        """`choice_labels`: a choice → its English text, or `{zh: …, en: …}`."""
+        if "choice_labels" not in spec:
+            return
+        labels = spec["choice_labels"]
+        if not isinstance(labels, YamlMap):
+            self.problem(
+                spec.line_of("choice_labels"),
+                f"`choice_labels` of {what} must be a mapping, not {_kind(labels)}",
+                "e.g. {交通: Transport, 住宿: Lodging}",
+            )
+            return
+        choices = spec.get("choices")
+        listed = {str(c) for c in choices} if isinstance(choices, list) else set()
+        for key in labels:
+            if str(key) not in listed:
+                self.problem(
+                    labels.line_of(key),
+                    f"`{key}` in `choice_labels` of {what} is not one of its choices",
+                    "label only the values listed in `choices`",
+                )
+            self.label(labels, key, f"choice `{key}` of {what}")
+
     def names(
         self, mapping: YamlMap, key: str, what: str, *, nonempty: bool = True
     ) -> YamlList | None:
@@ -305,6 +328,7 @@ class _Shape:
             if "choices" not in spec:
                 self.problem(spec.line, f"{what} has no `choices`", "list them: [a, b, c]")
             self.names(spec, "choices", what)
+            self.choice_labels(spec, what)
         elif kind == "table":
             self.integer(spec, "min_rows", what, 0)
             self.integer(spec, "max_rows", what, 1)

@@ -59,6 +59,8 @@ class FieldSpec:
     min_length: int | None = None
     max_length: int | None = None
     choices: tuple[str, ...] = ()
+    # `choice_labels`: how a choice reads in each language (the stored value never changes).
+    choice_labels: tuple[tuple[str, Label], ...] = ()
     columns: tuple[FieldSpec, ...] = ()
     min_rows: int | None = None
     max_rows: int = 200
@@ -68,6 +70,11 @@ class FieldSpec:
 
     def column(self, name: str) -> FieldSpec | None:
         return next((c for c in self.columns if c.name == name), None)
+
+    def choice_text(self, value: Any, lang: str) -> str:
+        """A choice as the reader's language says it (the value itself when not labelled)."""
+        label = dict(self.choice_labels).get(value)
+        return label.get(lang) if label is not None else str(value)
 
 
 @dataclass(frozen=True)

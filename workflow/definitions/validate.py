@@ -278,6 +278,7 @@ class _Validator:
             min_length=node.get("min_length"),
             max_length=node.get("max_length"),
             choices=tuple(dict.fromkeys(choices)),
+            choice_labels=_choice_labels(node.get("choice_labels"), choices),
             columns=columns,
             min_rows=node.get("min_rows"),
             max_rows=node.get("max_rows", FieldSpec.max_rows),
@@ -818,3 +819,18 @@ CHECKS: tuple[Callable[[_Validator], None], ...] = (
 def validate(tree: YamlMap, path: str = "<text>") -> Validated:
     """Check the meaning of a shape-checked definition; raise DefinitionError with every problem."""
     return _Validator(tree, path).run()
+
+
+def _choice_labels(labels: Any, choices: Any) -> tuple[tuple[str, Label], ...]:
+    """Each labelled choice with its texts: a plain text is the English one (the value itself
+    is the Chinese); a mapping may give both."""
+    if not isinstance(labels, dict):
+        return ()
+    found = []
+    for choice in dict.fromkeys(choices):
+        value = labels.get(choice)
+        if isinstance(value, str):
+            found.append((choice, Label(choice, value)))
+        elif isinstance(value, dict):
+            found.append((choice, Label(value.get("zh") or choice, value.get("en") or choice)))
+    return tuple(found)
