@@ -34,9 +34,8 @@ from workflow.queries import (
 )
 
 PARTS = ("all", "waiting", "acted", "created")
-# Longest waiting first, newest first, largest amount first. (By due date once documents carry
-# one: another change adds `documents.due_at`.)
-SORTS = ("waiting", "newest", "amount")
+# Longest waiting first, newest first, largest amount first, soonest deadline first.
+SORTS = ("waiting", "newest", "amount", "due")
 NO_AMOUNT = Decimal(-1)  # documents without an amount sort after every amount (amounts are ≥ 0)
 MAX_TEXT = 200
 
@@ -254,6 +253,23 @@ def documents(
             at, last = _cursor_amount(after[0]), _cursor_id(after[1])
             stmt = stmt.where(or_(value < at, and_(value == at, Document.id < last)))
         stmt = stmt.order_by(value.desc(), Document.id.desc())
+    elif filters.sort == "due":  # soonest deadline first, those without one last
+        undated = case((Document.due_at.is_(None), 1), else_=0)
+        after = decode_cursor(cursor, 3)
+        if after:
+            flag, last = (1 if after[0] else 0), _cursor_id(after[2])
+            if flag:
+                stmt = stmt.where(Document.due_at.is_(None), Document.id > last)
+            else:
+                due = as_utc(_cursor_time(after[1]))
+                stmt = stmt.where(
+                    or_(
+                        Document.due_at.is_(None),
+                        Document.due_at > due,
+                        and_(Document.due_at == due, Document.id > last),
+                    )
+                )
+        stmt = stmt.order_by(undated, Document.due_at, Document.id)
     else:  # newest first: ids only grow, so new documents never shift a later page
         after = decode_cursor(cursor, 1)
         if after:
@@ -270,6 +286,11 @@ def documents(
             next_cursor = encode_cursor(now, flag, as_utc(last_row.entered_at), last_row.id)
         elif filters.sort == "amount":
             next_cursor = encode_cursor(str(_row_amount(session, last_row)), last_row.id)
+        elif filters.sort == "due":
+            due = last_row.due_at
+            next_cursor = encode_cursor(
+                due is None, as_utc(due) if due is not None else 0, last_row.id
+            )
         else:
             next_cursor = encode_cursor(last_row.id)
     return ListPage(DocumentProcess.prefetch(session, rows), next_cursor, total)

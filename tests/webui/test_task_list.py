@@ -18,7 +18,7 @@ from tests.conftest import PASSWORD
 from tests.webui.test_api import SHIPMENT, SPECS, Api
 from webui.extensions import db
 from workflow import accounts, numbering, services
-from workflow.models import User
+from workflow.models import Document, User
 
 EXPENSE = SPECS["expense"].example
 INVOICE = SPECS["invoicing"].example
@@ -424,6 +424,29 @@ def test_sort_by_amount_pages_largest_first_without_gaps_or_repeats(app, api):
     assert seen == expected  # equal amounts: the newer first, none lost at a page edge
     page = listing(api, "shen", sort="amount", flow="shipment", min="500", max="5000")
     assert [made[i["id"]] for i in page["items"]] == ["3000.00", "500.00", "500.00"]
+
+
+def test_sort_by_due_date_pages_soonest_first_then_those_without_one(app, api):
+    made = [api.create("zhang", data=one_line("纱布", "10.00"))["id"] for _ in range(7)]
+    base = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+    due = {
+        made[0]: base + dt.timedelta(days=3),
+        made[1]: base,
+        made[2]: base + dt.timedelta(days=3),
+        made[3]: base - dt.timedelta(days=9),
+        made[4]: None,
+        made[5]: None,
+        made[6]: base,
+    }
+    with app.app_context():
+        for doc_id, at in due.items():
+            db.session.get(Document, doc_id).due_at = at
+        db.session.commit()
+    seen, total = every_page(api, "shen", sort="due", limit=2)
+    dated = sorted((d for d in made if due[d] is not None), key=lambda d: (due[d], d))
+    assert total == len(made) and seen == dated + sorted(d for d in made if due[d] is None)
+    forged = api.get("/documents?sort=due&cursor=WzAsICJub3QgYSB0aW1lIiwgMV0", "shen")
+    assert forged.status_code == 422, forged.get_json()
 
 
 def test_free_text_finds_line_products(app, api):

@@ -51,7 +51,7 @@ class DocumentListQuerySchema(s.PageQuerySchema):
         load_default="waiting",
         metadata={
             "description": "waiting: longest waiting first; newest: newest first; "
-            "amount: largest amount first."
+            "amount: largest amount first; due: soonest deadline first (none last)."
         },
     )
 
