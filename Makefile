@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test lint format bench install install-test clean assets
+.PHONY: run test lint format bench install install-test clean assets i18n i18n-extract i18n-update i18n-compile i18n-hant
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,32 @@ test: lint
 
 bench: install-test
 	$(BIN)/python -m benchmarks
+
+# Translations (webui/translations, compiled and committed): after adding t("中文", "English")
+# texts, `make i18n` extracts them, updates the three catalogues, fills zh_Hans/en and drafts
+# zh_Hant (read it), and compiles. Keywords: the Chinese is the context, the English the msgid.
+I18N := webui/translations
+I18N_KEYWORDS := --no-default-keywords -k t:1c,2 -k _t:1c,2 -k N_:1c,2
+
+i18n: i18n-extract i18n-update i18n-compile
+
+i18n-extract: install
+	$(BIN)/pip install -q -e '.[i18n]'
+	$(BIN)/pybabel extract -F babel.cfg $(I18N_KEYWORDS) --no-location --sort-output \
+		--project fuhe -o $(I18N)/messages.pot .
+
+i18n-update:
+	$(BIN)/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching \
+		--ignore-obsolete --width 100
+	$(BIN)/python scripts/i18n_fill.py
+
+# Redraft only the empty zh_Hant entries from zh_Hans (corrected ones stay).
+i18n-hant:
+	$(BIN)/python scripts/i18n_fill.py --hant
+	$(BIN)/pybabel compile -d $(I18N) --use-fuzzy
+
+i18n-compile:
+	$(BIN)/pybabel compile -d $(I18N) --statistics
 
 # The flow editor's CodeMirror, from the npm registry into webui/static/vendor (committed).
 assets:

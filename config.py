@@ -58,7 +58,7 @@ class Config:
     # The token lives as long as the sign-in (the session): a page left open overnight still
     # submits while its sign-in is valid; logout ends the session and with it the token.
     WTF_CSRF_TIME_LIMIT = None
-    BABEL_DEFAULT_LOCALE = "zh"
+    BABEL_DEFAULT_LOCALE = "zh_Hans"
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
     DISPLAY_TIMEZONE = os.environ.get("DISPLAY_TIMEZONE", "Asia/Shanghai")
     DEFINITIONS_DIR = str(BASE_DIR / "definitions")
@@ -70,8 +70,16 @@ class Config:
     SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD")
     SMTP_STARTTLS = os.environ.get("SMTP_STARTTLS", "") == "1"
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
+    # Deadlines count working days by the Chinese calendar; a company adds its own closing
+    # days and extra working days (ISO dates, comma-separated).
+    WORK_HOLIDAYS = os.environ.get("WORK_HOLIDAYS", "")
+    WORK_DAYS = os.environ.get("WORK_DAYS", "")
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCK_MINUTES = 15
+    # Attached files (receipts, scans): stored by content hash in this directory; unset means
+    # `attachments/` under the Flask instance path. Back it up with the database.
+    ATTACHMENT_DIR = os.environ.get("ATTACHMENT_DIR") or None
+    ATTACHMENT_MAX_SIZE = int(os.environ.get("ATTACHMENT_MAX_SIZE", str(10 * 1024 * 1024)))
     TESTING = False
     DEBUG = False
 

@@ -185,12 +185,18 @@ def people(session: Session) -> dict[str, User]:
 
 # --- the web application -------------------------------------------------------------------------
 @pytest.fixture
-def app(db_url: str):
+def app(db_url: str, tmp_path: Path):
     from webui import create_app
     from webui.extensions import db
 
     application = create_app(
-        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "SERVER_NAME": None}
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "SERVER_NAME": None,
+            # uploads go to this test's own directory, never to instance/
+            "ATTACHMENT_DIR": str(tmp_path / "attachments"),
+        }
     )
     with application.app_context():
         publish_files(db.session, DEFINITIONS)

@@ -38,6 +38,7 @@ class ExactJSONProvider(DefaultJSONProvider):
 
 
 MAX_NUMBER_LENGTH = 40
+UPLOAD_OVERHEAD = 64 * 1024  # the multipart framing and form fields around an uploaded file
 
 
 def _refuse_constant(name: str) -> Any:
@@ -121,6 +122,14 @@ def configure(app: Flask, config: type[settings.Config] | dict[str, Any] | None)
     audit.configure(
         audit.Keyring.from_settings(app.config["AUDIT_KEY"], app.config.get("AUDIT_KEYS") or "")
     )
+    from workflow import calendar
+
+    # The company's working days (extra closing days and working days beside the official ones).
+    calendar.configure(
+        calendar.WorkCalendar.from_settings(
+            app.config.get("WORK_HOLIDAYS"), app.config.get("WORK_DAYS")
+        )
+    )
 
 
 def register_extensions(app: Flask) -> None:
@@ -128,19 +137,29 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(settings.BASE_DIR / "migrations"))
+    from webui import auth_loader  # registers the session user loader
+
+    # Who is asking is settled before the CSRF check: the header first, then the sign-in
+    # (whose CSRF secret it restores — see auth_loader.bind_csrf_to_sign_in).
+    app.before_request(auth_loader.authenticate_by_header)
+    app.before_request(auth_loader.load_sign_in)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.session_protection = app.config["SESSION_PROTECTION"]
     from webui.i18n import select_locale, select_timezone
 
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
-    from webui import auth_loader  # registers the session user loader
-
-    app.before_request(auth_loader.authenticate_by_header)
     app.session_interface = NoCookieForAPI()
-    from webui.i18n import lang
+    from webui.i18n import LOCALE_NAMES, html_lang, lang, locale_name, t, tr
 
-    app.jinja_env.globals["current_lang"] = lang
+    app.jinja_env.globals.update(
+        current_lang=lang,
+        current_locale=locale_name,
+        html_lang=html_lang,
+        locale_names=LOCALE_NAMES,
+        t=t,
+        tr=tr,
+    )
     login_manager.login_view = "auth.login"
 
 
@@ -151,6 +170,7 @@ def register_blueprints(app: Flask) -> None:
     from webui.flows import bp as flows_bp
     from webui.inbox import bp as inbox_bp
     from webui.main import bp as main_bp
+    from webui.people import bp as people_bp
     from webui.reports import bp as reports_bp
 
     app.register_blueprint(main_bp)
@@ -159,6 +179,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(audit_bp, url_prefix="/audit")
     app.register_blueprint(flows_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(people_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens or checks CSRF itself
 
@@ -191,6 +212,14 @@ def register_request_limits(app: Flask) -> None:
         token = g.pop("read_only_token", None)
         if token is not None:
             READ_ONLY.reset(token)
+
+    @app.before_request
+    def _upload_limit() -> None:
+        # Views marked `accepts_upload` take a file up to ATTACHMENT_MAX_SIZE; every other
+        # request keeps MAX_CONTENT_LENGTH. Set before CSRF protection reads the form.
+        view = app.view_functions.get(request.endpoint or "")
+        if getattr(view, "accepts_upload", False):
+            request.max_content_length = app.config["ATTACHMENT_MAX_SIZE"] + UPLOAD_OVERHEAD
 
     @app.before_request
     def _limits() -> None:

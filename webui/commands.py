@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -42,6 +43,7 @@ DEMO_USERS = [  # (username, display name, roles)
     ("he", "何总 (总经理)", ["gm"]),
     ("shen", "沈审 (审计)", ["auditor"]),
     ("admin", "管理员 (流程管理员)", ["flow_admin"]),
+    ("hr", "任悦 (用户管理员)", ["user_admin"]),
 ]
 
 
@@ -176,8 +178,15 @@ def flows_migrate(name: str, mappings: tuple[str, ...]) -> None:
     type=click.Path(dir_okay=False),
     help="Write every chain's head to this file, to keep outside the database.",
 )
-def audit_verify(anchor_in: str | None, anchor_out: str | None) -> None:
-    """Check the whole keyed chain and replay it against documents, revisions and reviews."""
+@click.option(
+    "--files",
+    "check_files",
+    is_flag=True,
+    help="Also hash every attached file again (ATTACHMENT_DIR): none missing, none swapped.",
+)
+def audit_verify(anchor_in: str | None, anchor_out: str | None, check_files: bool) -> None:
+    """Check the whole keyed chain and replay it against documents, revisions, reviews and
+    attachments."""
     result = _verify_with_progress()
     if not result.ok:
         click.echo(f"FAILED after {result.events} events: {result.problem}")
@@ -185,6 +194,17 @@ def audit_verify(anchor_in: str | None, anchor_out: str | None) -> None:
             click.echo(f"  also: {problem.message}")
         click.echo(f"head {result.root}")
         sys.exit(1)
+    if check_files:
+        from webui.attachments import store
+        from workflow.attachments import check_files as hash_files
+
+        checked, problems = hash_files(db.session, store())
+        if problems:
+            click.echo(f"FAILED: {problems[0]}")
+            for problem in problems[1:]:
+                click.echo(f"  also: {problem}")
+            sys.exit(1)
+        click.echo(f"OK {checked} attached files")
     if anchor_in:
         kept = json.loads(Path(anchor_in).read_text(encoding="utf-8"))
         problem = audit.check_anchor(db.session, kept)
@@ -286,13 +306,20 @@ def audit_export(out: str) -> None:
 @with_appcontext
 @click.option("--today", type=click.DateTime(["%Y-%m-%d"]), default=None, help="For testing.")
 def tick(today) -> None:
-    """Timed work: record overdue deposits once, forget expired idempotency keys (safe to run
-    on many hosts at once)."""
+    """Timed work: mark overdue documents, remind and escalate as the definitions say (each once
+    per deadline, in the audit log), forget expired idempotency keys. Safe on many hosts at
+    once; meant for cron or a systemd timer (docs/deploy.md)."""
+    from workflow import deadlines
+    from workflow.calendar import CHINA
     from workflow.idempotency import purge
-    from workflow.services import record_overdue
 
-    recorded = record_overdue(db.session, today.date() if today else None)
+    now = None
+    if today is not None:
+        now = dt.datetime.combine(today.date(), dt.time(), CHINA).astimezone(dt.UTC)
+    done = deadlines.tick(db.session, now)
+    recorded = done.overdue
     click.echo(f"{len(recorded)} newly overdue document(s)" + (f": {recorded}" if recorded else ""))
+    click.echo(f"{len(done.escalated)} escalation(s)")
     click.echo(f"{purge(db.session)} expired idempotency key(s) forgotten")
 
 
@@ -323,6 +350,7 @@ def worker(once: bool, interval: float) -> None:
         click.echo("mail is off (no SMTP_HOST): notifications are shown in the app only")
     while True:
         sent = notify.deliver(db.session, send, settings)
+        sent += notify.deliver_digests(db.session, send, settings)
         if sent:
             click.echo(f"{sent} notification(s) mailed")
         if once:
@@ -342,6 +370,11 @@ def setup(demo: bool) -> None:
     db.session.commit()
     for line in publish_files(db.session, _definition_files(())):
         click.echo(line)
+    from workflow import deadlines
+
+    dated = deadlines.backfill(db.session)  # documents from before deadlines were stored
+    if dated:
+        click.echo(f"{dated} open document(s) given their deadline")
     if new and demo and db.session.scalar(select(User.id).limit(1)) is None:
         _create_demo_data()
     _print_demo_users()

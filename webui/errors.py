@@ -16,6 +16,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from webui.extensions import db
+from webui.messages import HEADLINES  # what a person reads first, by code (translated)
 from workflow.errors import (
     CommitUnknown,
     DefinitionError,
@@ -47,38 +48,6 @@ HTTP_CODES = {
     431: "headers_too_large",
     500: "internal_error",
     503: "unavailable",
-}
-
-
-# What a person reads first on an error page, in both languages (the message follows).
-HEADLINES = {
-    "stale_revision": (
-        "此单据已变更，请查看新版本。",
-        "This document changed — review the new version.",
-    ),
-    "conflict": (
-        "有人同时修改了此单据，请刷新后重试。",
-        "Someone changed this document at the same time.",
-    ),
-    "not_owner": (
-        "这张单据属于创建人，只有创建人可以处理。",
-        "Only the colleague who created it may do this.",
-    ),
-    "self_review": ("不能复核自己经手的单据。", "You may not review a document you worked on."),
-    "already_reviewed": ("你已经复核过此单据。", "You have already reviewed this document."),
-    "role_not_allowed": ("你的角色不能执行此操作。", "Your role may not do this."),
-    "action_not_allowed": ("此操作现在不可执行。", "This action is not possible now."),
-    "check_failed": ("单据未通过检查。", "The document does not pass a check."),
-    "over_limit": (
-        "超出关联单据的可用余额。",
-        "This takes more than the other document has left.",
-    ),
-    "not_found": ("单据不存在或你无权查看。", "Not found, or you may not see it."),
-    "forbidden": ("你无权执行此操作。", "You may not do this."),
-    "csrf_failed": (
-        "页面已过期，请返回刷新后重试。",
-        "The page expired; go back, reload and retry.",
-    ),
 }
 
 
@@ -116,12 +85,13 @@ def other_document(details: Any) -> int | None:
     return None
 
 
-def _field_errors(details: Any) -> dict[str, str]:
-    """Field → messages as one line each, for an error page (other details are for the API)."""
+def _field_errors(details: Any) -> dict[str, list[Any]]:
+    """Field → its messages, for an error page (other details are for the API); each message
+    is translated by its code in the template (`field_message`)."""
     if not isinstance(details, dict):
         return {}
     return {
-        str(field): ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        str(field): value if isinstance(value, list) else [value]
         for field, value in details.items()
         if isinstance(value, list | str)
     }
@@ -223,4 +193,8 @@ def _record(code: str, message: str) -> None:
 
 
 def _html_form() -> bool:
-    return request.blueprint in ("inbox", "auth") and request.method == "POST" and not wants_json()
+    return (
+        request.blueprint in ("inbox", "auth", "people")
+        and request.method == "POST"
+        and not wants_json()
+    )

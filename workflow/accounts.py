@@ -7,17 +7,19 @@ keys and tokens are stored.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
-from workflow import audit
+from workflow import audit, policy
 from workflow.db import as_utc
 from workflow.errors import InvalidData, NotFound
+from workflow.fields import FieldMessage
 from workflow.models import ApiToken, LoginAttempt, User, UserRole, UserSession
-from workflow.roles import ROLES
+from workflow.roles import LANGUAGES, ROLES
 from workflow.security import check_password, hash_password, new_token, token_hash
+from workflow.uow import unit_of_work
 
 
 def _record(session: Session, action: str, actor: str | None = None, **details: object) -> None:
@@ -50,7 +52,18 @@ def create_user(
     display_name: str = "",
 ) -> User:
     """Create a user with the given roles; refuses a taken name or an unknown role."""
+    user = _new_user(session, username, password, roles, display_name)
+    _record(session, "user_create", user=username, roles=sorted(user.roles))
+    session.commit()
+    return user
+
+
+def _new_user(
+    session: Session, username: str, password: str, roles: Iterable[str], display_name: str
+) -> User:
     roles = _known_roles(roles)
+    if len(display_name) > 120 or not display_name.isprintable():
+        raise InvalidData({"display_name": ["must be at most 120 printable characters"]})
     if not username or len(username) > 64 or not username.isprintable() or " " in username:
         raise InvalidData({"username": ["must be 1-64 printable characters without spaces"]})
     if len(password) < 8:
@@ -63,8 +76,6 @@ def create_user(
     user.role_rows = [UserRole(role=r) for r in roles]
     session.add(user)
     session.flush()
-    _record(session, "user_create", user=username, roles=roles)
-    session.commit()
     return user
 
 
@@ -96,6 +107,7 @@ def change_password(
     if len(new) < 8:
         raise InvalidData({"new_password": ["must be at least 8 characters"]})
     user.password_hash = hash_password(new)
+    user.must_change_password = False
     _revoke_sessions(session, user.id, keep=keep_session)
     _record(session, "password_change", actor=user.username)
     session.commit()
@@ -183,9 +195,12 @@ def clear_login_failures(session: Session, username: str) -> None:
 
 
 def set_language(session: Session, user: User, language: str | None) -> None:
-    """Save the user's interface language ("zh", "en", or None for the browser's choice)."""
-    if language not in ("zh", "en", None):
-        raise InvalidData({"language": ["must be zh or en"]})
+    """Save the user's interface language ("zh_Hans", "zh_Hant", "en", or None for the
+    browser's choice; "zh" is the earlier spelling of "zh_Hans")."""
+    if language == "zh":
+        language = "zh_Hans"
+    if language not in (*LANGUAGES, None):
+        raise InvalidData({"language": ["must be zh_Hans, zh_Hant or en"]})
     user.language = language
     session.commit()
 
@@ -220,15 +235,18 @@ def revoke_tokens(session: Session, username: str) -> int:
     return len(tokens)
 
 
+# One statement: the token, its user and the user's roles (every request needs all three);
+# built once, as building it costs more than running it.
+_TOKEN_LOOKUP = (
+    select(ApiToken)
+    .where(ApiToken.token_hash == bindparam("hash"))
+    .options(joinedload(ApiToken.user).joinedload(User.role_rows))
+)
+
+
 def user_for_token(session: Session, token: str) -> User | None:
     """The active user a bearer token belongs to, or None if unknown, revoked or expired."""
-    # One statement: the token, its user and the user's roles (every request needs all three).
-    stmt = (
-        select(ApiToken)
-        .where(ApiToken.token_hash == token_hash(token))
-        .options(joinedload(ApiToken.user).joinedload(User.role_rows))
-    )
-    row = session.scalars(stmt).unique().one_or_none()
+    row = session.scalars(_TOKEN_LOOKUP, {"hash": token_hash(token)}).unique().one_or_none()
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
     if row.expires_at is not None and as_utc(row.expires_at) < dt.datetime.now(dt.UTC):
@@ -241,3 +259,114 @@ def _user_by_name(session: Session, username: str) -> User:
     if user is None:
         raise NotFound(f"no user named `{username}`")
     return user
+
+
+# --- people administration (user administrators; rules in workflow/policy.py) -------------------
+def list_users(session: Session) -> list[User]:
+    """Every account, by login name (a department has tens or hundreds, not millions)."""
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def get_user(session: Session, username: str) -> User:
+    return _user_by_name(session, username)
+
+
+def token_counts(session: Session) -> dict[int, int]:
+    """user id → how many live (not revoked) API tokens the user has."""
+    rows = session.execute(
+        select(ApiToken.user_id, func.count())
+        .where(ApiToken.revoked_at.is_(None))
+        .group_by(ApiToken.user_id)
+    )
+    return {user_id: count for user_id, count in rows}
+
+
+def admin_create_user(
+    session: Session,
+    actor: User,
+    username: str,
+    password: str,
+    roles: Iterable[str],
+    display_name: str = "",
+    before_commit: Callable[[User], None] | None = None,
+) -> User:
+    """A user administrator adds a colleague (one transaction, one audit event).
+
+    `before_commit(user)` runs inside the transaction (the API stores its idempotent answer)."""
+    with unit_of_work(session, actor, "user_create", target=f"user {username}"[:200]) as uow:
+        policy.can_manage_users(actor).enforce()
+        user = _new_user(session, username.strip(), password, roles, display_name.strip())
+        _record(
+            session,
+            "user_create",
+            actor=actor.username,
+            user=user.username,
+            roles=sorted(user.roles),
+        )
+        if before_commit is not None:
+            uow.before_commit(lambda: before_commit(user))
+    return user
+
+
+def admin_update_user(
+    session: Session,
+    actor: User,
+    username: str,
+    *,
+    roles: Iterable[str] | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+    display_name: str | None = None,
+    revoke_api_tokens: bool = False,
+    before_commit: Callable[[User], None] | None = None,
+) -> User:
+    """A user administrator changes one account: roles, enabled or not, a password reset (the
+    owner must change it at the next sign-in), the display name, revoking API tokens.
+
+    All requested changes in one transaction, each with its own audit event; nobody changes
+    their own roles or disables themselves (policy rule `no_self_grant`)."""
+    with unit_of_work(session, actor, "user_update", target=f"user {username}"[:200]) as uow:
+        policy.can_manage_users(actor).enforce()
+        user = _user_by_name(session, username)
+        new_roles = _known_roles(roles) if roles is not None else None
+        policy.can_change_user(
+            actor, user, roles=new_roles, active=active, password=password is not None
+        ).enforce()
+        who = actor.username
+        if display_name is not None and display_name.strip() != user.display_name:
+            name = display_name.strip()
+            if len(name) > 120 or not name.isprintable():
+                raise InvalidData({"display_name": ["must be at most 120 printable characters"]})
+            user.display_name = name
+            _record(session, "user_rename", actor=who, user=username, display_name=name)
+        if new_roles is not None and frozenset(new_roles) != user.roles:
+            user.role_rows = [UserRole(role=r) for r in new_roles]
+            _record(session, "user_roles", actor=who, user=username, roles=sorted(new_roles))
+        if active is not None and active != user.active:
+            user.active = active
+            if not active:
+                _revoke_sessions(session, user.id)
+            _record(session, "user_enable" if active else "user_disable", actor=who, user=username)
+        if password is not None:
+            if len(password) < 8:
+                raise InvalidData({"password": [FieldMessage("too_short", limit=8)]})
+            user.password_hash = hash_password(password)
+            user.must_change_password = True
+            _revoke_sessions(session, user.id)
+            _record(session, "password_reset", actor=who, user=username)
+        if revoke_api_tokens:
+            count = _revoke_tokens(session, user.id)
+            _record(session, "token_revoke", actor=who, user=username, count=count)
+        if before_commit is not None:
+            uow.before_commit(lambda: before_commit(user))
+    return user
+
+
+def _revoke_tokens(session: Session, user_id: int) -> int:
+    now = dt.datetime.now(dt.UTC)
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for token in tokens:
+        token.revoked_at = now
+    return len(tokens)

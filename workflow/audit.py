@@ -27,12 +27,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal, or_, select, text
+from sqlalchemy import Select, String, cast, func, literal, or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, aliased
 
 from workflow.db import as_utc, utcnow
 from workflow.models import (
+    Attachment,
     AuditChain,
     AuditEvent,
     Document,
@@ -182,30 +183,47 @@ def open_chain(session: Session, key: str) -> AuditChain:
     return chain
 
 
-def _next_event_id(session: Session) -> int:
-    """The new event's id, known before the insert because the seal covers it (so reordering
-    rows is detected). SQLite: writers are serialized (BEGIN IMMEDIATE), so max + 1 is safe."""
-    if session.get_bind().dialect.name == "postgresql":
-        return session.scalar(text("SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))"))
-    return (session.scalar(select(func.max(AuditEvent.id))) or 0) + 1
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def next_event_id(dialect: str) -> Select[Any]:
+    """The next event's id, known before the insert because the seal covers it (so reordering
+    rows is detected). SQLite: writers are serialized (BEGIN IMMEDIATE), so max + 1 is safe.
+    A statement of its own, or a column of the caller's locking statement (one round trip less).
+    """
+    if dialect == "postgresql":
+        return select(func.nextval(func.pg_get_serial_sequence("audit_events", "id")))
+    return select(func.coalesce(func.max(AuditEvent.id), 0) + 1)
 
 
 def append(
-    session: Session, chain_key: str, *, review: Review | None = None, **fields: Any
+    session: Session,
+    chain_key: str,
+    *,
+    review: Review | None = None,
+    chain: AuditChain | None = None,
+    event_id: int | None = None,
+    **fields: Any,
 ) -> AuditEvent:
     """Append one event to `chain_key` inside the caller's transaction (locks that chain).
 
     `review`, a review row not yet flushed, is tied to this event (`event_seq`) and inserted
-    with it, so review rows are never updated afterwards.
+    with it, so review rows are never updated afterwards. `chain` (that chain's row, already
+    locked in this transaction) and `event_id` (from `next_event_id`) let a caller that read
+    them in its own locking statement skip two round trips.
     """
     keys = keyring()
-    chain = _lock_chain(session, chain_key)
+    if chain is None:
+        chain = _lock_chain(session, chain_key)
+    elif chain.key != chain_key:
+        raise ValueError(f"chain {chain.key!r} given for {chain_key!r}")
     if chain is None:
         chain = ensure_system_chain(session) if chain_key == SYSTEM_CHAIN else None
     if chain is None:
         chain = open_chain(session, chain_key)
     event = AuditEvent(
-        id=_next_event_id(session),
+        id=event_id if event_id is not None else session.scalar(next_event_id(_dialect(session))),
         at=utcnow(),
         chain_key=chain_key,
         chain_seq=chain.length + 1,
@@ -281,6 +299,7 @@ class _Replay:
     round: int = 0
     revisions: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
     reviews: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    attachments: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
 
 class _Verifier:
@@ -414,6 +433,18 @@ class _Verifier:
         if event.action == "create":
             replay.flow, replay.created_by, replay.entered_by = event.flow, event.actor, event.actor
             replay.state = event.to_state
+        elif event.action == "attach":
+            facts = (event.details or {}).get("attachment") or {}
+            replay.attachments[facts.get("id")] = (
+                facts.get("sha256"),
+                facts.get("name"),
+                facts.get("size"),
+                facts.get("content_type"),
+                event.actor,
+                event.revision,
+            )
+            if self.is_review(event.flow, event.flow_version, event.from_state):
+                replay.round += 1  # attaching in review opens a new round
         elif event.action == "migrate":
             replay.state = event.to_state
             if self.is_review(event.flow, event.flow_version, event.to_state):
@@ -475,6 +506,14 @@ class _Verifier:
             .order_by(Review.id)
         ):
             reviews[row.document_id].append(row)
+        attachments: dict[int, list[Any]] = {i: [] for i in ids}
+        for row in self.session.execute(
+            select(Attachment.__table__, User.username)
+            .join(User, User.id == Attachment.uploaded_by_id)
+            .where(Attachment.document_id.in_(ids))
+            .order_by(Attachment.id)
+        ):
+            attachments[row.document_id].append(row)
         for replay in replays:
             self.check_document(
                 replay,
@@ -482,6 +521,32 @@ class _Verifier:
                 revisions[replay.document_id],
                 reviews[replay.document_id],
             )
+            self.check_attachments(replay, attachments[replay.document_id])
+
+    def check_attachments(self, replay: _Replay, rows: list[Any]) -> None:
+        """Each attachment row is exactly what its `attach` event sealed, and none is missing."""
+        d, told = replay.document_id, dict(replay.attachments)
+        for row in rows:
+            said = told.pop(row.id, None)
+            if said is None:
+                self.fail(
+                    f"document {d}: attachment {row.id} has no audit event (inserted afterwards)",
+                    replay.last_event,
+                    d,
+                )
+                continue
+            stored = (row.sha256, row.name, row.size, row.content_type, row.username, row.revision)
+            names = ("sha256", "name", "size", "type", "uploader", "revision")
+            for name, a, b in zip(names, stored, said, strict=True):
+                if a != b:
+                    self.fail(
+                        f"document {d}: attachment {row.id} has {name} `{a}`, "
+                        f"the audit chain says `{b}`",
+                        replay.last_event,
+                        d,
+                    )
+        for attachment_id in sorted(told, key=str):
+            self.fail(f"document {d}: attachment {attachment_id} was deleted", replay.last_event, d)
 
     def check_document(
         self, replay: _Replay, doc: Any, revisions: dict[int, Any], reviews: list[Any]

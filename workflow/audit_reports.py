@@ -25,29 +25,43 @@ from workflow.queries import MAX_PAGE, Page, _cursor_id, _limit, decode_cursor, 
 OUTCOMES = ("ok", "refused")
 MAX_SOD_DOCUMENTS = 5000
 ACTION_LABELS = {
-    "create": Label("创建", "Created"),
-    "edit": Label("修改", "Edited"),
-    "approve": Label("同意", "Approved"),
-    "reject": Label("驳回", "Rejected"),
-    "publish": Label("发布流程", "Published a flow"),
-    "migrate": Label("迁移版本", "Migrated"),
-    "overdue": Label("逾期", "Overdue"),
-    "user_create": Label("新建用户", "User created"),
-    "user_roles": Label("修改角色", "Roles changed"),
-    "user_disable": Label("停用用户", "User disabled"),
-    "user_enable": Label("启用用户", "User enabled"),
-    "password_change": Label("修改密码", "Password changed"),
-    "token_issue": Label("签发 API 令牌", "API token issued"),
-    "token_revoke": Label("吊销 API 令牌", "API tokens revoked"),
-    "login": Label("登录", "Sign-in"),
+    "create": Label("创建", "Created", "建立"),
+    "edit": Label("修改", "Edited", "修改"),
+    "approve": Label("同意", "Approved", "同意"),
+    "reject": Label("驳回", "Rejected", "駁回"),
+    "publish": Label("发布流程", "Published a flow", "發布流程"),
+    "migrate": Label("迁移版本", "Migrated", "遷移版本"),
+    "overdue": Label("逾期", "Overdue", "逾期"),
+    "user_create": Label("新建用户", "User created", "新建使用者"),
+    "user_roles": Label("修改角色", "Roles changed", "修改角色"),
+    "user_rename": Label("修改姓名", "Name changed", "修改姓名"),
+    "user_disable": Label("停用用户", "User disabled", "停用使用者"),
+    "user_enable": Label("启用用户", "User enabled", "啟用使用者"),
+    "password_change": Label("修改密码", "Password changed", "修改密碼"),
+    "password_reset": Label("重置密码", "Password reset", "重置密碼"),
+    "token_issue": Label("签发 API 令牌", "API token issued", "簽發 API 令牌"),
+    "token_revoke": Label("吊销 API 令牌", "API tokens revoked", "吊銷 API 令牌"),
+    "login": Label("登录", "Sign-in", "登入"),
 }
 
 
 OVERLAPS = {
-    "created": Label("创建人审批了自己的单据", "approved a document they created"),
-    "submitted": Label("提交人审批了自己提交的单据", "approved a document they submitted"),
-    "edited": Label("修改人审批了自己修改的版本", "approved a revision they edited"),
-    "approved": Label("同一人审批了两个复核环节", "approved two review states"),
+    "created": Label(
+        "创建人审批了自己的单据", "approved a document they created", "建立人審批了自己的單據"
+    ),
+    "submitted": Label(
+        "提交人审批了自己提交的单据",
+        "approved a document they submitted",
+        "提交人審批了自己提交的單據",
+    ),
+    "edited": Label(
+        "修改人审批了自己修改的版本",
+        "approved a revision they edited",
+        "修改人審批了自己修改的版本",
+    ),
+    "approved": Label(
+        "同一人审批了两个复核环节", "approved two review states", "同一人審批了兩個複核環節"
+    ),
 }
 
 

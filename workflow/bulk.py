@@ -1,25 +1,24 @@
-"""Bulk approve: many tasks decided in one request, each on its own — its own transaction, its
-own audit event, its own answer. One refused item never holds back or undoes another."""
+"""Bulk approve: many tasks of one flow and one state decided in one request, each on its own —
+its own transaction, its own audit event (allowed or refused), its own answer. One refused item
+never holds back or undoes another."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflow import services
-from workflow.errors import InvalidData, Refused, WorkflowError
-from workflow.models import User
+from workflow.errors import BulkNotAllowed, InvalidData, NotInSelection, WorkflowError
+from workflow.models import Document, User
 from workflow.process import DocumentProcess
+from workflow.tasklist import visible
+
+__all__ = ["ACTIONS", "MAX_ITEMS", "BulkNotAllowed", "NotInSelection", "act_each", "selection"]
 
 MAX_ITEMS = 50
 ACTIONS = ("approve",)  # a rejection needs its own reason: never in bulk
-
-
-class BulkNotAllowed(Refused):
-    """The flow says `bulk: false`: each document is decided on its own page."""
-
-    code = "bulk_not_allowed"
 
 
 @dataclass
@@ -41,27 +40,54 @@ def check_items(action: str, items: list[tuple[int, int]]) -> None:
         raise InvalidData({"items": [f"must hold 1 to {MAX_ITEMS} items"]})
 
 
+def selection(session: Session, actor: User, items: list[tuple[int, int]]) -> tuple[str, str]:
+    """The one (flow, state) the selected tasks are in — of those the actor may see (the others
+    are answered `not_found` on their own). Tasks of several flows or states are refused as a
+    whole (422, nothing decided): a bulk approve is for a screenful of the same kind of task."""
+    ids = sorted({doc_id for doc_id, _ in items})
+    found = set(
+        session.execute(
+            select(Document.flow_name, Document.state)
+            .where(Document.id.in_(ids), visible(session, actor))
+            .distinct()
+        ).all()
+    )
+    session.rollback()  # the read's transaction ends; each action opens its own
+    if len(found) > 1:
+        kinds = ", ".join(sorted(f"{flow}/{state}" for flow, state in found))
+        raise InvalidData(
+            {"items": [f"must all be of one flow and one state, not {kinds}"]},
+            "a bulk approve covers tasks of one flow and one state "
+            "(一次只批同一流程、同一状态的单据)",
+        )
+    return found.pop() if found else ("", "")
+
+
 def act_each(
     session: Session,
     actor: User,
     action: str,
     items: list[tuple[int, int]],
     comment: str = "",
+    chosen: tuple[str, str] | None = None,
 ) -> list[ItemResult]:
-    """`action` on each (document id, revision) in turn, each through `services.act`."""
+    """`action` on each (document id, revision) in turn, each through `services.act`, which
+    checks under the row lock that the document is still of the selected flow and state and
+    that its flow allows bulk approval (refusals are audited like any other).
+
+    `chosen` is the (flow, state) the tasks were selected in, when the caller says so (the
+    inbox's form does): a task that moved on since is then answered on its own
+    (`not_in_selection`). Otherwise the tasks must be of one flow and state now."""
     check_items(action, items)
+    if chosen is None:
+        chosen = selection(session, actor, items)
     results = []
     for doc_id, revision in items:
         result = ItemResult(doc_id)
         try:
-            process = services.get_document(session, doc_id, actor)
-            if not process.spec.bulk:
-                raise BulkNotAllowed(
-                    f"`{process.spec.name}` documents are decided one by one, never in bulk "
-                    "(此类单据须逐张审批)"
-                )
-            session.rollback()  # the read's transaction ends; act opens its own
-            result.process = services.act(session, doc_id, actor, action, revision, comment)
+            result.process = services.act(
+                session, doc_id, actor, action, revision, comment, selection=chosen
+            )
         except WorkflowError as exc:
             session.rollback()
             result.error = exc

@@ -101,6 +101,19 @@ class NotOwner(Refused):
     code = "not_owner"
 
 
+class SelfAdministration(Refused):
+    """A user administrator changing their own roles or disabling themselves (four eyes on
+    accounts too: another user administrator does it)."""
+
+    code = "self_administration"
+
+
+class PasswordChangeRequired(Refused):
+    """A password reset by a user administrator, not yet changed by its owner."""
+
+    code = "password_change_required"
+
+
 class ChecklistIncomplete(Refused):
     """An approval that does not confirm every point of the review's checklist."""
 
@@ -129,6 +142,21 @@ class CheckFailed(Refused):
     status = 422
 
 
+class AttachmentTooLarge(Refused):
+    """An attachment over the configured size limit (nothing is stored)."""
+
+    code = "too_large"
+    status = 413
+
+
+class AttachmentTypeRefused(Refused):
+    """An attachment whose content is not one of the accepted types (PDF, JPEG, PNG), judged
+    from its first bytes, never from its name or the client's content type."""
+
+    code = "unsupported_file_type"
+    status = 415
+
+
 class Conflict(Refused):
     """The document changed under the caller (a concurrent change won)."""
 
@@ -138,6 +166,19 @@ class Conflict(Refused):
 
 class StaleRevision(Conflict):
     code = "stale_revision"
+
+
+class BulkNotAllowed(Refused):
+    """The flow says `bulk: false`: each document is decided on its own page."""
+
+    code = "bulk_not_allowed"
+
+
+class NotInSelection(Conflict):
+    """A bulk approve covers tasks of one flow and one state; this document is of another
+    (or moved on since it was listed)."""
+
+    code = "not_in_selection"
 
 
 class Claimed(Conflict):

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -30,8 +32,13 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(120), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
+    # Set when a user administrator resets the password: changed at the next sign-in.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
     language: Mapped[str | None] = mapped_column(String(8))
     email: Mapped[str | None] = mapped_column(String(200))  # for notifications; optional
+    # Notifications by mail: off (in the app only), each at once, or one daily digest.
+    notify_email: Mapped[bool] = mapped_column(default=True, server_default="1")
+    notify_digest: Mapped[bool] = mapped_column(default=False, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -119,6 +126,9 @@ class Document(Base):
     __table_args__ = (
         Index("ix_documents_flow_state", "flow_version_id", "state"),
         Index("ix_documents_entered", "entered_at", "id"),  # the inbox's order (keyset pages)
+        # The deadline of the current state (sla, or the overdue date): what `tick` scans and
+        # what puts overdue work first.
+        Index("ix_documents_due", "due_at", "id"),
         # A number is said on the phone: one document per number within its flow.
         UniqueConstraint("flow_name", "number"),
     )
@@ -139,6 +149,8 @@ class Document(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     entered_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     entered_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    # When the current state's deadline passes (None: no deadline here); set with the state.
+    due_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
     flow_version: Mapped[FlowVersion] = relationship(lazy="joined")
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id], lazy="joined")
@@ -157,6 +169,14 @@ class Document(Base):
         "ReportStep.left_at.is_(None))",
         viewonly=True,
         uselist=False,
+    )
+    # Joined into the statement that loads a document for its process (workflow/process.py),
+    # never loaded on its own: reading it unloaded is a bug, so it raises.
+    reviews: Mapped[list[Review]] = relationship(
+        primaryjoin="Document.id == foreign(Review.document_id)",
+        viewonly=True,
+        lazy="raise",
+        order_by="Review.id",
     )
 
 
@@ -194,7 +214,32 @@ class Review(Base):
     at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     # The audit event (its sequence number in the document's chain) that recorded this review.
     event_seq: Mapped[int | None] = mapped_column(Integer)
-    user: Mapped[User] = relationship(lazy="joined")
+    # A delegate's decision counts for the principal too (never twice, never the principal's
+    # own document): who they stood in for.
+    on_behalf_of_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    user: Mapped[User] = relationship(lazy="joined", foreign_keys=[user_id])
+
+
+class Attachment(Base):
+    """A file attached to a document (a receipt, an invoice scan, a signed delivery note).
+
+    The bytes live outside the database, stored once per content hash (workflow/attachments.py);
+    the row names them by SHA-256. Attaching starts a new revision (`revision`), and the audit
+    event that recorded it carries the same hash, name, size and type (verified by `audit
+    verify`). Rows are never updated or deleted (on PostgreSQL a trigger refuses it)."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)  # the revision attaching it started
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    uploaded_by: Mapped[User] = relationship(lazy="joined")
 
 
 class AuditChain(Base):
@@ -275,6 +320,42 @@ class OverdueNotice(Base):
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
     due_date: Mapped[str] = mapped_column(String(10))
     noticed_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class DeadlineNotice(Base):
+    """One row per document, deadline period and step (`overdue`, `escalate:1`, …): whoever
+    inserts it sends that reminder or escalation; any number of hosts may run `tick` at once."""
+
+    __tablename__ = "deadline_notices"
+    __table_args__ = (UniqueConstraint("document_id", "period", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    # The deadline this is about: `<state>@<entered_at>` (sla) or `<field>=<date>` (overdue).
+    period: Mapped[str] = mapped_column(String(120))
+    step: Mapped[str] = mapped_column(String(40))
+    at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    # The document's due_at when written: a `done` row (every step taken) with the current
+    # due_at keeps `tick` from visiting the document again until it gets a new deadline.
+    due: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class Delegation(Base):
+    """Someone away lets a colleague act in some of their roles from one day to another."""
+
+    __tablename__ = "delegations"
+    __table_args__ = (Index("ix_delegations_to", "to_user_id", "ends_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    from_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    to_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    roles: Mapped[list[str]] = mapped_column(JSONData)
+    starts_on: Mapped[dt.date] = mapped_column(Date)
+    ends_on: Mapped[dt.date] = mapped_column(Date)  # inclusive
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    principal: Mapped[User] = relationship(foreign_keys=[from_user_id], lazy="joined")
+    delegate: Mapped[User] = relationship(foreign_keys=[to_user_id], lazy="joined")
 
 
 class UserSession(Base):
@@ -364,6 +445,25 @@ class Notification(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class DocumentSeen(Base):
+    """When a person last opened a document, and what it was then: the task list marks what
+    changed since (a new revision) or came back (resubmitted into the same review state). A
+    reading aid, not a record: not audited, and gone with the document."""
+
+    __tablename__ = "document_seen"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(40))
+    review_round: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class TaskClaim(Base):

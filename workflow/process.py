@@ -9,17 +9,19 @@ are `workflow.review`'s. The state machine is compiled once per flow version and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import Select, String, bindparam, cast, func, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, aliased, joinedload
 
-from workflow import audit, notify, policy, references
+from workflow import audit, deadlines, delegation, notify, policy, references
 from workflow import fields as field_types
 from workflow import review as rules
 from workflow import unique as unique_values
+from workflow.attachments import Staged
 from workflow.db import as_utc
 from workflow.definitions.build import load_flow
 from workflow.definitions.compile import CompiledFlow, Resolution, compiled_from
@@ -31,10 +33,15 @@ from workflow.errors import (
     Conflict,
     InvalidData,
     NotFound,
+    NotOwner,
+    RoleNotAllowed,
     StaleRevision,
 )
 from workflow.models import (
+    Attachment,
+    AuditChain,
     AuditEvent,
+    Delegation,
     Document,
     DocumentRevision,
     FlowVersion,
@@ -68,6 +75,17 @@ def check_comment(comment: Any) -> str:
     return comment
 
 
+def attachment_facts(attachment: Attachment) -> dict[str, Any]:
+    """What the audit event of an attachment seals (and `audit verify` compares)."""
+    return {
+        "id": attachment.id,
+        "sha256": attachment.sha256,
+        "name": attachment.name,
+        "size": attachment.size,
+        "content_type": attachment.content_type,
+    }
+
+
 def check_revision(document: Document, revision: Any) -> None:
     """Rule 3 of review: an action is taken on the revision the person saw."""
     if isinstance(revision, bool) or not isinstance(revision, int):
@@ -78,6 +96,52 @@ def check_revision(document: Document, revision: Any) -> None:
             f"{document.revision}; review the new version",
             {"current_revision": document.revision},
         )
+
+
+@functools.cache
+def _load_statement(for_update: bool, dialect: str) -> Select[Any]:
+    """The one statement that loads a document for its process; built once per kind (building
+    it costs more than running it)."""
+    # Everyone who edited the data comes in the same statement (one round trip less on every
+    # action). Read under the row lock's statement: an edit racing it changes the revision,
+    # which the action's revision check then refuses.
+    editors = (
+        select(func.aggregate_strings(cast(DocumentRevision.author_id, String), ","))
+        .where(DocumentRevision.document_id == Document.id)
+        .scalar_subquery()
+    )
+    # The creator's and mover's names are shown; their roles are never needed here. The
+    # reviews, with their reviewers' roles, come in the same statement (joined).
+    stmt = (
+        select(Document, editors)
+        .where(Document.id == bindparam("document_id"))
+        .options(
+            joinedload(Document.created_by).lazyload(User.role_rows),
+            joinedload(Document.entered_by).lazyload(User.role_rows),
+            joinedload(Document.claim).joinedload(TaskClaim.user).lazyload(User.role_rows),
+            joinedload(Document.reviews).joinedload(Review.user).joinedload(User.role_rows),
+        )
+    )
+    if not for_update:
+        return stmt
+    # An action also needs: the report rows it keeps in step with the document, its audit
+    # chain's tip (locked with the document: the same lock `audit.append` would take, a
+    # statement later) and its event's id. The chain's length is read twice: as the locked row
+    # (PostgreSQL re-reads a row it had to wait for: the newest version) and as this
+    # statement's snapshot saw it (see `load`).
+    seen = aliased(AuditChain)
+    seen_length = select(seen.length).where(seen.key == bindparam("chain_key"))
+    return (
+        stmt.add_columns(
+            AuditChain,
+            audit.next_event_id(dialect).scalar_subquery(),
+            seen_length.scalar_subquery(),
+        )
+        .join(AuditChain, AuditChain.key == bindparam("chain_key"))
+        .options(joinedload(Document.report), joinedload(Document.open_step))
+        .with_for_update(of=(Document, AuditChain))
+        .execution_options(populate_existing=True)
+    )
 
 
 class DocumentProcess:
@@ -96,6 +160,13 @@ class DocumentProcess:
         self._reviews = reviews
         self._editors = editors
         self._typed: dict[str, Any] | None = None
+        # Read with the row lock by `load(for_update=True)`: the audit chain's locked tip and
+        # the next event's id, so recording the action costs no lookups of its own.
+        self._chain: AuditChain | None = None
+        self._event_id: int | None = None
+        # Set by `apply`: the principal a delegate acted for, and the roles acted in.
+        self.on_behalf_of: User | None = None
+        self.acting_roles: frozenset[str] = frozenset()
 
     # --- loading ------------------------------------------------------------------------------
     @classmethod
@@ -109,39 +180,29 @@ class DocumentProcess:
         """
         if not isinstance(document_id, int) or isinstance(document_id, bool):
             raise not_found(document_id)
-        # Everyone who edited the data comes in the same statement (one round trip less on
-        # every action). Read under the row lock's statement: an edit racing it changes the
-        # revision, which the action's revision check then refuses.
-        editors = (
-            select(func.aggregate_strings(cast(DocumentRevision.author_id, String), ","))
-            .where(DocumentRevision.document_id == Document.id)
-            .scalar_subquery()
-        )
-        # The creator's and mover's names are shown; their roles are never needed here.
-        stmt = (
-            select(Document, editors)
-            .where(Document.id == document_id)
-            .options(
-                joinedload(Document.created_by).lazyload(User.role_rows),
-                joinedload(Document.entered_by).lazyload(User.role_rows),
-                joinedload(Document.claim).joinedload(TaskClaim.user).lazyload(User.role_rows),
-            )
-        )
-        if for_update:
-            # The report rows an action keeps in step with the document come along with it.
-            stmt = stmt.options(joinedload(Document.report), joinedload(Document.open_step))
-            stmt = stmt.with_for_update(of=Document).execution_options(populate_existing=True)
+        dialect = session.get_bind().dialect.name
+        stmt = _load_statement(for_update, dialect)
+        params = {"document_id": document_id, "chain_key": audit.document_chain(document_id)}
         try:
-            row = session.execute(stmt).unique().one_or_none()
+            row = session.execute(stmt, params).unique().one_or_none()
+            if for_update and row is not None and row[4] != row[2].length:
+                # The lock was waited for while another action committed: PostgreSQL returns
+                # the locked rows' newest versions but the joined rows (reviews, report rows)
+                # as the statement's snapshot saw them. Every change to those appends to this
+                # chain, so a length that moved means: read again (the locks are held now, so
+                # this costs one round trip, only when actions on one document meet).
+                row = session.execute(stmt, params).unique().one_or_none()
         except DBAPIError as exc:
             raise Conflict("the document is busy; try again") from exc
         if row is None:
             raise not_found(document_id)
-        document, authors = row
+        document, authors = row[0], row[1]
         editor_ids = {int(i) for i in (authors or "").split(",") if i}
-        process = cls(session, document, editors=editor_ids)
+        process = cls(session, document, list(document.reviews), editor_ids)
         if not process.may_see(viewer):
             raise not_found(document_id)
+        if for_update:
+            process._chain, process._event_id = row[2], row[3]
         return process
 
     @classmethod
@@ -206,22 +267,37 @@ class DocumentProcess:
         this_round = [
             r for r in self.reviews if r.state == doc.state and r.round == doc.review_round
         ]
+
+        # A delegate's decision binds the person they stood in for as well (never twice).
+        def people(r: Review) -> tuple[int, ...]:
+            return (r.user_id, r.on_behalf_of_id) if r.on_behalf_of_id else (r.user_id,)
+
         return rules.ReviewFacts(
             state=self.state,
             creator_id=doc.created_by_id,
             entered_by_id=doc.entered_by_id,
             editor_ids=frozenset(self.editors),
-            decided_this_round=frozenset(r.user_id for r in this_round),
+            decided_this_round=frozenset(i for r in this_round for i in people(r)),
             approved_this_round=tuple(
                 r.user_id
                 for r in this_round
                 if r.decision == "approve" and r.revision == doc.revision
             ),
             approved_other_states=frozenset(
-                r.user_id for r in self.reviews if r.decision == "approve" and r.state != doc.state
+                i
+                for r in self.reviews
+                if r.decision == "approve" and r.state != doc.state
+                for i in people(r)
             ),
-            approver_roles={r.user_id: r.user.roles for r in this_round},
+            approver_roles={r.user_id: self._review_roles(r) for r in this_round},
         )
+
+    def _review_roles(self, review: Review) -> frozenset[str]:
+        """The roles a decision was taken in (a delegate's: the principal's too)."""
+        if review.on_behalf_of_id is None:
+            return review.user.roles
+        principal = self.session.get(User, review.on_behalf_of_id)
+        return review.user.roles | (principal.roles if principal is not None else frozenset())
 
     def current_approvals(self) -> list[Review]:
         """Approvals of the current round and revision, in the order they were given."""
@@ -261,10 +337,21 @@ class DocumentProcess:
 
     # --- what may this person do (asked of the policy) ----------------------------------------
     def may_see(self, user: User) -> bool:
-        """Rule `see`; the "acted on it" part is read only when nothing else lets them see."""
+        """Rule `see`; the "acted on it" part is read only when nothing else lets them see;
+        a delegate sees what the delegated roles see (rule `on_behalf`)."""
         if policy.can_see(user, self.document, self.spec):
             return True
-        return user.active and policy.can_see(user, self.document, self.spec, self.acted_on(user))
+        if not user.active:
+            return False
+        if policy.can_see(user, self.document, self.spec, self.acted_on(user)):
+            return True
+        return any(
+            policy.can_see_as_delegate(d, self.document, self.spec) for d in self.delegations(user)
+        )
+
+    def delegations(self, user: User) -> list[Delegation]:
+        """The delegations `user` may act under now (read only when their own roles fall short)."""
+        return delegation.active_for(self.session, user)
 
     def acted_on(self, user: User) -> bool:
         """Whether `user` took any action on this document that was carried out."""
@@ -283,7 +370,31 @@ class DocumentProcess:
         self, user: User, action: str, facts: rules.ReviewFacts | None = None
     ) -> policy.Verdict:
         """May `user` take `action` now (data checks aside)? Also: does the data allow a route?"""
+        return self.decide(user, action, facts)[0]
+
+    def decide(
+        self, user: User, action: str, facts: rules.ReviewFacts | None = None
+    ) -> tuple[policy.Verdict, Delegation | None]:
+        """The verdict, and the delegation `user` would act under (None: in their own roles).
+
+        Delegations are tried only when the user's own roles do not allow the action; a
+        delegation that covers the role but breaks a rule of review gives its own refusal
+        (self_review, already_reviewed), never a silent fall-back."""
         verdict = policy.can_act(user, self, action, facts)
+        acting: Delegation | None = None
+        own_roles_fall_short = isinstance(verdict.refusal, RoleNotAllowed | NotOwner)
+        if not verdict and own_roles_fall_short and not policy.reads_only(user):
+            for candidate in self.delegations(user):
+                tried = policy.can_act(user, self, action, facts, candidate)
+                if tried:
+                    verdict, acting = tried, candidate
+                    break
+                if not isinstance(tried.refusal, RoleNotAllowed):
+                    verdict = tried  # the role is delegated; a rule of review refuses
+        verdict = self._route_verdict(verdict, action)
+        return verdict, acting if verdict else None
+
+    def _route_verdict(self, verdict: policy.Verdict, action: str) -> policy.Verdict:
         if verdict and not self.state.is_review and self.transition(action) is None:
             return policy.Verdict(
                 ActionNotAllowed(f"no `{action}` transition applies to this document's data")
@@ -327,7 +438,10 @@ class DocumentProcess:
         comment = check_comment(comment)
         check_revision(self.document, revision)
         facts = self.review_facts() if self.state.is_review else None
-        self.verdict(actor, action, facts).enforce()
+        verdict, acting = self.decide(actor, action, facts)
+        verdict.enforce()
+        self.on_behalf_of = acting.principal if acting is not None else None
+        self.acting_roles = policy.delegated_roles(acting) if acting is not None else actor.roles
         if policy.needs_reason(action) and not comment:
             raise InvalidData(
                 {"comment": ["a rejection needs a reason (驳回需填写原因)"]},
@@ -387,6 +501,7 @@ class DocumentProcess:
             comment=comment,
             checks=checks,
             at=audit.utcnow(),
+            on_behalf_of_id=self.on_behalf_of.id if self.on_behalf_of else None,
         )
         review.user = actor  # the acting user is already loaded: no query to show the approval
         self.reviews.append(review)  # added with its audit event, which it names (record)
@@ -412,7 +527,7 @@ class DocumentProcess:
         if checks:
             details["checks"] = checks
         target = document.state
-        if rules.quorum_reached(facts, actor.id, actor.roles):
+        if rules.quorum_reached(facts, actor.id, self.acting_roles or actor.roles):
             resolved = self._resolve("approve")
             if resolved is None:
                 raise ActionNotAllowed("no approval route applies to this document's data")
@@ -450,6 +565,7 @@ class DocumentProcess:
         document.entered_by = actor
         document.entered_at = audit.utcnow()
         document.updated_at = document.entered_at
+        document.due_at = deadlines.due_at(self.spec, state, document.entered_at, document.data)
         if self.spec.state(state).is_review:
             document.review_round += 1
         if self.spec.state(state).void:
@@ -499,20 +615,65 @@ class DocumentProcess:
             )
         if not changed:
             return []
-        document.revision += 1
-        document.data = clean
-        document.updated_at = audit.utcnow()
-        self._typed = None
-        self.session.add(
-            DocumentRevision(
-                document_id=document.id, number=document.revision, data=clean, author_id=actor.id
-            )
-        )
-        self.editors.add(actor.id)
+        self._new_revision(actor, clean)
         unique_values.sync(self.session, document, self.spec)
         references.sync(self.session, document, self.spec, changed)
         self.record(actor, "edit", document.state, document.state, details={"changed": changed})
         return changed
+
+    def attach(self, actor: User, staged: Staged, revision: Any) -> Attachment:
+        """Attach a checked file (rule `attach`): a new revision, like an edit, so approvals
+        given before it no longer count; in a review state a new round opens (the reviewers
+        decide again, on what is now attached). The event carries the file's SHA-256."""
+        policy.can_attach(actor, self.document, self.spec).enforce()
+        check_revision(self.document, revision)
+        document = self.document
+        self._new_revision(actor, document.data)
+        attachment = Attachment(
+            document_id=document.id,
+            revision=document.revision,
+            sha256=staged.sha256,
+            name=staged.name,
+            size=staged.size,
+            content_type=staged.content_type,
+            uploaded_by_id=actor.id,
+            uploaded_by=actor,
+            at=audit.utcnow(),
+        )
+        self.session.add(attachment)
+        self.session.flush()  # the attachment's id goes into the sealed event
+        new_round = self.state.is_review
+        if new_round:
+            document.review_round += 1
+        self.record(
+            actor,
+            "attach",
+            document.state,
+            document.state,
+            details={"attachment": attachment_facts(attachment), "new_round": new_round},
+        )
+        if new_round:
+            self._announce(document.state, actor)
+        return attachment
+
+    def _new_revision(self, actor: User, data: dict[str, Any]) -> None:
+        """The one way a document gets a new revision (edits and attachments): the data it
+        has now, kept as revision N+1 by `actor` (who thereby may not approve it)."""
+        document = self.document
+        document.revision += 1
+        document.data = data
+        document.updated_at = audit.utcnow()
+        self._typed = None
+        self.session.add(
+            DocumentRevision(
+                document_id=document.id, number=document.revision, data=data, author_id=actor.id
+            )
+        )
+        self.editors.add(actor.id)
+        # A date the deadline is counted from may have changed (`overdue`'s field).
+        document.due_at = deadlines.due_at(
+            self.spec, document.state, document.entered_at, document.data
+        )
 
     def record(
         self,
@@ -529,9 +690,14 @@ class DocumentProcess:
         """Append this document's audit event for an action (allowed or refused); a decision's
         review row is inserted with it, tied to it, and the event seals the data it acted on."""
         document = self.document
+        event_id, self._event_id = self._event_id, None  # an id is used once
+        if self.on_behalf_of is not None and actor is not None and outcome == "ok":
+            details = {**(details or {}), "on_behalf_of": self.on_behalf_of.username}
         return audit.append(
             self.session,
             audit.document_chain(document.id),
+            chain=self._chain,
+            event_id=event_id,
             review=review,
             data_hash=audit.data_hash(document.data) if outcome == "ok" else None,
             document_id=document.id,

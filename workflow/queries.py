@@ -9,13 +9,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, case, or_, select, tuple_
 from sqlalchemy.orm import Session, defer, joinedload
 
-from workflow import policy
-from workflow.db import as_utc
+from workflow import deadlines, delegation, policy
+from workflow.calendar import CHINA
+from workflow.db import as_utc, utcnow
 from workflow.errors import InvalidData
-from workflow.models import AuditEvent, Document, DocumentRevision, FlowVersion, Review, User
+from workflow.models import (
+    Attachment,
+    AuditEvent,
+    Document,
+    DocumentRevision,
+    FlowVersion,
+    Review,
+    User,
+)
 from workflow.process import DocumentProcess, compiled
 from workflow.services import get_document, list_flows
 
@@ -83,17 +92,18 @@ class _TaskStates:
 
 def _task_states(session: Session, user: User) -> _TaskStates:
     found = _TaskStates([], [], [], [])
+    roles = delegation.effective_roles(session, user)  # a delegate's tasks are theirs too
     versions = session.scalars(select(FlowVersion).options(defer(FlowVersion.yaml_text)))
     for version in versions:
         spec = compiled(version).spec
         for state in spec.states:
             pair = (version.id, state.name)
             if state.review is not None:
-                if set(state.review.roles) & user.roles:
+                if set(state.review.roles) & roles:
                     relaxed = state.review.allow_earlier_reviewers
                     (found.review_relaxed if relaxed else found.review).append(pair)
                 continue
-            if any(set(t.roles) & user.roles for t in spec.transitions_from(state.name)):
+            if any(set(t.roles) & roles for t in spec.transitions_from(state.name)):
                 (found.owned if state.owner_only else found.shared).append(pair)
     return found
 
@@ -146,17 +156,40 @@ def _task_condition(user: User, states: _TaskStates) -> ColumnElement[bool]:
     return or_(*conditions)
 
 
+def late_first(now: dt.datetime) -> ColumnElement[int]:
+    """The inbox's leading order term: 0 for work past its deadline (`due_at`), 1 otherwise."""
+    return case((Document.due_at <= now, 0), else_=1)
+
+
+def late_flag(document: Document, now: dt.datetime) -> int:
+    """`late_first` of a loaded row (for the next page's cursor)."""
+    return 0 if document.due_at is not None and as_utc(document.due_at) <= now else 1
+
+
+def after_in_inbox(
+    now: dt.datetime, flag: int, at: dt.datetime, last_id: int
+) -> ColumnElement[bool]:
+    """Rows after (flag, entered_at, id) in the inbox order (keyset pages)."""
+    late = late_first(now)
+    later = or_(Document.entered_at > at, and_(Document.entered_at == at, Document.id > last_id))
+    return or_(late > flag, and_(late == flag, later))
+
+
 def inbox(
     session: Session, user: User, limit: int | None = None, cursor: str | None = None
 ) -> Page:
-    """Documents where `user` has an action now, longest-waiting first (keyset pages)."""
+    """Documents where `user` has an action now: overdue ones first, then longest-waiting
+    first (keyset pages; the cursor keeps the page's `now`, so pages agree on what is late)."""
     limit = _limit(limit)
-    after = decode_cursor(cursor, 2)
+    after = decode_cursor(cursor, 4)
     at: dt.datetime | None = None
-    last_id = 0
+    last_id = flag = 0
+    now = utcnow()
     if after:
-        at = as_utc(_cursor_time(after[0]))
-        last_id = _cursor_id(after[1])
+        now = as_utc(_cursor_time(after[0]))
+        flag = 0 if after[1] == 0 else 1
+        at = as_utc(_cursor_time(after[2]))
+        last_id = _cursor_id(after[3])
     if not user.active or policy.reads_only(user):
         return Page([], None)
     states = _task_states(session, user)
@@ -170,7 +203,7 @@ def inbox(
             joinedload(Document.entered_by).lazyload(User.role_rows),
             joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
         )
-        .order_by(Document.entered_at, Document.id)
+        .order_by(late_first(now), Document.entered_at, Document.id)
     )
     items: list[DocumentProcess] = []
     more = False
@@ -178,18 +211,18 @@ def inbox(
         want = limit - len(items)
         stmt = base
         if at is not None:
-            later = and_(Document.entered_at == at, Document.id > last_id)
-            stmt = stmt.where(or_(Document.entered_at > at, later))
+            stmt = stmt.where(after_in_inbox(now, flag, at, last_id))
         batch = list(session.scalars(stmt.limit(want + 1)))
         more = len(batch) > want
         batch = batch[:want]
         # The engine's own word on each candidate (rules SQL cannot see); rarely drops one.
         items.extend(p for p in DocumentProcess.prefetch(session, batch) if p.actions_for(user))
         if batch:
+            flag = late_flag(batch[-1], now)
             at, last_id = as_utc(batch[-1].entered_at), batch[-1].id
         if not more:
             break
-    next_cursor = encode_cursor(at, last_id) if more and at is not None else None
+    next_cursor = encode_cursor(now, flag, at, last_id) if more and at is not None else None
     return Page(items, next_cursor)
 
 
@@ -212,6 +245,27 @@ def history(session: Session, document_id: int, user: User) -> list[AuditEvent]:
             select(AuditEvent).where(AuditEvent.document_id == document_id).order_by(AuditEvent.id)
         )
     )
+    return _unblinded(events, process, user)
+
+
+def comments(session: Session, process: DocumentProcess, user: User) -> list[AuditEvent]:
+    """The comments (questions without an action) on a document the user sees, oldest first;
+    in a blind review the others' comments of the current round stay hidden."""
+    events = list(
+        session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.document_id == process.document.id,
+                AuditEvent.action == "comment",
+                AuditEvent.outcome == "ok",
+            )
+            .order_by(AuditEvent.id)
+        )
+    )
+    return _unblinded(events, process, user)
+
+
+def _unblinded(events: list[AuditEvent], process: DocumentProcess, user: User) -> list[AuditEvent]:
     if policy.sees_decisions(user, process):
         return events
     # A blind review: the others' decisions and comments of this round stay hidden.
@@ -227,6 +281,17 @@ def history(session: Session, document_id: int, user: User) -> list[AuditEvent]:
             and e.actor != user.username
         )
     ]
+
+
+def attachments(session: Session, process: DocumentProcess) -> list[Attachment]:
+    """The files attached to a document the caller sees (loaded already), oldest first."""
+    return list(
+        session.scalars(
+            select(Attachment)
+            .where(Attachment.document_id == process.document.id)
+            .order_by(Attachment.id)
+        )
+    )
 
 
 def audit_events(
@@ -281,13 +346,66 @@ def overdue(session: Session, today: dt.date | None = None) -> list[DocumentProc
     return result
 
 
-def is_overdue(process: DocumentProcess, today: dt.date | None = None) -> bool:
-    """Past the flow's overdue date while in one of its overdue states (no date: never)."""
+def is_overdue(
+    process: DocumentProcess, today: dt.date | None = None, now: dt.datetime | None = None
+) -> bool:
+    """Past the deadline of its current state (`documents.due_at`: an `sla`, or the `overdue`
+    date field); documents from before due_at existed fall back to the date field."""
+    due = process.document.due_at
+    if due is not None:
+        if today is not None:
+            now = dt.datetime.combine(today, dt.time(), CHINA).astimezone(dt.UTC)
+        return as_utc(due) <= (now or utcnow())
     spec = process.spec.overdue
     if spec is None or process.document.state not in spec.states:
         return False
-    due = process.document.data.get(spec.field)
-    return bool(due) and due < (today or dt.date.today()).isoformat()
+    value = process.document.data.get(spec.field)
+    return bool(value) and value < (today or dt.date.today()).isoformat()
+
+
+@dataclass(frozen=True)
+class OverdueItem:
+    """One row of the overdue deposits list: the document, since when, and how much."""
+
+    process: DocumentProcess
+    due_date: dt.date
+    days_overdue: int
+    amount: Decimal | None
+    title: str = ""
+
+
+def overdue_deposits(
+    session: Session, user: User, now: dt.datetime | None = None, limit: int = 500
+) -> list[OverdueItem]:
+    """Documents past their `overdue` date (tender deposits not refunded), most overdue first,
+    for 内勤 and 财务 (rule `overdue_list`). Reads `documents.due_at` through its index."""
+    policy.can_see_overdue_list(user).enforce()
+    now = now or utcnow()
+    dated = []
+    for version in session.scalars(select(FlowVersion).options(defer(FlowVersion.yaml_text))):
+        spec = compiled(version).spec
+        if spec.overdue is not None:
+            dated.extend(tuple_(version.id, state) for state in spec.overdue.states)
+    if not dated:
+        return []
+    stmt = (
+        select(Document)
+        .where(
+            Document.due_at.is_not(None),
+            Document.due_at <= now,
+            tuple_(Document.flow_version_id, Document.state).in_(dated),
+        )
+        .order_by(Document.due_at, Document.id)
+        .limit(limit)
+    )
+    items = []
+    for process in DocumentProcess.prefetch(session, list(session.scalars(stmt))):
+        found = deadlines.deadline_of(process.spec, process.document)
+        if found is None or found.date is None:
+            continue
+        days = deadlines.days_overdue(found, now)
+        items.append(OverdueItem(process, found.date, days, amount_of(process), title_of(process)))
+    return items
 
 
 # --- presentation helpers for the web inbox (read-only, no Flask) --------------------------------

@@ -29,9 +29,17 @@ class ReviewFacts:
 
 
 def refusal(
-    facts: ReviewFacts, user_id: int, roles: Collection[str], action: str = "approve"
+    facts: ReviewFacts,
+    user_id: int,
+    roles: Collection[str],
+    action: str = "approve",
+    principal_id: int | None = None,
 ) -> Refused | None:
-    """The refusal `action` (approve or reject) by this person would meet, or None."""
+    """The refusal `action` (approve or reject) by this person would meet, or None.
+
+    A delegate acting for `principal_id` is held to every rule twice: as themselves and as the
+    person they stand in for (no one approves their own document through a colleague, counts
+    twice in a quorum, or approves two levels, as principal or as delegate)."""
     review = facts.state.review
     if review is None:
         raise ValueError(f"state {facts.state.name} is not a review state")
@@ -41,19 +49,13 @@ def refusal(
         return RoleNotAllowed(
             f"this review needs one of the roles {', '.join(review.roles)}; you have none of them"
         )
-    if user_id == facts.creator_id:
-        return SelfReview("you created this document; someone else must review it")
-    if user_id == facts.entered_by_id:
-        return SelfReview("you submitted this document for review; someone else must review it")
-    if user_id in facts.editor_ids:
-        return SelfReview("you edited this document's data; someone else must review it")
-    if user_id in facts.decided_this_round:
-        return AlreadyReviewed("you have already reviewed this document in this round")
-    if user_id in facts.approved_other_states and not review.allow_earlier_reviewers:
-        return AlreadyReviewed(
-            "you approved an earlier review level of this document; "
-            "a different person must approve this level"
-        )
+    people = [(user_id, "you")]
+    if principal_id is not None and principal_id != user_id:
+        people.append((principal_id, "the colleague you stand in for"))
+    for person, who in people:
+        found = _person_refusal(facts, person, who, review.allow_earlier_reviewers)
+        if found is not None:
+            return found
     if review.require_each_role and action == "approve":
         approvers = [facts.approver_roles.get(a, frozenset()) for a in facts.approved_this_round]
         approvers.append(frozenset(roles))
@@ -67,8 +69,44 @@ def refusal(
     return None
 
 
+def _person_refusal(facts: ReviewFacts, person: int, who: str, relaxed: bool) -> Refused | None:
+    """Rules 1 and 2 for one person (the actor, or the principal a delegate acts for)."""
+    if person == facts.creator_id:
+        return SelfReview(f"{who} created this document; someone else must review it")
+    if person == facts.entered_by_id:
+        return SelfReview(f"{who} submitted this document for review; someone else must review it")
+    if person in facts.editor_ids:
+        return SelfReview(f"{who} edited this document's data; someone else must review it")
+    if person in facts.decided_this_round:
+        verb = "have" if who == "you" else "has"
+        return AlreadyReviewed(f"{who} {verb} already reviewed this document in this round")
+    if person in facts.approved_other_states and not relaxed:
+        return AlreadyReviewed(
+            f"{who} approved an earlier review level of this document; "
+            "a different person must approve this level"
+        )
+    return None
+
+
 def _covered_roles(approvers: Sequence[frozenset[str]], roles: Sequence[str]) -> int:
     """How many of `roles` distinct approvers can stand for at once (bipartite matching)."""
+    return len(_matching(approvers, roles))
+
+
+def open_roles(facts: ReviewFacts) -> tuple[str, ...]:
+    """The roles of a review asking for each role that no approver of this round stands for
+    yet (definition order): whose approval the document waits on. () when the review takes
+    any of its roles."""
+    review = facts.state.review
+    if review is None or not review.require_each_role:
+        return ()
+    approvers = [facts.approver_roles.get(a, frozenset()) for a in facts.approved_this_round]
+    held = _matching(approvers, review.roles)
+    return tuple(role for role in review.roles if role not in held)
+
+
+def _matching(approvers: Sequence[frozenset[str]], roles: Sequence[str]) -> dict[str, int]:
+    """role → the approver standing for it, a maximum matching of approvers to roles."""
     holder: dict[str, int] = {}
 
     def assign(index: int, seen: set[str]) -> bool:
@@ -82,7 +120,7 @@ def _covered_roles(approvers: Sequence[frozenset[str]], roles: Sequence[str]) ->
 
     for index in range(len(approvers)):
         assign(index, set())
-    return len(holder)
+    return holder
 
 
 def quorum_reached(

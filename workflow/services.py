@@ -13,27 +13,32 @@ import difflib
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from workflow import audit, numbering, policy, references
+from workflow import audit, deadlines, numbering, policy, references
 from workflow import fields as field_types
 from workflow import unique as unique_values
+from workflow.attachments import AttachmentStore
+from workflow.calendar import CHINA
 from workflow.definitions.build import load_flow
 from workflow.definitions.spec import FlowSpec
 from workflow.errors import (
     ActionNotAllowed,
+    BulkNotAllowed,
     Claimed,
     Conflict,
     DefinitionError,
     InvalidData,
     NotFound,
+    NotInSelection,
     WorkflowError,
 )
 from workflow.models import (
+    Attachment,
     AuditEvent,
     Document,
     DocumentRevision,
@@ -41,7 +46,13 @@ from workflow.models import (
     TaskClaim,
     User,
 )
-from workflow.process import MAX_COMMENT_LENGTH, DocumentProcess, check_comment, compiled
+from workflow.process import (
+    MAX_COMMENT_LENGTH,
+    DocumentProcess,
+    check_comment,
+    check_revision,
+    compiled,
+)
 from workflow.uow import UnitOfWork, unit_of_work
 
 __all__ = ["MAX_COMMENT_LENGTH"]
@@ -207,7 +218,9 @@ def create_document(
             created_by=actor,
             entered_by_id=actor.id,
             entered_by=actor,
+            entered_at=audit.utcnow(),
         )
+        document.due_at = deadlines.due_at(spec, spec.initial, document.entered_at, clean)
         session.add(document)
         session.flush()
         session.add(
@@ -275,8 +288,13 @@ def act(
     checks: Mapping[str, Any] | None = None,
     failed_checks: list[str] | None = None,
     before_commit: Finish | None = None,
+    selection: tuple[str, str] | None = None,
 ) -> DocumentProcess:
-    """Take `action` on the document at `revision` (approve, reject or a definition action)."""
+    """Take `action` on the document at `revision` (approve, reject or a definition action).
+
+    `selection` is a bulk approve's (flow, state): the document must be of it — checked under
+    the row lock, so a task that moved on since it was listed is refused, not decided in a
+    state nobody selected — and its flow must allow bulk approval."""
     about = {
         "target": f"document {document_id}",
         "comment": comment if isinstance(comment, str) else "",
@@ -285,9 +303,26 @@ def act(
         check_comment(comment)  # bounded input is refused before anything is read
         process = DocumentProcess.load(session, document_id, actor, for_update=True)
         uow.document = process.document
+        if selection is not None:
+            _check_selection(process, selection)
         process.apply(action, actor, revision, comment, checks, failed_checks)
         _finish(uow, process, before_commit)
     return process
+
+
+def _check_selection(process: DocumentProcess, selection: tuple[str, str]) -> None:
+    document = process.document
+    if not process.spec.bulk:
+        raise BulkNotAllowed(
+            f"`{process.spec.name}` documents are decided one by one, never in bulk "
+            "(此类单据须逐张审批)"
+        )
+    if (document.flow_name, document.state) != selection:
+        raise NotInSelection(
+            f"this document is `{document.flow_name}` in `{document.state}`, not the selected "
+            f"`{selection[0]}` in `{selection[1]}`; open it and decide it on its own page "
+            "(单据不属于所选流程与状态，请单独处理)"
+        )
 
 
 def comment(
@@ -304,6 +339,67 @@ def comment(
         document = process.document
         event = process.record(actor, "comment", document.state, document.state, text)
     return process, event
+
+
+def attach(
+    session: Session,
+    store: AttachmentStore,
+    document_id: int,
+    actor: User,
+    stream: BinaryIO,
+    name: str | None,
+    revision: Any,
+    *,
+    before_commit: Callable[[DocumentProcess, Attachment], None] | None = None,
+) -> tuple[DocumentProcess, Attachment]:
+    """Attach a file to the document at `revision` (rule `attach`): a new revision.
+
+    Who may attach and the revision are checked before the upload is even copied; then the
+    file is hashed, measured and its type read from its first bytes. It is moved into the
+    store (atomic rename; a file with the same hash is reused) only after everything else is
+    done, just before the commit; a refusal or failure leaves no file and no row behind."""
+    staged = None
+    try:
+        with unit_of_work(session, actor, "attach", target=f"document {document_id}") as uow:
+            process = DocumentProcess.load(session, document_id, actor, for_update=True)
+            uow.document = process.document
+            policy.can_attach(actor, process.document, process.spec).enforce()
+            check_revision(process.document, revision)
+            staged = store.stage(stream, name)
+            attachment = process.attach(actor, staged, revision)
+            if before_commit is not None:
+                uow.before_commit(lambda: before_commit(process, attachment))
+            # Last, after a flush (constraints answer first): only the commit itself can still
+            # fail after the rename, and then the file stays unreferenced — harmless, it is
+            # named by its content, and the next upload of the same content reuses it.
+            uow.before_commit(lambda: (session.flush(), staged.keep()))
+    finally:
+        if staged is not None and not staged.kept:
+            staged.discard()  # refused or failed: no file left behind
+    return process, attachment
+
+
+def open_attachment(
+    session: Session, store: AttachmentStore, document_id: int, attachment_id: int, actor: User
+) -> tuple[Attachment, Path]:
+    """An attachment and its stored file, for someone who may open it (rule
+    `open_attachment`); NotFound when the document is not visible to them."""
+    process = DocumentProcess.load(session, document_id, actor)
+    attachment = session.get(Attachment, attachment_id)
+    if attachment is None or attachment.document_id != process.document.id:
+        raise NotFound(f"document {document_id} has no attachment {attachment_id}")
+    verdict = policy.can_open_attachment(actor, process.document, process.spec)
+    if not verdict:
+        policy.can_open_attachment(
+            actor, process.document, process.spec, process.acted_on(actor)
+        ).enforce()
+    path = store.open(attachment.sha256)
+    if path is None:
+        raise NotFound(
+            f"the file of attachment {attachment_id} is missing from the attachment store; "
+            "tell the administrator (the audit log keeps its SHA-256)"
+        )
+    return attachment, path
 
 
 CLAIM_MINUTES = 30
@@ -377,51 +473,13 @@ def list_flows(session: Session) -> list[FlowVersion]:
 
 
 def record_overdue(session: Session, today: dt.date | None = None) -> list[int]:
-    """Record an `overdue` audit event once per overdue document and due date.
+    """`tick` as of the start of `today` (China time): the documents newly marked overdue.
 
-    Safe to run from many hosts at once: the unique notice row decides who records it, and the
-    loser's transaction is rolled back whole.
-    """
-    from workflow.models import OverdueNotice
-    from workflow.queries import overdue
-
-    recorded = []
-    for process in overdue(session, today):
-        document = process.document
-        due = document.data[process.spec.overdue.field]  # type: ignore[union-attr]
-        doc_id = document.id
-        exists = select(OverdueNotice.id).where(
-            OverdueNotice.document_id == doc_id, OverdueNotice.due_date == due
-        )
-        if session.scalar(exists) is not None:
-            continue
-        try:
-            session.execute(select(Document.id).where(Document.id == doc_id).with_for_update())
-            if session.scalar(exists) is not None:
-                session.rollback()
-                continue
-            session.add(OverdueNotice(document_id=doc_id, due_date=due))
-            session.flush()
-            audit.append(
-                session,
-                audit.document_chain(doc_id),
-                document_id=doc_id,
-                flow=document.flow_name,
-                flow_version=document.flow_version.version,
-                actor=None,
-                action="overdue",
-                outcome="ok",
-                from_state=document.state,
-                to_state=document.state,
-                revision=document.revision,
-                details={"due": due},
-            )
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            continue
-        recorded.append(doc_id)
-    return recorded
+    Reminders and escalations go with it (workflow/deadlines.py); safe on many hosts at once."""
+    now = None
+    if today is not None:
+        now = dt.datetime.combine(today, dt.time(), CHINA).astimezone(dt.UTC)
+    return deadlines.tick(session, now).overdue
 
 
 def migrate_documents(
@@ -484,6 +542,7 @@ def migrate_documents(
         if spec.state(new_state).is_review:
             document.review_round += 1
         document.updated_at = audit.utcnow()
+        document.due_at = deadlines.due_at(spec, new_state, document.entered_at, document.data)
         audit.append(
             session,
             audit.document_chain(document.id),

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, column, false, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, defer, joinedload
 
-from workflow import numbering, policy
-from workflow.db import as_utc
+from workflow import delegation, numbering, policy
+from workflow.db import as_utc, utcnow
 from workflow.errors import InvalidData
 from workflow.models import AuditEvent, Document, FlowVersion, User
 from workflow.process import DocumentProcess, compiled
@@ -25,12 +26,17 @@ from workflow.queries import (
     _limit,
     _task_condition,
     _task_states,
+    after_in_inbox,
     decode_cursor,
     encode_cursor,
+    late_first,
+    late_flag,
 )
 
 PARTS = ("all", "waiting", "acted", "created")
-SORTS = ("waiting", "newest")
+# Longest waiting first, newest first, largest amount first, soonest deadline first.
+SORTS = ("waiting", "newest", "amount", "due")
+NO_AMOUNT = Decimal(-1)  # documents without an amount sort after every amount (amounts are ≥ 0)
 MAX_TEXT = 200
 
 
@@ -44,7 +50,7 @@ class Filters:
     created_by: str | None = None  # a username
     since: dt.datetime | None = None  # created at or after
     until: dt.datetime | None = None  # created before
-    q: str | None = None  # number, customer/title, order number
+    q: str | None = None  # number, customer/title, order number, line products
     number: str | None = None  # the number only (FH-2026-000123, its digits, or the id)
     amount_min: Decimal | None = None
     amount_max: Decimal | None = None
@@ -80,7 +86,8 @@ def visible(session: Session, user: User) -> ColumnElement[bool]:
     user acted on it (an audit event with outcome ok)."""
     if not user.active:
         return false()
-    seeing = [v.id for v, spec in _versions(session) if policy.seeing_roles(spec) & user.roles]
+    roles = delegation.effective_roles(session, user)  # a delegate sees what those roles see
+    seeing = [v.id for v, spec in _versions(session) if policy.seeing_roles(spec) & roles]
     return or_(
         Document.created_by_id == user.id,
         Document.flow_version_id.in_(seeing),
@@ -92,9 +99,30 @@ def _text(value: Any) -> ColumnElement[str]:
     return func.lower(value.as_string())
 
 
+def _line_column(field: Any) -> str | None:
+    """The column of a table field that names the line: `product`, else its first text."""
+    names = [c.name for c in field.columns if c.type == "string"]
+    return "product" if "product" in names else (names[0] if names else None)
+
+
+def _lines(session: Session, ids: list[int], table: str, name: str, needle: str) -> Any:
+    """Some row of table field `table` has `needle` in its column `name` (case-insensitive)."""
+    if session.get_bind().dialect.name == "postgresql":
+        rows = Document.data[table]
+        array = case((func.jsonb_typeof(rows) == "array", rows), else_=literal("[]", JSONB))
+        row = func.jsonb_array_elements(array).table_valued(column("value", JSONB)).alias("line")
+        text = row.c.value[name].astext
+    else:
+        row = func.json_each(Document.data, f"$.{table}").table_valued("value").alias("line")
+        text = func.json_extract(row.c.value, f"$.{name}")
+    found = select(literal(1)).select_from(row).where(func.lower(text).contains(needle))
+    return and_(Document.flow_version_id.in_(ids), found.exists())
+
+
 def _search(session: Session, text: str) -> ColumnElement[bool]:
     """Free text over the number, the customer/title field (the first text field of each flow
-    version) and the order number."""
+    version), the order number and the lines' products (a table's `product` column, else its
+    first text column)."""
     text = text.strip()[:MAX_TEXT]
     needle = text.lower()
     conditions = [numbering.number_condition(text)]
@@ -103,21 +131,45 @@ def _search(session: Session, text: str) -> ColumnElement[bool]:
         titles = [f.name for f in spec.fields if f.type == "string"][:1]
         for name in {*titles, *(["order_no"] if spec.field("order_no") else [])}:
             by_field.setdefault(name, []).append(version.id)
+    by_line: dict[tuple[str, str], list[int]] = {}
+    for version, spec in _versions(session):
+        for table in (f for f in spec.fields if f.type == "table"):
+            line = _line_column(table)
+            if line:
+                by_line.setdefault((table.name, line), []).append(version.id)
     for name, ids in by_field.items():
         conditions.append(
             and_(Document.flow_version_id.in_(ids), _text(Document.data[name]).contains(needle))
         )
+    for (table, line), ids in by_line.items():
+        conditions.append(_lines(session, ids, table, line, needle))
     return or_(*conditions)
 
 
-def _amount(session: Session, low: Decimal | None, high: Decimal | None) -> ColumnElement[bool]:
-    """The amount range over each version's amount field (`amount`, else its first decimal)."""
+def _amount_fields(session: Session) -> dict[str, list[int]]:
+    """Each version's amount field (`amount`, else its first decimal) → the versions' ids."""
     by_field: dict[str, list[int]] = {}
     for version, spec in _versions(session):
         decimals = [f.name for f in spec.fields if f.type == "decimal"]
         if decimals:
             name = "amount" if "amount" in decimals else decimals[0]
             by_field.setdefault(name, []).append(version.id)
+    return by_field
+
+
+def amount_value(session: Session) -> ColumnElement[Decimal]:
+    """The document's amount as a number (NO_AMOUNT when it has none), for sorting."""
+    whens = [
+        (Document.flow_version_id.in_(ids), Document.data[name].as_numeric(20, 2))
+        for name, ids in _amount_fields(session).items()
+    ]
+    value = case(*whens, else_=None) if whens else literal(None)
+    return func.coalesce(value, NO_AMOUNT)
+
+
+def _amount(session: Session, low: Decimal | None, high: Decimal | None) -> ColumnElement[bool]:
+    """The amount range over each version's amount field (`amount`, else its first decimal)."""
+    by_field = _amount_fields(session)
     conditions = []
     for name, ids in by_field.items():
         value = Document.data[name].as_numeric(20, 2)
@@ -186,14 +238,38 @@ def documents(
             joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
         )
     )
-    if filters.sort == "waiting":  # longest waiting first: (entered_at, id) ascending
+    now = utcnow()
+    if filters.sort == "waiting":  # overdue first, then longest waiting: (late, entered_at, id)
+        after = decode_cursor(cursor, 4)
+        if after:
+            now = as_utc(_cursor_time(after[0]))
+            at, last = as_utc(_cursor_time(after[2])), _cursor_id(after[3])
+            stmt = stmt.where(after_in_inbox(now, 0 if after[1] == 0 else 1, at, last))
+        stmt = stmt.order_by(late_first(now), Document.entered_at, Document.id)
+    elif filters.sort == "amount":  # largest first: (amount, id) descending
+        value = amount_value(session)
         after = decode_cursor(cursor, 2)
         if after:
-            at, last = as_utc(_cursor_time(after[0])), _cursor_id(after[1])
-            stmt = stmt.where(
-                or_(Document.entered_at > at, and_(Document.entered_at == at, Document.id > last))
-            )
-        stmt = stmt.order_by(Document.entered_at, Document.id)
+            at, last = _cursor_amount(after[0]), _cursor_id(after[1])
+            stmt = stmt.where(or_(value < at, and_(value == at, Document.id < last)))
+        stmt = stmt.order_by(value.desc(), Document.id.desc())
+    elif filters.sort == "due":  # soonest deadline first, those without one last
+        undated = case((Document.due_at.is_(None), 1), else_=0)
+        after = decode_cursor(cursor, 3)
+        if after:
+            flag, last = (1 if after[0] else 0), _cursor_id(after[2])
+            if flag:
+                stmt = stmt.where(Document.due_at.is_(None), Document.id > last)
+            else:
+                due = as_utc(_cursor_time(after[1]))
+                stmt = stmt.where(
+                    or_(
+                        Document.due_at.is_(None),
+                        Document.due_at > due,
+                        and_(Document.due_at == due, Document.id > last),
+                    )
+                )
+        stmt = stmt.order_by(undated, Document.due_at, Document.id)
     else:  # newest first: ids only grow, so new documents never shift a later page
         after = decode_cursor(cursor, 1)
         if after:
@@ -206,7 +282,34 @@ def documents(
     if more and rows:
         last_row = rows[-1]
         if filters.sort == "waiting":
-            next_cursor = encode_cursor(as_utc(last_row.entered_at), last_row.id)
+            flag = late_flag(last_row, now)
+            next_cursor = encode_cursor(now, flag, as_utc(last_row.entered_at), last_row.id)
+        elif filters.sort == "amount":
+            next_cursor = encode_cursor(str(_row_amount(session, last_row)), last_row.id)
+        elif filters.sort == "due":
+            due = last_row.due_at
+            next_cursor = encode_cursor(
+                due is None, as_utc(due) if due is not None else 0, last_row.id
+            )
         else:
             next_cursor = encode_cursor(last_row.id)
     return ListPage(DocumentProcess.prefetch(session, rows), next_cursor, total)
+
+
+def _row_amount(session: Session, document: Document) -> Decimal:
+    """The sort value of one listed document, as SQL computes it (exact decimal text)."""
+    for name, ids in _amount_fields(session).items():
+        if document.flow_version_id in ids and document.data.get(name) not in (None, ""):
+            return Decimal(str(document.data[name]))
+    return NO_AMOUNT
+
+
+def _cursor_amount(value: Any) -> Decimal:
+    """A cursor's amount part: decimal text within the range of money; else a bad request."""
+    try:
+        amount = Decimal(value) if isinstance(value, str) and len(value) <= 30 else None
+    except ArithmeticError:
+        amount = None
+    if amount is None or not amount.is_finite() or abs(amount) >= 10**15:
+        raise InvalidData({"cursor": ["is not a cursor this server gave out"]})
+    return amount

@@ -95,3 +95,75 @@ def test_a_phone_never_scrolls_sideways(browser, live_server, screenshots, lang)
         assert page.evaluate(NO_SIDEWAYS)
     zhang.close()
     phone.close()
+
+
+def test_a_refused_second_approval_keeps_the_comment_and_says_why_in_chinese(browser, live_server):
+    zhang = Person(browser, live_server, "zhang", "zh")
+    (doc_id,) = submitted(zhang, 1)
+    wang = Person(browser, live_server, "wang", "zh")
+    first, second = wang.page, wang.context.new_page()
+    for tab in (first, second):
+        tab.goto(f"{live_server}/documents/{doc_id}")
+    first.fill("#comment-approve", "数量已核对")
+    first.click("button[data-action=approve]")
+    first.wait_for_url(re.compile(rf".*/documents/{doc_id}$"))
+    second.fill("#comment-approve", "第二个标签页里写的意见")
+    with second.expect_response(re.compile(rf".*/documents/{doc_id}/act$")) as answer:
+        second.click("button[data-action=approve]")
+    assert answer.value.status == 403
+    alert = second.locator(".flash.error")
+    assert "你已经复核过此单据。" in alert.inner_text()
+    assert second.locator("#kept-comment").input_value() == "第二个标签页里写的意见"
+    assert second.locator("button[data-action=approve]").count() == 0
+    zhang.close()
+    wang.close()
+
+
+def test_live_line_totals_and_sum_and_the_language_switch_keeps_the_form(
+    browser, live_server, screenshots
+):
+    zhang = Person(browser, live_server, "zhang", "zh")
+    page = zhang.page
+    page.goto(f"{live_server}/new/shipment")
+    page.fill("#customer", "安庆某医院")
+    page.fill("[name='items-0-product']", "医用纱布")
+    page.fill("[name='items-0-qty']", "2,000")
+    page.fill("[name='items-0-unit_price']", "0.85")
+    row = page.locator("fieldset.table-field tbody tr").first
+    assert row.locator(".line-total output").inner_text() == "¥1,700.00"
+    page.fill("[name='items-1-product']", "口罩")
+    page.fill("[name='items-1-qty']", "300")
+    page.fill("[name='items-1-unit_price']", "37")
+    live = page.locator(".live-sum")
+    assert "明细合计 ¥12,800.00" in live.inner_text()
+    page.fill("#amount", "12,000.00")
+    assert "与金额不符" in live.inner_text() and "mismatch" in live.get_attribute("class")
+    page.click(".live-sum button.use-sum")
+    assert page.input_value("#amount") == "12800.00"
+    assert "与金额一致" in live.inner_text()
+    # a third row added by hand survives the language switch with everything else
+    page.get_by_role("button", name="+ 添加一行").click()
+    page.fill("[name='items-2-product']", "棉签")
+    page.click("form.lang button[name=language]")
+    page.wait_for_url(re.compile(r".*/new/shipment\??$"))
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.input_value("#customer") == "安庆某医院"
+    assert page.input_value("[name='items-2-product']") == "棉签"
+    assert page.input_value("#amount") == "12800.00"
+    assert "Lines total ¥12,800.00" in page.locator(".live-sum").inner_text()
+    page.goto(f"{live_server}/new/shipment")  # kept once, not forever
+    assert page.input_value("#customer") == ""
+    zhang.close()
+
+
+def test_a_phone_sees_live_totals_on_stacked_cards(browser, live_server, screenshots):
+    phone = Person(browser, live_server, "zhang", "zh", width=390)
+    page = phone.page
+    page.goto(f"{live_server}/new/invoicing")
+    page.fill("[name='lines-0-product']", "一次性使用无菌注射器")
+    page.fill("[name='lines-0-qty']", "2000")
+    page.fill("[name='lines-0-unit_price']", "0.85")
+    assert "¥1,700.00" in page.locator(".live-sum").inner_text()
+    assert page.evaluate(NO_SIDEWAYS)
+    shoot(screenshots, page, "form-live-sum-zh-phone")
+    phone.close()

@@ -30,6 +30,7 @@ DOCUMENT_KEYS = {
     "actions",
 }
 EVENT_KEYS = {
+    "on_behalf_of",
     "seq",
     "at",
     "document_id",
@@ -848,6 +849,7 @@ MATRIX = {
     "history": (200, 200, 404, 200, 200, 200, 200, 404),
     "tasks": (200, 200, 200, 200, 200, 200, 200, 200),
     "audit": (403, 403, 403, 403, 403, 403, 200, 403),
+    "users": (403, 403, 403, 403, 403, 403, 403, 403),  # user administrators only
 }
 
 
@@ -860,6 +862,8 @@ def _request(api: Api, endpoint: str, user: str) -> Any:
         return put_yaml(api, user, shipment_yaml())
     if endpoint == "create_document":
         return api.post("/documents", user, json={"flow": "shipment", "data": SHIPMENT})
+    if endpoint == "users":
+        return api.get("/users", user)
     if endpoint == "edit_document":
         doc = api.create("zhang")
         return api.patch(
@@ -912,9 +916,17 @@ def test_openapi_document_covers_every_endpoint(client):
         ("POST", "/documents/{doc_id}/actions"),
         ("GET", "/documents/{doc_id}/history"),
         ("POST", "/documents/{doc_id}/comments"),
+        ("POST", "/documents/{doc_id}/attachments"),
+        ("GET", "/documents/{doc_id}/attachments/{attachment_id}"),
         ("POST", "/documents/{doc_id}/claim"),
         ("DELETE", "/documents/{doc_id}/claim"),
         ("GET", "/notifications"),
+        ("GET", "/notifications/settings"),
+        ("PATCH", "/notifications/settings"),
+        ("POST", "/delegations"),
+        ("GET", "/delegations"),
+        ("DELETE", "/delegations/{delegation_id}"),
+        ("GET", "/overdue"),
         ("GET", "/tasks"),
         ("POST", "/tasks/bulk"),
         ("GET", "/audit"),
@@ -922,6 +934,9 @@ def test_openapi_document_covers_every_endpoint(client):
         ("GET", "/audit/sod"),
         ("GET", "/reports/summary"),
         ("GET", "/reports/contracts"),
+        ("GET", "/users"),
+        ("POST", "/users"),
+        ("PATCH", "/users/{username}"),
     }
     schemas = spec["components"]["schemas"]
     assert set(schemas["Document"]["properties"]) >= DOCUMENT_KEYS

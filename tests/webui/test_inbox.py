@@ -273,7 +273,7 @@ def test_inbox_groups_and_search(app, login_as):
         ids.append(doc_id)
     wang = login_as("wang")
     page = wang.get("/inbox").get_data(as_text=True)
-    assert re.search(r"发货 <span class=\"count\"[^>]*>2</span>", page)
+    assert re.search(r"发货 · 双人复核 <span class=\"count\"[^>]*>2</span>", page)  # flow · state
     assert page.index("甲医院") < page.index("乙药房")  # oldest first
     page = wang.get("/inbox?q=乙").get_data(as_text=True)
     assert "乙药房" in page and "甲医院" not in page

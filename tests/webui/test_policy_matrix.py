@@ -33,6 +33,7 @@ COLLEAGUE = {
     "gm": "ma",
     "auditor": "shen",
     "flow_admin": "admin",
+    "user_admin": "hr",
 }
 CREATOR = {"shipment": "zhang", "invoicing": "zhang", "tender_deposit": "zhang", "expense": "xu"}
 
@@ -41,6 +42,7 @@ CREATOR = {"shipment": "zhang", "invoicing": "zhang", "tender_deposit": "zhang",
 def api(app, client, api_as) -> Api:
     with app.app_context():
         create_user(db.session, "xu2", PASSWORD, ["sales"])
+        create_user(db.session, "hr", PASSWORD, ["user_admin"])
         db.session.remove()
     return Api(client, api_as)
 
@@ -133,6 +135,9 @@ def test_every_role_and_action_agrees_with_the_policy(app, api, login_as, flow):
     assert all(outcomes["auditor", a] not in ("allowed", "hidden") for a in draft_actions)
     assert all(outcomes["flow_admin", a] in ("hidden", "role_not_allowed", "action_not_allowed")
                for a in draft_actions)  # fmt: skip
+    # user administrators manage people, never documents
+    assert all(outcome in ("hidden", "role_not_allowed", "action_not_allowed")
+               for (role, _), outcome in outcomes.items() if role == "user_admin")  # fmt: skip
     initial_roles = set(spec.state(spec.initial).editable_by)
     for role in initial_roles:
         if COLLEAGUE[role] != creator and outcomes[role, "edit"] != "hidden":

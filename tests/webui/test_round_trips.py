@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
 from tests.webui.test_api import Api
@@ -54,12 +53,6 @@ def test_an_approval_over_http_takes_at_most_12_round_trips(app, client, api_as)
     assert trips.count("BEGIN") == 1 and trips.count("COMMIT") == 1, trips
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15, open: the approval that reaches the quorum takes 15 round trips since "
-    "the report index (3 writes) and the notification outbox (1) joined the transaction; "
-    "the target stays 12 — this marks the shortfall until it is met",
-)
 def test_the_quorum_approval_stays_within_12_round_trips(app, client, api_as):
     api = Api(client, api_as)
     doc = api.submitted()

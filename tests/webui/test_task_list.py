@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,7 +18,7 @@ from tests.conftest import PASSWORD
 from tests.webui.test_api import SHIPMENT, SPECS, Api
 from webui.extensions import db
 from workflow import accounts, numbering, services
-from workflow.models import User
+from workflow.models import Document, User
 
 EXPENSE = SPECS["expense"].example
 INVOICE = SPECS["invoicing"].example
@@ -194,7 +195,7 @@ def test_filters(app, api):
 
 @pytest.mark.parametrize(
     "query",
-    ["part=mine", "sort=amount", "cursor=xyz", "limit=0", "min=abc", "since=yesterday", "q="],
+    ["part=mine", "sort=cheapest", "cursor=xyz", "limit=0", "min=abc", "since=yesterday", "q="],
 )
 def test_bad_list_queries_are_422(api, query):
     assert api.get("/documents?" + query, "zhang").status_code == 422
@@ -324,6 +325,7 @@ def test_a_flow_may_forbid_bulk_approval(app, api):
     result = bulk(api, "wang", [(doc_id, 1)]).get_json()["results"][0]
     assert result["error"]["code"] == "bulk_not_allowed" and not result["ok"]
     assert approvals(app, doc_id, "wang") == 0
+    assert refused_events(app, "bulk_not_allowed") == [("wang", doc_id, "approve")]  # rule 6
     assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200  # one by one: fine
 
 
@@ -354,3 +356,234 @@ def test_bulk_approve_from_the_inbox_page(app, login_as):
     refused = wang.post("/inbox/bulk", data={"csrf_token": token, "item": too_many})
     assert refused.status_code == 303
     assert "最多同意 50" in wang.get("/inbox").get_data(as_text=True)
+
+
+def refused_events(app, code: str) -> list[Any]:
+    from workflow.models import AuditEvent
+
+    with app.app_context():
+        stmt = select(AuditEvent).where(AuditEvent.outcome == "refused", AuditEvent.code == code)
+        found = [(e.actor, e.document_id, e.action) for e in db.session.scalars(stmt)]
+        db.session.remove()
+    return found
+
+
+def test_bulk_approve_covers_one_flow_and_one_state(app, api):
+    (shipment,) = shipments(app, 1)
+    invoice = api.create("zhang", "invoicing", INVOICE)
+    assert api.act(invoice["id"], "zhang", "submit", revision=1).status_code == 200
+    response = bulk(api, "wang", [(shipment, 1), (invoice["id"], 1)])
+    assert response.status_code == 422, response.get_json()
+    assert "one flow and one state" in str(response.get_json())
+    assert approvals(app, shipment, "wang") == approvals(app, invoice["id"], "wang") == 0
+    assert refused_events(app, "invalid_data")  # the refused request is on record
+    # Each kind on its own is fine.
+    assert bulk(api, "wang", [(shipment, 1)]).get_json()["done"] == 1
+    assert bulk(api, "wang", [(invoice["id"], 1)]).get_json()["done"] == 1
+
+
+def test_a_task_that_moved_on_since_it_was_selected_is_refused_and_recorded(app):
+    from workflow.errors import NotInSelection
+
+    (doc_id,) = shipments(app, 1)
+    with app.app_context():
+        with pytest.raises(NotInSelection):
+            services.act(
+                db.session, doc_id, user("wang"), "approve", 1, selection=("shipment", "draft")
+            )
+        db.session.remove()
+    assert approvals(app, doc_id, "wang") == 0
+    assert refused_events(app, "not_in_selection") == [("wang", doc_id, "approve")]
+
+
+def test_the_inbox_offers_one_bulk_form_per_flow_and_state(app, api, login_as):
+    shipments(app, 2)
+    invoice = api.create("zhang", "invoicing", INVOICE)
+    assert api.act(invoice["id"], "zhang", "submit", revision=1).status_code == 200
+    page = login_as("wang").get("/inbox").get_data(as_text=True)
+    assert page.count('action="/inbox/bulk"') == 2
+    assert "· 双人复核 <span" in page  # the group names its state
+    assert 'name="flow" value="shipment"' in page and 'name="state" value="double_check"' in page
+    assert 'name="flow" value="invoicing"' in page
+
+
+def one_line(product: str, amount: str) -> dict[str, Any]:
+    """Shipment data with a single line, the amount its total."""
+    line = {"product": product, "spec": "盒", "qty": 1, "unit_price": amount}
+    return {**SHIPMENT, "items": [line], "amount": amount}
+
+
+def test_sort_by_amount_pages_largest_first_without_gaps_or_repeats(app, api):
+    amounts = ["500.00", "12000.50", "99.99", "12000.50", "3000.00", "0.10", "500.00"]
+    made = {api.create("zhang", data=one_line("纱布", a))["id"]: a for a in amounts}
+    invoice = api.create("zhang", "invoicing", INVOICE)  # another flow's amount field
+    made[invoice["id"]] = INVOICE["amount"]
+    seen, total = every_page(api, "shen", sort="amount", limit=3)
+    assert total == len(made) and sorted(seen) == sorted(made)
+    expected = sorted(made, key=lambda i: (Decimal(made[i]), i), reverse=True)
+    assert seen == expected  # equal amounts: the newer first, none lost at a page edge
+    page = listing(api, "shen", sort="amount", flow="shipment", min="500", max="5000")
+    assert [made[i["id"]] for i in page["items"]] == ["3000.00", "500.00", "500.00"]
+
+
+def test_sort_by_due_date_pages_soonest_first_then_those_without_one(app, api):
+    made = [api.create("zhang", data=one_line("纱布", "10.00"))["id"] for _ in range(7)]
+    base = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+    due = {
+        made[0]: base + dt.timedelta(days=3),
+        made[1]: base,
+        made[2]: base + dt.timedelta(days=3),
+        made[3]: base - dt.timedelta(days=9),
+        made[4]: None,
+        made[5]: None,
+        made[6]: base,
+    }
+    with app.app_context():
+        for doc_id, at in due.items():
+            db.session.get(Document, doc_id).due_at = at
+        db.session.commit()
+    seen, total = every_page(api, "shen", sort="due", limit=2)
+    dated = sorted((d for d in made if due[d] is not None), key=lambda d: (due[d], d))
+    assert total == len(made) and seen == dated + sorted(d for d in made if due[d] is None)
+    forged = api.get("/documents?sort=due&cursor=WzAsICJub3QgYSB0aW1lIiwgMV0", "shen")
+    assert forged.status_code == 422, forged.get_json()
+
+
+def test_free_text_finds_line_products(app, api):
+    gauze = api.create("zhang", data=one_line("医用纱布块 Gauze", "10.00"))
+    api.create("zhang", data=one_line("输液器", "10.00"))
+    invoice = api.create("zhang", "invoicing", INVOICE)
+
+    def found(text: str) -> set[int]:
+        return {i["id"] for i in listing(api, "shen", q=text)["items"]}
+
+    assert found("纱布") == {gauze["id"]}
+    assert found("gauze") == {gauze["id"]}  # any case
+    assert invoice["id"] in found("口罩") and gauze["id"] not in found("口罩")
+    assert found("不存在的品名") == set()
+
+
+def test_the_inbox_page_sorts_by_amount(app, api, login_as):
+    for amount in ("20.00", "7000.00", "300.00"):
+        doc = api.create("zhang", data=one_line("纱布", amount))
+        assert api.act(doc["id"], "zhang", "submit", revision=1).status_code == 200
+    page = login_as("li").get("/inbox?sort=amount").get_data(as_text=True)
+    assert 'value="amount" selected' in page
+    shown = re.findall(r"¥([0-9,]+\.[0-9]{2})</td>", page)
+    assert shown == ["7,000.00", "300.00", "20.00"]
+
+
+# --- where a review stands ---------------------------------------------------------------------
+def test_waiting_on_whom_and_reject_only_tasks_explained(app, api, login_as):
+    (doc_id,) = shipments(app, 1)  # double check: one 销售内勤 and one 库管
+    assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200
+    creator = login_as("zhang").get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert '已同意<span class="waiting-on">，等待库管</span></p>' in creator
+    assert "已同意 1/2，等待库管" in login_as("zhang").get("/mine").get_data(as_text=True)
+    mine = login_as("wang").get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert "，等待库管</span>" in mine and "reject-only" not in mine
+    assert "你已同意，共 1/2，等待库管" in login_as("wang").get("/inbox?part=acted").get_data(
+        as_text=True
+    )
+    # Another 销售内勤: the 内勤 place is taken, so only a rejection is possible — and said so.
+    chen = login_as("chen")
+    page = chen.get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert 'value="reject"' in page and 'value="approve"' not in page
+    assert "你只能驳回：你的角色名额已有人同意，还缺库管的同意。" in page
+    inbox = chen.get("/inbox").get_data(as_text=True)
+    assert "还缺库管的同意" in inbox
+    assert f'value="{doc_id}:1"' not in inbox  # no bulk checkbox for a task it cannot approve
+    li_inbox = login_as("li").get("/inbox").get_data(as_text=True)
+    assert "已同意 1/2，等待库管" in li_inbox and f'value="{doc_id}:1"' in li_inbox
+
+
+def test_waiting_on_any_of_the_roles_when_the_review_takes_any(app, api, login_as):
+    from tests.webui.test_api import SPECS as specs
+
+    claim = api.create("xu", "expense", specs["expense"].example)
+    assert api.act(claim["id"], "xu", "submit", revision=1).status_code == 200
+    page = login_as("xu").get(f"/documents/{claim['id']}").get_data(as_text=True)
+    assert '<span class="waiting-on">，等待销售内勤（任一）</span>' in page
+    assert "已同意 0/2，等待销售内勤（任一）" in login_as("xu").get("/mine").get_data(as_text=True)
+
+
+# --- changed since you last saw it -------------------------------------------------------------
+def test_changed_and_resubmitted_badges_follow_what_the_reviewer_last_saw(app, api, login_as):
+    (doc_id,) = shipments(app, 1)
+    li = login_as("li")
+    assert "badge changed" not in li.get("/inbox").get_data(as_text=True)  # never opened
+    li.get(f"/documents/{doc_id}")
+    assert "badge changed" not in li.get("/inbox").get_data(as_text=True)  # seen as it is
+    # Rejected by someone else, edited and submitted again: back in the same review state.
+    assert api.act(doc_id, "wang", "reject", revision=1, comment="数量不对").status_code == 200
+    edited = api.patch(
+        f"/documents/{doc_id}", "zhang", json={"data": {"samples": "无"}, "revision": 1}
+    )
+    assert edited.status_code == 200, edited.get_json()
+    assert api.act(doc_id, "zhang", "submit", revision=2).status_code == 200
+    inbox = li.get("/inbox").get_data(as_text=True)
+    assert ">已重新提交</span>" in inbox
+    page = li.get(f"/documents/{doc_id}").get_data(as_text=True)
+    assert "自你上次查看以来，本单据已被驳回后重新提交。" in page
+    assert "badge changed" not in li.get("/inbox").get_data(as_text=True)  # seen again
+    # The creator edits a draft after a colleague looked at it: "changed" for the colleague.
+    (draft,) = shipments(app, 1, submit=False)
+    chen = login_as("chen")
+    chen.get(f"/documents/{draft}")
+    assert ">有修改</span>" not in chen.get("/inbox?part=all").get_data(as_text=True)
+    again = api.patch(
+        f"/documents/{draft}", "zhang", json={"data": {"samples": "无"}, "revision": 1}
+    )
+    assert again.status_code == 200
+    assert ">有修改</span>" in chen.get("/inbox?part=all").get_data(as_text=True)
+
+
+def test_a_bulk_selection_names_its_flow_and_state_and_moved_tasks_answer_alone(app, api):
+    moved, waiting = shipments(app, 2)
+    for who in ("wang", "li"):  # the quorum: `moved` goes on to ready_to_ship
+        assert api.act(moved, who, "approve", revision=1).status_code == 200
+    both = [(moved, 1), (waiting, 1)]
+    assert bulk(api, "chen", both).status_code == 422  # two states now, nothing named
+    named = bulk(api, "chen", both, flow="shipment", state="double_check")
+    assert named.status_code == 200, named.get_json()
+    results = {r["id"]: r for r in named.get_json()["results"]}
+    assert results[moved]["error"]["code"] == "not_in_selection"
+    assert results[moved]["status"] == 409
+    assert results[waiting]["ok"] and named.get_json()["done"] == 1
+    assert approvals(app, moved, "chen") == 0 and approvals(app, waiting, "chen") == 1
+    half = bulk(api, "chen", both, flow="shipment")
+    assert half.status_code == 422  # both or neither
+
+
+def test_the_list_pages_statements_do_not_grow_with_their_rows(app, api, login_as):
+    from tests.webui.test_round_trips import counted
+
+    li = login_as("li")
+
+    def statements(extra: int) -> int:
+        for doc_id in shipments(app, extra):
+            assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200
+            li.get(f"/documents/{doc_id}")  # seen: the badge is worked out for each row
+        li.get("/inbox")  # caches warm (flow versions compiled once per process)
+        with counted(app) as seen:
+            assert li.get("/inbox").status_code == 200
+        return len(seen)
+
+    few = statements(2)
+    assert statements(10) == few  # 2 rows or 12: the same statements (no query per row)
+
+
+def test_the_state_filter_offers_state_names_people_read(app, login_as):
+    shipments(app, 1)
+    (draft,) = shipments(app, 1, submit=False)
+    wang = login_as("wang")
+    page = wang.get("/inbox?part=all&flow=shipment&state=draft").get_data(as_text=True)
+    assert '<optgroup label="发货">' in page and '<optgroup label="开票">' not in page
+    assert '<option value="draft" selected>草稿</option>' in page
+    assert '<option value="double_check" >双人复核</option>' in page
+    assert 'data-total="1"' in page and f'href="/documents/{draft}"' in page
+    every = wang.get("/inbox?part=all&state=draft").get_data(as_text=True)
+    assert every.count("selected>草稿</option>") == 1  # one option chosen, not one per flow
+    assert '<optgroup label="开票">' in every
+    english = wang.get("/inbox?part=all", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<option value="double_check" >Double check</option>' in english

@@ -628,3 +628,22 @@ def test_resolve_is_safe_from_many_threads(shipment):
         t.join()
     assert errors == []
     assert compiled.machine.models == []
+
+
+def test_choice_labels_must_label_listed_choices():
+    shipment_text = (ROOT / "definitions" / "shipment.yaml").read_text(encoding="utf-8")
+    text = shipment_text.replace(
+        "    choice_labels: {自提: Customer pickup, 物流: Freight, 快递: Express courier}\n",
+        "    choice_labels: {自提: Customer pickup, 海运: Sea freight}\n",
+    )
+    assert text != shipment_text
+    with pytest.raises(DefinitionError) as caught:
+        load_flow(text)
+    assert "`海运` in `choice_labels` of field `carrier` is not one of its choices" in str(
+        caught.value
+    )
+    spec = load_flow(shipment_text)
+    carrier = spec.field("carrier")
+    assert carrier.choice_text("物流", "en") == "Freight"
+    assert carrier.choice_text("物流", "zh") == "物流"
+    assert carrier.choice_text("海运", "en") == "海运"  # unlabelled: as stored

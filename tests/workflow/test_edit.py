@@ -161,3 +161,14 @@ def test_a_bare_guard_number_keeps_its_quoting():
 def test_a_guard_threshold_must_be_plain_digits(value):
     with pytest.raises(DefinitionError, match="is not a number"):
         edit.set_guard_numbers(SHIPMENT, "t:0", [value])
+
+
+def test_a_choice_taken_out_takes_its_label_along():
+    shipped = (Path(__file__).resolve().parents[2] / "definitions" / "shipment.yaml").read_text(
+        encoding="utf-8"
+    )
+    after = edit.set_field(shipped, "carrier", "承运方式", "Carrier", True, ["自提", "物流"])
+    field = load_flow(after, "shipment.yaml").field("carrier")
+    assert field.choices == ("自提", "物流")
+    assert dict(field.choice_labels).keys() == {"自提", "物流"}
+    assert field.choice_text("物流", "en") == "Freight"

@@ -50,4 +50,14 @@ def _challenge(response):
     return response
 
 
-from webui.api import audit_views, bulk, flows, lists, openapi, report_views, views  # noqa: E402, F401
+from webui.api import (  # noqa: E402, F401
+    audit_views,
+    bulk,
+    deadline_views,
+    flows,
+    lists,
+    openapi,
+    report_views,
+    users,
+    views,
+)

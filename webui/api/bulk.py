@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from webui.api import schemas as s
 from webui.api.views import dump, json_body, me, operation
 from webui.errors import status_of
 from webui.extensions import db
 from workflow import bulk
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 
 
 class BulkItemSchema(s.InputSchema):
@@ -35,12 +37,29 @@ class BulkSchema(s.InputSchema):
             "pattern": s.NO_CONTROL_PATTERN,
         },
     )
+    flow = fields.String(
+        validate=validate.Regexp(NAME_PATTERN),
+        metadata={"description": "The flow the tasks were selected in (with `state`)."},
+    )
+    state = fields.String(
+        validate=validate.Regexp(NAME_PATTERN),
+        metadata={
+            "description": "The state the tasks were selected in: a task that moved on since "
+            "answers `not_in_selection`. Without `flow` and `state` the tasks must all be of "
+            "one flow and one state (else 422)."
+        },
+    )
     items = fields.List(
         fields.Nested(BulkItemSchema),
         required=True,
         validate=validate.Length(1, bulk.MAX_ITEMS),
         metadata={"description": f"1 to {bulk.MAX_ITEMS} tasks."},
     )
+
+    @validates_schema
+    def _both_or_neither(self, data: dict, **_: object) -> None:
+        if ("flow" in data) != ("state" in data):
+            raise ValidationError("give both `flow` and `state`, or neither", "state")
 
 
 class BulkErrorSchema(s.OutputSchema):
@@ -80,7 +99,8 @@ def bulk_act():
     every item (`bulk_not_allowed`)."""
     args = json_body(BulkSchema)
     items = [(item["id"], item["revision"]) for item in args["items"]]
-    results = bulk.act_each(db.session, me(), args["action"], items, args["comment"])
+    chosen = (args["flow"], args["state"]) if "flow" in args and "state" in args else None
+    results = bulk.act_each(db.session, me(), args["action"], items, args["comment"], chosen)
     body = []
     for result in results:
         document = result.process.document if result.process else None

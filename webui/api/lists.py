@@ -49,7 +49,10 @@ class DocumentListQuerySchema(s.PageQuerySchema):
     sort = fields.String(
         validate=validate.OneOf(tasklist.SORTS),
         load_default="waiting",
-        metadata={"description": "waiting: longest waiting first; newest: newest first."},
+        metadata={
+            "description": "waiting: longest waiting first; newest: newest first; "
+            "amount: largest amount first; due: soonest deadline first (none last)."
+        },
     )
 
 

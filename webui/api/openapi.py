@@ -20,12 +20,14 @@ ERROR_TEXT = {
     401: "No valid credentials (code `unauthorized`); a bad bearer token is 401 whatever "
     "cookie comes with it",
     403: "Not allowed (codes: forbidden, not_owner, self_review, already_reviewed, "
-    "role_not_allowed, action_not_allowed)",
+    "role_not_allowed, action_not_allowed, self_administration, password_change_required)",
     404: "Not found, or not visible to the caller",
     409: "stale_revision, or conflict when a concurrent change won",
-    413: "The body is larger than the server accepts (1 MiB)",
+    413: "The body is larger than the server accepts (1 MiB; an upload: ATTACHMENT_MAX_SIZE, "
+    "10 MiB by default), code `too_large`",
     414: "The URL is longer than 4096 characters (code `uri_too_long`)",
-    415: "Wrong Content-Type",
+    415: "Wrong Content-Type; for an upload also `unsupported_file_type`: the file's content "
+    "is not PDF, JPEG or PNG",
     422: "A body or query that does not validate (details say what), check_failed, "
     "idempotency_key_reused, or a JSON number refused before it is read (longer than 40 "
     "characters, or written with an exponent)",
@@ -55,6 +57,8 @@ def _path_parameters(rule: str) -> list[dict[str, Any]]:
     for converter, name in PATH_PARAM.findall(rule):
         if converter == "int":
             schema: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": s.MAX_ID}
+        elif name == "username":
+            schema = {"type": "string", "pattern": r"^[^\s/]{1,64}$"}
         else:
             schema = {"type": "string", "pattern": s.NAME_PATTERN}
         parameters.append({"in": "path", "name": name, "required": True, "schema": schema})
@@ -72,6 +76,9 @@ def _operation(op: Operation) -> dict[str, Any]:
     success: dict[str, Any] = {"description": op.summary}
     if op.response is not None:
         success["content"] = {"application/json": {"schema": op.response}, **op.extra_content}
+    if op.files:
+        binary = {"type": "string", "format": "binary"}
+        success["content"] = {media: {"schema": binary} for media in op.files}
     responses: dict[Any, Any] = {str(op.status): success}
     for status in op.alt_status:
         responses[str(status)] = success
@@ -97,6 +104,11 @@ def _operation(op: Operation) -> dict[str, Any]:
         spec["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": op.body}},
+        }
+    if op.form_body is not None:
+        spec["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": op.form_body}},
         }
     if op.raw_body is not None:
         spec["requestBody"] = {

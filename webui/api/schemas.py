@@ -195,6 +195,47 @@ class CommentSchema(InputSchema):
     )
 
 
+class UploadSchema(InputSchema):
+    """The form fields sent along with an uploaded file (multipart/form-data)."""
+
+    revision = fields.Integer(
+        required=True,
+        strict=False,
+        validate=validate.Range(1, MAX_ID),
+        metadata={"description": "The revision you are attaching to (as for an edit)."},
+    )
+
+
+class Include(fields.String):
+    """`attachments,comments`: what a single document comes with, as a set."""
+
+    NAMES = ("attachments", "comments")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > 40:
+            raise ValidationError("at most 40 characters")
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(self.NAMES))
+        if unknown:
+            raise ValidationError(
+                f"unknown: {', '.join(unknown)[:80]}; choose from {', '.join(self.NAMES)}"
+            )
+        return frozenset(names)
+
+
+class DocumentQuerySchema(InputSchema):
+    include = Include(
+        load_default=frozenset(),
+        metadata={
+            "maxLength": 40,
+            "description": "Comma-separated: `attachments` (the files, and `can_attach`), "
+            "`comments` (questions and remarks without an action).",
+            "pattern": "^(attachments|comments)(,(attachments|comments))?$",
+        },
+    )
+
+
 class PageQuerySchema(InputSchema):
     limit = fields.Integer(validate=validate.Range(1, 200), metadata={"description": "1–200."})
     cursor = fields.String(
@@ -250,6 +291,10 @@ class ErrorSchema(OutputSchema):
 
 class ApprovalSchema(OutputSchema):
     user = fields.String(attribute="user.username", required=True)
+    name = fields.String(
+        attribute="user.name",
+        metadata={"description": "The approver's display name (their login when they have none)."},
+    )
     at = LocalDateTime(required=True)
     comment = fields.String(required=True)
     checks = fields.Dict(
@@ -289,6 +334,32 @@ class ReviewStatusSchema(OutputSchema):
     )
 
 
+class AttachmentSchema(OutputSchema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True, metadata={"description": "The file name as uploaded."})
+    size = fields.Integer(required=True, metadata={"description": "Bytes."})
+    content_type = fields.String(
+        required=True,
+        metadata={
+            "description": "application/pdf, image/jpeg or image/png, read from the content."
+        },
+    )
+    sha256 = fields.String(required=True, metadata={"description": "The content's SHA-256 (hex)."})
+    revision = fields.Integer(
+        required=True,
+        metadata={
+            "description": "The document revision attaching it started (right after an "
+            "upload: the document's revision now, which approvals must name)."
+        },
+    )
+    uploaded_by = fields.String(attribute="uploaded_by.username", required=True)
+    at = LocalDateTime(required=True)
+    url = fields.Method("_url", required=True, metadata={"description": "Where to GET the file."})
+
+    def _url(self, row: Any) -> str:
+        return f"/api/v1/documents/{row.document_id}/attachments/{row.id}"
+
+
 class DocumentSchema(OutputSchema):
     id = fields.Integer(required=True)
     number = fields.String(
@@ -306,6 +377,9 @@ class DocumentSchema(OutputSchema):
     revision = fields.Integer(required=True)
     data = fields.Dict(required=True, metadata={"description": "Money as decimal text."})
     created_by = fields.String(required=True)
+    created_by_name = fields.String(
+        metadata={"description": "The creator's display name (their login when they have none)."}
+    )
     created_at = LocalDateTime(required=True)
     claim = fields.Nested(
         ClaimSchema,
@@ -322,7 +396,26 @@ class DocumentSchema(OutputSchema):
         fields.String(), required=True, metadata={"description": "What the caller may do now."}
     )
     can_edit = fields.Boolean(required=True)
+    can_attach = fields.Boolean(
+        metadata={"description": "Whether the caller may attach a file now (with `attachments`)."}
+    )
     overdue = fields.Boolean(required=True)
+    attachments = fields.List(
+        fields.Nested(AttachmentSchema),
+        metadata={
+            "description": "The attached files, oldest first. Present when asked for: "
+            "GET /documents/{id}?include=attachments (lists and the responses of writes leave "
+            "it out)."
+        },
+    )
+    comments = fields.List(
+        fields.Nested(lambda: CommentOutSchema()),
+        metadata={
+            "description": "Questions and remarks without an action, oldest first (in a blind "
+            "review the others' of the current round stay hidden until you have decided). "
+            "Present when asked for: GET /documents/{id}?include=comments."
+        },
+    )
 
 
 class DocumentPageSchema(OutputSchema):
@@ -374,6 +467,15 @@ class EventSchema(OutputSchema):
     revision = fields.Integer(allow_none=True, required=True)
     comment = fields.String(required=True)
     hash = fields.String(required=True)
+    on_behalf_of = fields.Method(
+        "_on_behalf_of",
+        allow_none=True,
+        required=True,
+        metadata={"description": "The principal a delegate acted for (null: in their own name)."},
+    )
+
+    def _on_behalf_of(self, event: Any) -> str | None:
+        return (event.details or {}).get("on_behalf_of")
 
 
 class EventPageSchema(OutputSchema):

@@ -6,9 +6,10 @@ Refused…), and webui/errors.py maps its errors to HTTP.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from flask import Response, current_app, request
@@ -16,12 +17,14 @@ from flask_login import current_user
 from marshmallow import Schema
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+from webui import attachments
 from webui.api import bp
 from webui.api import schemas as s
+from webui.attachments import accepts_upload
 from webui.extensions import db
-from workflow import idempotency, notify, queries, services
+from workflow import idempotency, notify, policy, queries, services
 from workflow.definitions.spec import FlowSpec, Label
-from workflow.errors import NotFound, Refused
+from workflow.errors import InvalidData, NotFound, Refused
 from workflow.models import FlowVersion, Review
 from workflow.process import DocumentProcess, compiled
 
@@ -44,6 +47,8 @@ class Operation:
     errors: tuple[int, ...] = ()
     extra_content: dict[str, Any] = field(default_factory=dict)
     raw_body: dict[str, Any] | None = None
+    form_body: dict[str, Any] | None = None  # multipart/form-data (uploads)
+    files: tuple[str, ...] = ()  # a file response: its possible media types
     alt_status: tuple[int, ...] = ()
     public: bool = False
 
@@ -80,6 +85,13 @@ def operation(
     return decorate
 
 
+@cache
+def instance(schema: type[Schema]) -> Schema:
+    """One instance per schema class: building one (and its nested schemas) costs more than the
+    load or dump it serves, and marshmallow 4 schemas hold no per-call state."""
+    return schema()
+
+
 def json_body(schema: type[Schema]) -> dict[str, Any]:
     """The request's JSON body loaded by `schema` (415 not JSON, 400 malformed, 422 invalid)."""
     if not request.is_json:
@@ -88,15 +100,15 @@ def json_body(schema: type[Schema]) -> dict[str, Any]:
         payload = request.get_json()
     except RecursionError:
         raise BadRequest("the JSON is nested too deeply") from None
-    return schema().load(payload)
+    return instance(schema).load(payload)
 
 
 def query_args(schema: type[Schema]) -> dict[str, Any]:
-    return schema().load(request.args.to_dict())
+    return instance(schema).load(request.args.to_dict())
 
 
 def dump(schema: type[Schema], obj: Any, status: int = 200) -> tuple[Any, int]:
-    return schema().dump(obj), status
+    return instance(schema).dump(obj), status
 
 
 def me():
@@ -116,7 +128,9 @@ class ReviewStatus:
 class DocumentView:
     """One document as the caller sees it (the contract's document shape)."""
 
-    def __init__(self, process: DocumentProcess, user: Any) -> None:
+    def __init__(
+        self, process: DocumentProcess, user: Any, include: frozenset[str] = frozenset()
+    ) -> None:
         document = process.document
         self.id = document.id
         self.number = document.number
@@ -127,6 +141,7 @@ class DocumentView:
         self.revision = document.revision
         self.data = document.data
         self.created_by = document.created_by.username
+        self.created_by_name = document.created_by.name
         self.created_at = document.created_at
         rule = process.state.review
         self.review = (
@@ -144,6 +159,13 @@ class DocumentView:
         self.claim = process.active_claim()
         self.can_edit = process.can_edit(user)
         self.overdue = queries.is_overdue(process)
+        # Asked for with `?include=attachments,comments` (one read each); lists and the
+        # responses of writes leave them out, so an approval stays within its round trips.
+        if "attachments" in include:
+            self.can_attach = bool(policy.can_attach(user, document, process.spec))
+            self.attachments = queries.attachments(db.session, process)
+        if "comments" in include:
+            self.comments = queries.comments(db.session, process, user)
 
 
 class FlowView:
@@ -171,20 +193,28 @@ def document_response(process: DocumentProcess, status: int = 200) -> tuple[Any,
     return dump(s.DocumentSchema, DocumentView(process, me()), status)
 
 
-def perform(status: int, call: Callable[[services.Finish], Any]) -> Response:
+def perform(
+    status: int,
+    call: Callable[[Callable[..., None]], Any],
+    body: Callable[..., Any] | None = None,
+    fingerprint: bytes | None = None,
+) -> Response:
     """Run one engine call and answer with the document it acted on.
 
     The body is built from the transaction's own objects before it commits (no second
     transaction re-reads what was just written). With an `Idempotency-Key` header the body is
     stored under the key in that same transaction, and a retry is answered from it.
     """
-    claim = idempotency_claim()
+    claim = idempotency_claim(fingerprint)
     if claim is not None and (found := idempotency.stored(db.session, claim)) is not None:
         return replay(found)
     built: dict[str, str] = {}
 
-    def before_commit(process: DocumentProcess) -> None:
-        built["body"] = current_app.json.dumps(s.DocumentSchema().dump(DocumentView(process, me())))
+    def document_body(process: DocumentProcess) -> Any:
+        return instance(s.DocumentSchema).dump(DocumentView(process, me()))
+
+    def before_commit(*results: Any) -> None:
+        built["body"] = current_app.json.dumps((body or document_body)(*results))
         if claim is not None:
             idempotency.remember(db.session, claim, status, built["body"])
 
@@ -199,11 +229,15 @@ def perform(status: int, call: Callable[[services.Finish], Any]) -> Response:
     return Response(built["body"], status, mimetype="application/json")
 
 
-def idempotency_claim() -> idempotency.Claim | None:
+def idempotency_claim(fingerprint: bytes | None = None) -> idempotency.Claim | None:
+    """The request's Idempotency-Key; the body is what it asked, unless `fingerprint` says it
+    (an upload: its fields and the file's hash, not the multipart framing, which a retry may
+    frame with another boundary)."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    return idempotency.claim(me().id, key, request.method, request.path, request.get_data())
+    body = request.get_data() if fingerprint is None else fingerprint
+    return idempotency.claim(me().id, key, request.method, request.path, body)
 
 
 def replay(found: idempotency.Stored) -> Response:
@@ -277,10 +311,15 @@ def create_document():
     )
 
 
-@operation(DOC, "GET", "A document", s.DocumentSchema, errors=(404,))
+@operation(
+    DOC, "GET", "A document", s.DocumentSchema, query=s.DocumentQuerySchema, errors=(404, 422)
+)
 def get_document(doc_id: int):
-    """The document with its review status and the actions the caller may take now."""
-    return document_response(services.get_document(db.session, doc_id, me()))
+    """The document with its review status and the actions the caller may take now;
+    `?include=attachments,comments` adds its attached files and its comments."""
+    args = query_args(s.DocumentQuerySchema)
+    process = services.get_document(db.session, doc_id, me())
+    return dump(s.DocumentSchema, DocumentView(process, me(), args["include"]))
 
 
 @operation(
@@ -346,6 +385,93 @@ def comment(doc_id: int):
     args = json_body(s.CommentSchema)
     _, event = services.comment(db.session, doc_id, me(), args["text"])
     return dump(s.CommentOutSchema, event, 201)
+
+
+UPLOAD_FORM = {
+    "type": "object",
+    "required": ["file", "revision"],
+    "properties": {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "A PDF, JPEG or PNG (judged from its content), at most "
+            "ATTACHMENT_MAX_SIZE (10 MiB by default).",
+        },
+        "revision": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": s.MAX_ID,
+            "description": "The revision you are attaching to.",
+        },
+    },
+}
+FILE_TYPES = ("application/pdf", "image/jpeg", "image/png")
+
+
+@operation(
+    DOC + "/attachments",
+    "POST",
+    "Attach a file",
+    s.AttachmentSchema,
+    201,
+    errors=(403, 404, 409, 413, 415, 422),
+    form_body=UPLOAD_FORM,
+)
+@accepts_upload
+def attach(doc_id: int):
+    """multipart/form-data with `file` and `revision`. Who may edit the document in its state
+    may attach (in a review state: its creator). Starts a new revision, so approvals given
+    before no longer count (in a review state a new round opens). 413 `too_large` over the
+    limit, 415 `unsupported_file_type` when the content is not PDF, JPEG or PNG (its name and
+    declared type are ignored); a refused upload stores nothing."""
+    if request.mimetype != "multipart/form-data":
+        raise UnsupportedMediaType("send the file as multipart/form-data (a `file` field)")
+    upload = request.files.get("file")
+    # Only the known fields are read (a multipart form may carry others; they are ignored).
+    args = s.UploadSchema().load({k: request.form[k] for k in ("revision",) if k in request.form})
+    if upload is None:
+        raise InvalidData({"file": ["choose a file to attach (the `file` field)"]})
+    return perform(
+        201,
+        lambda done: services.attach(
+            db.session,
+            attachments.store(),
+            doc_id,
+            me(),
+            upload.stream,
+            upload.filename,
+            args["revision"],
+            before_commit=done,
+        ),
+        body=lambda _process, attachment: s.AttachmentSchema().dump(attachment),
+        fingerprint=upload_fingerprint(upload, args["revision"]),
+    )
+
+
+def upload_fingerprint(upload: Any, revision: int) -> bytes:
+    """What an upload asks: the revision, the file name and the file's content hash."""
+    digest = hashlib.file_digest(upload.stream, "sha256").hexdigest()
+    upload.stream.seek(0)
+    return f"{revision}\n{upload.filename}\n{digest}".encode()
+
+
+@operation(
+    DOC + "/attachments/<int(min=1, max=2147483647):attachment_id>",
+    "GET",
+    "An attached file",
+    None,
+    errors=(403, 404),
+    files=FILE_TYPES,
+)
+def get_attachment(doc_id: int, attachment_id: int):
+    """The file itself, with its checked type, its name in Content-Disposition and a strict
+    Content-Security-Policy; `?download=1` asks for it as a download. Opened by the document's
+    creator, its reviewers and those who act on it, and auditors (403 for others who see the
+    document; 404 when the document is not visible)."""
+    found, path = services.open_attachment(
+        db.session, attachments.store(), doc_id, attachment_id, me()
+    )
+    return attachments.file_response(found, path, download=request.args.get("download") == "1")
 
 
 @operation(DOC + "/history", "GET", "A document's history", s.EventPageSchema, errors=(404,))

@@ -16,38 +16,38 @@ from zoneinfo import ZoneInfo
 import xlsxwriter
 from flask import Response, current_app, stream_with_context
 
-from webui.i18n import lang
+from webui.i18n import N_, lang, tr
 from workflow.audit_reports import AuditRow
 from workflow.db import as_utc
 
 # Cells a spreadsheet would run as a formula (or that start a DDE payload) get a leading quote.
 CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
-COLUMNS: list[tuple[str, str, str]] = [  # key, 中文, English
-    ("seq", "序号", "Seq"),
-    ("at", "时间", "Time"),
-    ("flow", "流程", "Flow"),
-    ("flow_version", "流程版本", "Flow version"),
-    ("document", "单据号", "Document"),
-    ("customer", "客户/标题", "Customer / title"),
-    ("amount", "金额", "Amount"),
-    ("actor", "操作人", "By"),
-    ("login", "账号", "Login"),
-    ("action", "动作", "Action"),
-    ("outcome", "结果", "Outcome"),
-    ("code", "拒绝原因代码", "Refusal code"),
-    ("from_state", "原状态", "From state"),
-    ("to_state", "新状态", "To state"),
-    ("revision", "修订版本", "Revision"),
-    ("comment", "意见", "Comment"),
-    ("data_hash", "数据哈希", "Data hash"),
-    ("hash", "事件哈希", "Event hash"),
+COLUMNS: list[tuple[str, tuple[str, str]]] = [  # key, (中文, English)
+    ("seq", N_("序号", "Seq")),
+    ("at", N_("时间", "Time")),
+    ("flow", N_("流程", "Flow")),
+    ("flow_version", N_("流程版本", "Flow version")),
+    ("document", N_("单据号", "Document")),
+    ("customer", N_("客户/标题", "Customer / title")),
+    ("amount", N_("金额", "Amount")),
+    ("actor", N_("操作人", "By")),
+    ("login", N_("账号", "Login")),
+    ("action", N_("动作", "Action")),
+    ("outcome", N_("结果", "Outcome")),
+    ("code", N_("拒绝原因代码", "Refusal code")),
+    ("from_state", N_("原状态", "From state")),
+    ("to_state", N_("新状态", "To state")),
+    ("revision", N_("修订版本", "Revision")),
+    ("comment", N_("意见", "Comment")),
+    ("data_hash", N_("数据哈希", "Data hash")),
+    ("attachment", N_("附件 (SHA-256)", "Attachment (SHA-256)")),
+    ("hash", N_("事件哈希", "Event hash")),
 ]
-OUTCOME_TEXT = {"ok": ("允许", "allowed"), "refused": ("拒绝", "refused")}
+OUTCOME_TEXT = {"ok": N_("允许", "allowed"), "refused": N_("拒绝", "refused")}
 
 
 def headers() -> list[str]:
-    english = lang() == "en"
-    return [en if english else zh for _, zh, en in COLUMNS]
+    return [tr(pair) for _, pair in COLUMNS]
 
 
 def _text(label: Any) -> str:
@@ -59,9 +59,8 @@ def _text(label: Any) -> str:
 def cells(row: AuditRow) -> list[Any]:
     """One event as export cells, in COLUMNS order (text, except the integers)."""
     zone = ZoneInfo(current_app.config.get("DISPLAY_TIMEZONE", "Asia/Shanghai"))
-    english = lang() == "en"
     e = row.event
-    outcome = OUTCOME_TEXT.get(e.outcome, (e.outcome, e.outcome))[1 if english else 0]
+    outcome = tr(OUTCOME_TEXT[e.outcome]) if e.outcome in OUTCOME_TEXT else e.outcome
     return [
         e.id,
         as_utc(e.at).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
@@ -80,8 +79,17 @@ def cells(row: AuditRow) -> list[Any]:
         e.revision,
         e.comment or "",
         e.data_hash or "",
+        attachment_cell(e.details),
         e.hash,
     ]
+
+
+def attachment_cell(details: Any) -> str:
+    """An `attach` event's file: its name and the SHA-256 the event sealed."""
+    found = (details or {}).get("attachment") if isinstance(details, dict) else None
+    if not isinstance(found, dict):
+        return ""
+    return f"{found.get('name', '')} sha256:{found.get('sha256', '')}"
 
 
 def csv_cell(value: Any) -> str:

@@ -27,7 +27,15 @@ class PasswordForm(FlaskForm):
 
 class LanguageForm(FlaskForm):
     # Rendered as a <select> by the template (LANGUAGE_CHOICES); only these values pass.
-    language = StringField("界面语言 Language", validators=[AnyOf(["", "zh", "en"])])
+    # "zh" is the earlier spelling of zh_Hans (still accepted).
+    language = StringField(
+        "界面语言 Language", validators=[AnyOf(["", "zh", "zh_Hans", "zh_Hant", "en"])]
+    )
 
 
-LANGUAGE_CHOICES = (("", "跟随浏览器 / Browser"), ("zh", "简体中文"), ("en", "English"))
+LANGUAGE_CHOICES = (
+    ("", "跟随浏览器 / 跟隨瀏覽器 / Browser"),
+    ("zh_Hans", "简体中文"),
+    ("zh_Hant", "繁體中文"),
+    ("en", "English"),
+)

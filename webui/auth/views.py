@@ -7,9 +7,9 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from webui.auth import bp
 from webui.auth.forms import LANGUAGE_CHOICES, LanguageForm, LoginForm, PasswordForm
-from webui.auth_loader import SessionUser
+from webui.auth_loader import SessionUser, bind_csrf_to_sign_in, uses_header_auth
 from webui.extensions import db
-from webui.inbox.helpers import t
+from webui.i18n import t
 from workflow.accounts import (
     authenticate,
     change_password,
@@ -20,6 +20,7 @@ from workflow.accounts import (
     record_login_failure,
     set_language,
 )
+from workflow.errors import PasswordChangeRequired
 
 
 def safe_next(target: str | None) -> str:
@@ -49,8 +50,9 @@ def login():
             record_login_failure(db.session, username, request.remote_addr or "", "login_throttled")
             flash(
                 t(
-                    f"登录失败次数过多，请 {minutes} 分钟后再试。",
-                    f"Too many failed sign-ins; try again in {minutes} minutes.",
+                    "登录失败次数过多，请 {minutes} 分钟后再试。",
+                    "Too many failed sign-ins; try again in {minutes} minutes.",
+                    minutes=minutes,
                 ),
                 "error",
             )
@@ -64,6 +66,16 @@ def login():
                 session["lang"] = keep_lang
             key = open_session(db.session, user)
             login_user(SessionUser(user, session_key=key), remember=form.remember.data)
+            bind_csrf_to_sign_in(key)  # pages of this sign-in submit as long as it lasts
+            if user.must_change_password:
+                flash(
+                    t(
+                        "管理员重置了你的密码，请先设置新密码。",
+                        "An administrator reset your password; choose a new one first.",
+                    ),
+                    "error",
+                )
+                return redirect(url_for("auth.password"))
             return redirect(safe_next(request.args.get("next")))
         record_login_failure(db.session, username, request.remote_addr or "")
         flash(t("用户名或密码不正确。", "Wrong username or password."), "error")
@@ -80,6 +92,27 @@ def logout():
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+# Signed in with a password an administrator reset: only these pages until it is changed.
+OPEN_WHILE_RESET = frozenset(
+    {"auth.password", "auth.logout", "auth.language", "auth.login", "static", "main.healthz"}
+)
+
+
+@bp.before_app_request
+def _password_reset_first():
+    """A reset password is changed at the next sign-in before anything else (pages redirect
+    to the password form; the API, used with this session, answers 403)."""
+    if not current_user.is_authenticated or uses_header_auth():
+        return None
+    if not current_user.row.must_change_password or request.endpoint in OPEN_WHILE_RESET:
+        return None
+    if request.path.startswith("/api/"):
+        raise PasswordChangeRequired(
+            "an administrator reset this password: change it at /auth/password first"
+        )
+    return redirect(url_for("auth.password"))
 
 
 @bp.route("/password", methods=["GET", "POST"])

@@ -12,7 +12,7 @@ from markupsafe import Markup
 
 from webui.extensions import db
 from webui.flows import bp
-from webui.i18n import lang
+from webui.i18n import lang, t
 from workflow import flowadmin, policy, services
 from workflow.definitions import edit as yaml_edit
 from workflow.definitions.diagram import render_svg
@@ -25,7 +25,7 @@ NAME_RULE = "<flowname:name>"
 
 
 def _t(zh: str, en: str) -> str:
-    return en if lang() == "en" else zh
+    return t(zh, en)
 
 
 @bp.record_once
@@ -170,7 +170,7 @@ def new():
     name = request.form.get("name", "").strip()
     source = request.form.get("template") or None
     if services.current_version(db.session, name) is not None:
-        flash(_t(f"流程 {name} 已存在。", f"A flow named {name} already exists."), "error")
+        flash(t("流程 {name} 已存在。", "A flow named {name} already exists.", name=name), "error")
         return redirect(url_for("flows.index"), 303)
     if not flowadmin.NAME_RE.fullmatch(name):
         flash(
@@ -235,18 +235,19 @@ def publish(name: str):
         return _editor(name, checked, services.current_version(db.session, name), note), 422
     if outcome.change is not None:
         flash(
-            _t(
-                f"此修改削弱了复核，需另一位流程管理员批准（修改 #{outcome.change.id}）。",
-                f"This change weakens review; a second flow admin must approve it "
-                f"(change #{outcome.change.id}).",
+            t(
+                "此修改削弱了复核，需另一位流程管理员批准（修改 #{id}）。",
+                "This change weakens review; a second flow admin must approve it (change #{id}).",
+                id=outcome.change.id,
             ),
             "status",
         )
     elif outcome.created:
         flash(
-            _t(
-                f"已发布版本 {outcome.version.version}。",
-                f"Published version {outcome.version.version}.",
+            t(
+                "已发布版本 {version}。",
+                "Published version {version}.",
+                version=outcome.version.version,
             ),
             "status",
         )
@@ -260,9 +261,10 @@ def publish(name: str):
 def approve(name: str, change_id: int):
     outcome = flowadmin.approve_change(db.session, name, change_id, current_user.row)
     flash(
-        _t(
-            f"已批准并发布版本 {outcome.version.version}。",
-            f"Approved and published version {outcome.version.version}.",
+        t(
+            "已批准并发布版本 {version}。",
+            "Approved and published version {version}.",
+            version=outcome.version.version,
         ),
         "status",
     )
@@ -314,7 +316,7 @@ def migrate_apply(name: str):
     moved = services.migrate_documents(
         db.session, name, mapping, current_user.row, document_ids=ids
     )
-    flash(_t(f"已迁移 {len(moved)} 份单据。", f"Migrated {len(moved)} document(s)."), "status")
+    flash(t("已迁移 {n} 份单据。", "Migrated {n} document(s).", n=len(moved)), "status")
     return redirect(url_for("flows.index"), 303)
 
 

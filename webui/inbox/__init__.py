@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("inbox", __name__)
 
-from webui.inbox import bulk_views, helpers, printing, views  # noqa: E402,F401
+from webui.inbox import away_views, bulk_views, helpers, printing, views  # noqa: E402,F401

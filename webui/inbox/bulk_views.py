@@ -16,6 +16,7 @@ from workflow.errors import WorkflowError
 
 ITEM_RE = re.compile(r"([0-9]{1,10}):([0-9]{1,10})")
 BACK_RE = re.compile(r"[A-Za-z0-9_%=&.+~-]{1,1000}")
+NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 @bp.post("/inbox/bulk")
@@ -30,14 +31,16 @@ def bulk_approve():
         return redirect(back, 303)
     if len(items) > bulk.MAX_ITEMS or len(items) != len(raw):
         flash(
-            t(f"一次最多同意 {bulk.MAX_ITEMS} 张单据。", f"At most {bulk.MAX_ITEMS} at once."),
+            t("一次最多同意 {n} 张单据。", "At most {n} at once.", n=bulk.MAX_ITEMS),
             "error",
         )
         return redirect(back, 303)
     comment = request.form.get("comment", "")[:2000]
-    results = bulk.act_each(db.session, current_user.row, "approve", items, comment)
+    flow, state = request.form.get("flow", ""), request.form.get("state", "")
+    chosen = (flow, state) if NAME_RE.fullmatch(flow) and NAME_RE.fullmatch(state) else None
+    results = bulk.act_each(db.session, current_user.row, "approve", items, comment, chosen)
     done = [r for r in results if r.ok]
-    flash(t(f"已同意 {len(done)} 张。", f"Approved {len(done)}."), "ok")
+    flash(t("已同意 {n} 张。", "Approved {n}.", n=len(done)), "ok")
     for result in results:
         if not result.ok:
             flash(_line(result.id, result.error), "error")
@@ -46,4 +49,9 @@ def bulk_approve():
 
 def _line(doc_id: int, error: WorkflowError | None) -> str:
     message = error.message if error else ""
-    return t(f"单据 #{doc_id} 未处理：{message}", f"Document #{doc_id} not approved: {message}")
+    return t(
+        "单据 #{id} 未处理：{message}",
+        "Document #{id} not approved: {message}",
+        id=doc_id,
+        message=message,
+    )

@@ -7,11 +7,13 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from flask_babel import format_datetime
+from babel.numbers import format_decimal
+from flask_babel import format_datetime, get_locale
 from markupsafe import Markup
 
-from webui.i18n import lang
+from webui.i18n import N_, lang, t
 from webui.inbox import bp
+from webui.messages import field_text
 from workflow.db import as_utc
 
 # Bidi embedding/override/isolate controls: they could make "¥100" read as "001¥" on screen.
@@ -33,16 +35,30 @@ def _install(state) -> None:
     state.app.jinja_env.finalize = strip_bidi
 
 
-@bp.app_template_global()
-def t(zh: str, en: str) -> str:
-    """The text in the language of this request (simplified Chinese by default)."""
-    return en if lang() == "en" else zh
+# `t(zh, en)` (webui/i18n.py) is the templates' global, installed by create_app.
+__all__ = ["t"]
 
 
 @bp.app_template_filter("label")
 def label(value: Any) -> str:
-    """A definition Label in the request's language."""
-    return value.get(lang()) if value is not None else ""
+    """A definition Label in the request's language (a plain `{zh, en}` mapping too: there
+    a missing `zh_Hant` falls back to `zh`)."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return value.get(lang()) or value.get("zh") or value.get("en") or ""
+    return value.get(lang())
+
+
+@bp.app_template_global()
+def new_title(zh: str, en: str) -> str:
+    """新建费用报销 / "New expense claim" (not "New Expense claim"): in English the title
+    continues the sentence, so its capital goes unless it starts an acronym (VAT)."""
+    if lang() != "en":
+        return f"新建{zh}"
+    if len(en) > 1 and en[0].isupper() and not en[1].isupper():
+        en = en[0].lower() + en[1:]
+    return f"New {en}"
 
 
 @bp.app_template_filter("money")
@@ -53,7 +69,13 @@ def money(value: Any, places: int = 2) -> str:
         number = Decimal(str(value))
     except InvalidOperation:
         return str(value)
-    return f"¥{number:,.{places}f}"
+    # Babel groups the digits for the reader's locale; the amount is never rounded (the engine
+    # refuses more places than the field allows) and the sign stays "¥" in every language.
+    pattern = "#,##0." + "0" * places if places > 0 else "#,##0"
+    text = format_decimal(
+        number, format=pattern, locale=get_locale() or "zh_Hans", decimal_quantization=False
+    )
+    return f"¥{text}"
 
 
 @bp.app_template_filter("when")
@@ -73,34 +95,26 @@ def waited(value: dt.datetime | None) -> str:
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60
     if days:
-        return t(f"{days} 天 {hours} 小时", f"{days} d {hours} h")
+        return t("{d} 天 {h} 小时", "{d} d {h} h", d=days, h=hours)
     if hours:
-        return t(f"{hours} 小时 {minutes} 分", f"{hours} h {minutes} min")
-    return t(f"{minutes} 分钟", f"{minutes} min")
+        return t("{h} 小时 {m} 分", "{h} h {m} min", h=hours, m=minutes)
+    return t("{m} 分钟", "{m} min", m=minutes)
 
 
 ACTION_NAMES = {
-    "create": ("创建", "Created"),
-    "edit": ("修改", "Edited"),
-    "approve": ("同意", "Approved"),
-    "reject": ("驳回", "Rejected"),
-    "comment": ("评论", "Commented"),
-}
-
-FIELD_MESSAGES = {
-    "is required": "必填",
-    "must be a whole number": "须为整数",
-    "must be a date written YYYY-MM-DD": "日期格式须为 YYYY-MM-DD",
-    "is not a field of this flow": "不是本流程的字段",
+    "create": N_("创建", "Created"),
+    "edit": N_("修改", "Edited"),
+    "approve": N_("同意", "Approved"),
+    "reject": N_("驳回", "Rejected"),
+    "comment": N_("评论", "Commented"),
+    "attach": N_("添加附件", "Attached a file"),
 }
 
 
 @bp.app_template_filter("field_message")
-def field_message(message: str) -> str:
-    """An engine field message, in Chinese when a translation is known."""
-    if lang() == "en":
-        return message
-    return FIELD_MESSAGES.get(message, message)
+def field_message(message: Any) -> str:
+    """An engine field message in the request's language, translated by its code."""
+    return field_text(message)
 
 
 @bp.app_template_global()
@@ -137,8 +151,10 @@ def shown(value: Any, field: Any) -> str:
         return "—"
     if field is not None and field.type == "decimal":
         return money(value, field.places)
+    if field is not None and field.type == "choice":
+        return field.choice_text(value, lang())
     if (field is not None and field.type == "boolean") or isinstance(value, bool):
         return t("是", "Yes") if value else t("否", "No")
     if isinstance(value, list):
-        return t(f"{len(value)} 行", f"{len(value)} rows")
+        return t("{n} 行", "{n} rows", n=len(value))
     return str(value)

@@ -7,14 +7,16 @@ from typing import Any
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from webui import attachments
+from webui.attachments import accepts_upload
 from webui.errors import other_document
 from webui.extensions import db
 from webui.inbox import bp, document_view, presenters
 from webui.inbox import tasklist as task_list
-from webui.inbox.drafting import creation_fields
+from webui.inbox.drafting import creation_fields, sum_plans
 from webui.inbox.forms import BLANK_ROWS, form_data, form_values, row_name
 from webui.inbox.helpers import t
-from workflow import notify, policy, queries, services, tasklist
+from workflow import notify, policy, queries, seen, services, tasklist
 from workflow.errors import InvalidData
 from workflow.process import compiled
 from workflow.services import current_version
@@ -47,9 +49,15 @@ def _task_list(default_part: str):
     except InvalidData:  # a cursor from another list or a mangled URL: start again
         query.problems.append(t("翻页位置", "page position"))
         page = tasklist.documents(db.session, current_user.row, query.filters, task_list.PAGE_SIZE)
-    by_flow: dict[str, list[Any]] = {}  # a group per flow, in the order of its first row
+    # A group per flow (per flow and state in 待办: a bulk approve covers one flow and one
+    # state), in the order of its first row.
+    flows = services.list_flows(db.session)
+    by_flow: dict[Any, list[Any]] = {}
+    waiting = query.filters.part == "waiting"
     for process in page.items:
-        by_flow.setdefault(process.document.flow_name, []).append(process)
+        document = process.document
+        key = (document.flow_name, document.state) if waiting else document.flow_name
+        by_flow.setdefault(key, []).append(process)
     return render_template(
         "inbox/inbox.html",
         groups=list(by_flow.items()),
@@ -58,16 +66,26 @@ def _task_list(default_part: str):
         query=query,
         problems=query.problems,
         searching=query.searching,
-        flows=services.list_flows(db.session),
+        flows=flows,
+        state_groups=task_list.state_groups(flows, query),
         part_label=task_list.part_label,
         startable=queries.startable_flows(db.session, current_user.row),
         queries=queries,
+        statuses=presenters.review_statuses(
+            db.session, page.items, current_user.row, with_actions=waiting
+        ),
+        changes=seen.changes(db.session, current_user.row, (p.document for p in page.items)),
     )
 
 
 @bp.get("/documents/<int:doc_id>")
 def document(doc_id: int):
-    return _render_document(services.get_document(db.session, doc_id, current_user.row))
+    user = current_user.row
+    process = services.get_document(db.session, doc_id, user)
+    since = seen.change(process.document, seen.last_seen(db.session, user, doc_id))
+    page = _render_document(process, since=since)
+    seen.mark(db.session, user, process.document)  # after rendering: the lists compare with it
+    return page
 
 
 def _render_document(
@@ -76,6 +94,7 @@ def _render_document(
     typed: dict[str, Any] | None = None,
     refusal: tuple[Any, str] | None = None,
     refusal_doc: int | None = None,
+    since: str | None = None,
 ) -> str:
     user = current_user.row
     doc_id = process.document.id
@@ -92,12 +111,18 @@ def _render_document(
         process=process,
         doc=process.document,
         action_forms=presenters.action_forms(process, actions, typed, errors),
+        status=presenters.review_status(process, user, actions),
+        since=since,
         can_edit=process.can_edit(user),
         approvals=process.visible_approvals(user),
         refusal=refusal,
         refusal_doc=refusal_doc,
+        kept_comment=presenters.kept_comment(actions, typed),
         blind=not policy.sees_decisions(user, process),
         can_comment=bool(policy.can_comment(user)),
+        comments=[e for e in events if e.action == "comment"],
+        files=presenters.attachment_rows(process, queries.attachments(db.session, process), user),
+        can_attach=bool(policy.can_attach(user, process.document, process.spec)),
         events=events,
         diffs=diffs,
         overdue=queries.is_overdue(process),
@@ -118,6 +143,7 @@ def _render_form(
         errors=errors or {},
         blank_rows=BLANK_ROWS,
         row_name=row_name,
+        sums=sum_plans(fields),
         **context,
     )
 
@@ -225,11 +251,47 @@ def _bell() -> dict[str, Any]:
     }
 
 
+@bp.post("/documents/<int:doc_id>/attachments")
+@accepts_upload
+def attach(doc_id: int):
+    """The upload form on the document page (multipart, CSRF-checked like every form)."""
+    upload = request.files.get("file")
+    revision = request.form.get("revision", type=int)
+    g.rerender_refusal = lambda error, headline: _render_document(
+        services.get_document(db.session, doc_id, current_user.row),
+        refusal=(headline, error.message),
+    )
+    if upload is None or not upload.filename:
+        raise InvalidData(
+            {"file": [t("请选择文件。", "Choose a file.")]}, t("请选择文件。", "Choose a file.")
+        )
+    _, attachment = services.attach(
+        db.session,
+        attachments.store(),
+        doc_id,
+        current_user.row,
+        upload.stream,
+        upload.filename,
+        revision,
+    )
+    flash(t("已添加附件：", "Attached: ") + attachment.name, "ok")
+    return redirect(url_for("inbox.document", doc_id=doc_id, _anchor="h-attachments"), 303)
+
+
+@bp.get("/documents/<int:doc_id>/attachments/<int:attachment_id>")
+def attachment(doc_id: int, attachment_id: int):
+    """An attached file, shown inline (images, PDFs) or downloaded (`?download=1`)."""
+    found, path = services.open_attachment(
+        db.session, attachments.store(), doc_id, attachment_id, current_user.row
+    )
+    return attachments.file_response(found, path, download=request.args.get("download") == "1")
+
+
 @bp.post("/documents/<int:doc_id>/comment")
 def comment(doc_id: int):
     services.comment(db.session, doc_id, current_user.row, request.form.get("text", ""))
     flash(t("已发表评论。", "Comment posted."), "ok")
-    return redirect(url_for("inbox.document", doc_id=doc_id, _anchor="h-history"), 303)
+    return redirect(url_for("inbox.document", doc_id=doc_id, _anchor="h-comments"), 303)
 
 
 def state_text(process: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import url_for
 
-from webui.i18n import lang
+from webui.i18n import lang, t
 from webui.reports.charts import Bar, bar_chart
 from workflow.report_export import Names, Table
 from workflow.reports import Scope
@@ -147,13 +147,12 @@ def page_tables(tables: list[Table], links: dict[str, Link], names: Names) -> li
 
 def overview_charts(summary: dict[str, Any], scope: Scope, names: Names) -> dict[str, Any]:
     """The overview's charts, each beside the table with the same numbers."""
-    en = lang() == "en"
     links = summary_links(scope)
     out: dict[str, Any] = {}
     if len(summary["by_month"]) > 1:
         out["months"] = bar_chart(
             "months",
-            "Documents created per month" if en else "每月新建单据数",
+            t("每月新建单据数", "Documents created per month"),
             [
                 Bar(m["month"], m["created"], str(m["created"]), links["by_month"](m, "created"))
                 for m in summary["by_month"]
@@ -161,7 +160,7 @@ def overview_charts(summary: dict[str, Any], scope: Scope, names: Names) -> dict
         )
         out["amounts"] = bar_chart(
             "amounts",
-            "Amount created per month (CNY)" if en else "每月新建金额（元）",
+            t("每月新建金额（元）", "Amount created per month (CNY)"),
             [
                 Bar(m["month"], m["created_amount"], fmt(m["created_amount"], "money"))
                 for m in summary["by_month"]
@@ -171,7 +170,7 @@ def overview_charts(summary: dict[str, Any], scope: Scope, names: Names) -> dict
     elif summary["by_flow"]:
         out["flows"] = bar_chart(
             "flows",
-            "Documents created per flow" if en else "各流程新建单据数",
+            t("各流程新建单据数", "Documents created per flow"),
             [
                 Bar(names(r["flow"], None), r["created"], str(r["created"]),
                     links["by_flow"](r, "created"))
@@ -180,12 +179,12 @@ def overview_charts(summary: dict[str, Any], scope: Scope, names: Names) -> dict
         )  # fmt: skip
     out["steps"] = bar_chart(
         "steps",
-        "Median hours per review step" if en else "各复核环节用时中位数（小时）",
+        t("各复核环节用时中位数（小时）", "Median hours per review step"),
         [
             Bar(
                 f"{names(r['flow'], None)} · {names(r['flow'], r['state'])}",
                 Decimal(r["median_seconds"]) / 3600,
-                fmt(Decimal(r["median_seconds"]) / 3600, "hours") + (" h" if en else " 小时"),
+                fmt(Decimal(r["median_seconds"]) / 3600, "hours") + t(" 小时", " h"),
                 links["steps"](r, "documents"),
             )
             for r in summary["steps"]
@@ -193,7 +192,7 @@ def overview_charts(summary: dict[str, Any], scope: Scope, names: Names) -> dict
     )
     out["reasons"] = bar_chart(
         "reasons",
-        "Rejections by reason" if en else "驳回原因",
+        t("驳回原因", "Rejections by reason"),
         [
             Bar(
                 r["reason"][:24] or "—",

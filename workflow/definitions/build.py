@@ -6,11 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from workflow.calendar import parse_duration
 from workflow.definitions.loader import MAX_DEFINITION_BYTES, YamlMap, load_yaml
 from workflow.definitions.schema import check_shape
 from workflow.definitions.spec import (
     Check,
     ChecklistItem,
+    Escalation,
     FlowSpec,
     Label,
     OverdueSpec,
@@ -58,6 +60,13 @@ def _label(value: Any, fallback: str) -> Label:
     return Label.of(value, fallback)
 
 
+def _escalations(node: Any) -> tuple[Escalation, ...]:
+    return tuple(
+        Escalation(parse_duration(step["after"]), tuple(step["notify"]))  # type: ignore[arg-type]
+        for step in (node.get("escalate") or ())
+    )
+
+
 def _state(name: str, node: YamlMap, checked: Validated, initial: str) -> StateSpec:
     review = node.get("review")
     routes = node.get("on_approve")
@@ -90,6 +99,8 @@ def _state(name: str, node: YamlMap, checked: Validated, initial: str) -> StateS
         final=node.get("final", False),
         owner_only=node.get("owner_only", name == initial),
         void=node.get("void", False),
+        sla=parse_duration(node["sla"]) if "sla" in node else None,
+        escalate=_escalations(node),
     )
 
 
@@ -129,7 +140,9 @@ def _build(tree: YamlMap, checked: Validated) -> FlowSpec:
             _transition(item, source, checked, lines[id(item)]) for item, source in checked.expanded
         ),
         example=checked.example,
-        overdue=OverdueSpec(overdue["field"], tuple(overdue["states"])) if overdue else None,
+        overdue=OverdueSpec(overdue["field"], tuple(overdue["states"]), _escalations(overdue))
+        if overdue
+        else None,
         visible_to=tuple(tree.get("visible_to") or ()),
         number_prefix=tree.get("number_prefix"),
         bulk=tree.get("bulk", True),

@@ -60,6 +60,20 @@ WORDS = {
         "final": "结束",
         "start": "开始",
     },
+    "zh_Hant": {
+        "and": " 且 ",
+        "or": " 或 ",
+        "not": "非",
+        "true": "是",
+        "false": "否",
+        "if": "當 ",
+        "approve": "通過",
+        "reject": "駁回",
+        "review": "複核：{n} 人",
+        "each": "（每個角色至少一人）",
+        "final": "結束",
+        "start": "開始",
+    },
     "en": {
         "and": " and ",
         "or": " or ",
@@ -84,7 +98,9 @@ TOKEN_RE = re.compile(
 
 
 def _words(lang: str) -> dict[str, str]:
-    return WORDS["en" if lang.startswith("en") else "zh"]
+    if lang.startswith("en"):
+        return WORDS["en"]
+    return WORDS["zh_Hant" if lang == "zh_Hant" else "zh"]
 
 
 def guard_in_words(source: str, spec: FlowSpec, lang: str = "zh") -> str:

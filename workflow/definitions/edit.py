@@ -290,5 +290,11 @@ def set_field(
             node["required"] = False
         if choices is not None and node.get("type") == "choice":
             node["choices"] = _seq_like(node.get("choices"), list(choices))
+            labels = node.get("choice_labels")
+            if isinstance(labels, dict):  # a value taken out takes its label along
+                for gone in [k for k in labels if k not in set(choices)]:
+                    del labels[gone]
+                if not labels:
+                    del node["choice_labels"]
 
     return _round_trip(text, change)

@@ -11,6 +11,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from workflow.calendar import parse_duration
 from workflow.definitions.loader import YamlList, YamlMap
 from workflow.errors import Problem
 from workflow.fields import FIELD_TYPES
@@ -27,7 +28,7 @@ FIELD_TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "decimal": ("min", "max", "places"),
     "boolean": (),
     "date": (),
-    "choice": ("choices",),
+    "choice": ("choices", "choice_labels"),
     "table": ("columns", "min_rows", "max_rows"),
 }
 FIELD_KEYS = FIELD_COMMON + tuple(
@@ -43,6 +44,8 @@ STATE_KEYS = (
     "final",
     "owner_only",
     "void",
+    "sla",
+    "escalate",
 )
 REVIEW_KEYS = (
     "required",
@@ -59,7 +62,8 @@ ROUTE_KEYS = ("to", "when")
 CHECK_KEYS = ("rule", "message")
 OVERDUE_KEYS = ("field", "states")
 REFERENCE_KEYS = ("states", "amount", "limit", "reverses_in")
-LABEL_KEYS = ("zh", "en")
+ESCALATE_KEYS = ("after", "notify")
+LABEL_KEYS = ("zh", "en", "zh_Hant")
 MAX_PLACES = 6
 
 
@@ -174,10 +178,33 @@ class _Shape:
             )
             return
         self.keys(value, f"`{key}` of {what}", (), LABEL_KEYS)
-        if not any(lang in value for lang in LABEL_KEYS):
+        if not any(lang in value for lang in ("zh", "en")):
             self.problem(line, f"`{key}` of {what} needs `zh` or `en` text")
         for lang in LABEL_KEYS:
             self.text(value, lang, f"`{key}` of {what}")
+
+    def choice_labels(self, spec: YamlMap, what: str) -> None:
+        """`choice_labels`: a choice → its English text, or `{zh: …, en: …}`."""
+        if "choice_labels" not in spec:
+            return
+        labels = spec["choice_labels"]
+        if not isinstance(labels, YamlMap):
+            self.problem(
+                spec.line_of("choice_labels"),
+                f"`choice_labels` of {what} must be a mapping, not {_kind(labels)}",
+                "e.g. {交通: Transport, 住宿: Lodging}",
+            )
+            return
+        choices = spec.get("choices")
+        listed = {str(c) for c in choices} if isinstance(choices, list) else set()
+        for key in labels:
+            if str(key) not in listed:
+                self.problem(
+                    labels.line_of(key),
+                    f"`{key}` in `choice_labels` of {what} is not one of its choices",
+                    "label only the values listed in `choices`",
+                )
+            self.label(labels, key, f"choice `{key}` of {what}")
 
     def names(
         self, mapping: YamlMap, key: str, what: str, *, nonempty: bool = True
@@ -304,6 +331,7 @@ class _Shape:
             if "choices" not in spec:
                 self.problem(spec.line, f"{what} has no `choices`", "list them: [a, b, c]")
             self.names(spec, "choices", what)
+            self.choice_labels(spec, what)
         elif kind == "table":
             self.integer(spec, "min_rows", what, 0)
             self.integer(spec, "max_rows", what, 1)
@@ -358,6 +386,8 @@ class _Shape:
         self.boolean(spec, "owner_only", what)
         self.boolean(spec, "void", what)
         self.text(spec, "on_reject", what)
+        self.duration(spec, "sla", what)
+        self.escalate(spec, what)
         if "review" in spec:
             review = spec["review"]
             review_what = f"the review of {what}"
@@ -450,9 +480,38 @@ class _Shape:
     def overdue(self, overdue: Any, line: int) -> None:
         if not self.is_mapping(overdue, line, "`overdue`"):
             return
-        self.keys(overdue, "`overdue`", OVERDUE_KEYS, ())
+        self.keys(overdue, "`overdue`", OVERDUE_KEYS, ("escalate",))
         self.text(overdue, "field", "`overdue`")
         self.names(overdue, "states", "`overdue`")
+        self.escalate(overdue, "`overdue`")
+
+    def duration(self, mapping: YamlMap, key: str, what: str) -> None:
+        value = mapping.get(key)
+        if key in mapping and (not isinstance(value, str) or parse_duration(value) is None):
+            self.problem(
+                mapping.line_of(key),
+                f"`{key}` of {what} must be a duration such as 2d (two working days) or 30cd "
+                f"(thirty calendar days), not {_kind(value)} `{value}`",
+                "d counts working days by the Chinese calendar, cd calendar days",
+            )
+
+    def escalate(self, mapping: YamlMap, what: str) -> None:
+        if "escalate" not in mapping:
+            return
+        steps = mapping["escalate"]
+        if not isinstance(steps, YamlList) or not steps:
+            self.problem(
+                mapping.line_of("escalate"),
+                f"`escalate` of {what} must be a list of `{{after: 2d, notify: [role, …]}}`, "
+                f"not {_kind(steps)}",
+            )
+            return
+        for index, step in enumerate(steps):
+            step_what = f"escalation {index + 1} of {what}"
+            if self.is_mapping(step, steps.line_of(index), step_what):
+                self.keys(step, step_what, ESCALATE_KEYS, ())
+                self.duration(step, "after", step_what)
+                self.names(step, "notify", step_what)
 
 
 def check_shape(tree: Any, path: str = "<text>") -> list[Problem]:

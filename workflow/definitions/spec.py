@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow.calendar import Duration
 from workflow.guards import Guard
 
 LANGUAGES = ("zh", "en")
@@ -16,9 +17,15 @@ class Label:
 
     zh: str
     en: str
+    # Traditional Chinese; empty means "show `zh`" (the simplified text).
+    zh_hant: str = ""
 
     def get(self, lang: str) -> str:
-        return self.en if lang.startswith("en") else self.zh
+        if lang.startswith("en"):
+            return self.en
+        if lang == "zh_Hant" and self.zh_hant:
+            return self.zh_hant
+        return self.zh
 
     @classmethod
     def of(cls, value: Any, fallback: str) -> Label:
@@ -27,10 +34,13 @@ class Label:
         if isinstance(value, str):
             return cls(value, value)
         zh = value.get("zh") or value.get("en") or fallback
-        return cls(zh, value.get("en") or zh)
+        return cls(zh, value.get("en") or zh, value.get("zh_Hant") or "")
 
     def as_dict(self) -> dict[str, str]:
-        return {"zh": self.zh, "en": self.en}
+        out = {"zh": self.zh, "en": self.en}
+        if self.zh_hant:
+            out["zh_Hant"] = self.zh_hant
+        return out
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,8 @@ class FieldSpec:
     min_length: int | None = None
     max_length: int | None = None
     choices: tuple[str, ...] = ()
+    # `choice_labels`: how a choice reads in each language (the stored value never changes).
+    choice_labels: tuple[tuple[str, Label], ...] = ()
     columns: tuple[FieldSpec, ...] = ()
     min_rows: int | None = None
     max_rows: int = 200
@@ -76,6 +88,11 @@ class FieldSpec:
 
     def column(self, name: str) -> FieldSpec | None:
         return next((c for c in self.columns if c.name == name), None)
+
+    def choice_text(self, value: Any, lang: str) -> str:
+        """A choice as the reader's language says it (the value itself when not labelled)."""
+        label = dict(self.choice_labels).get(value)
+        return label.get(lang) if label is not None else str(value)
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,15 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Escalation:
+    """Past a deadline, tell `notify` (roles): in a state `after` counts from entering it, under
+    `overdue` from the date field."""
+
+    after: Duration
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StateSpec:
     name: str
     label: Label
@@ -124,6 +150,10 @@ class StateSpec:
     # A final state that abandons the document (withdrawn, cancelled): its unique values are
     # released for other documents.
     void: bool = False
+    # The deadline for leaving the state (`2d`: two working days after entering it) and who is
+    # told when it is missed by `after`.
+    sla: Duration | None = None
+    escalate: tuple[Escalation, ...] = ()
 
     @property
     def is_review(self) -> bool:
@@ -158,6 +188,7 @@ class TransitionSpec:
 class OverdueSpec:
     field: str
     states: tuple[str, ...]
+    escalate: tuple[Escalation, ...] = ()
 
 
 @dataclass(frozen=True)

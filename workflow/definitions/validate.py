@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
+from workflow.calendar import parse_duration
 from workflow.definitions import graph
 from workflow.definitions.loader import YamlList, YamlMap
 from workflow.definitions.spec import FieldSpec, Label, ReferenceSpec
@@ -277,6 +278,7 @@ class _Validator:
             min_length=node.get("min_length"),
             max_length=node.get("max_length"),
             choices=tuple(dict.fromkeys(choices)),
+            choice_labels=_choice_labels(node.get("choice_labels"), choices),
             columns=columns,
             min_rows=node.get("min_rows"),
             max_rows=node.get("max_rows", FieldSpec.max_rows),
@@ -635,6 +637,66 @@ class _Validator:
         for index, state in enumerate(states):
             self.known_state(state, states.line_of(index), "in `overdue`")
 
+    def deadlines(self) -> None:
+        """`sla` and `escalate`: one deadline per state, escalations after it, known roles."""
+        overdue = self.tree.get("overdue")
+        dated = set(overdue["states"]) if overdue is not None else set()
+        for name, node in self.states.items():
+            what = f"state `{name}`"
+            sla = parse_duration(node["sla"]) if "sla" in node else None
+            if sla is not None and node.get("final", False):
+                self.problem(
+                    node.line_of("sla"),
+                    f"final state `{name}` cannot have an `sla`: nothing is waited for there",
+                    "remove `sla`",
+                )
+            if sla is not None and name in dated:
+                self.problem(
+                    node.line_of("sla"),
+                    f"state `{name}` has an `sla` and is also listed under `overdue`: a state "
+                    "has one deadline",
+                    "keep either the `sla` or the date field of `overdue` for this state",
+                )
+            if sla is not None and sla.days == 0:
+                self.problem(node.line_of("sla"), f"`sla` of {what} must be at least 1 day")
+            if "escalate" not in node:
+                continue
+            if sla is None:
+                self.problem(
+                    node.line_of("escalate"),
+                    f"`escalate` of {what} needs an `sla`: escalation is for missed deadlines",
+                    "add e.g. `sla: 2d` to the state",
+                )
+            self.escalations(node["escalate"], what, sla)
+        if overdue is not None and "escalate" in overdue:
+            self.escalations(overdue["escalate"], "`overdue`", None)
+
+    def escalations(self, steps: YamlList, what: str, sla: Any) -> None:
+        previous = None
+        for index, step in enumerate(steps):
+            line = steps.line_of(index)
+            after = parse_duration(step["after"])
+            self.roles(step["notify"], step.line_of("notify"), f"escalation {index + 1} of {what}")
+            if after is None:
+                continue
+            if sla is not None and (after.working != sla.working or after.days < sla.days):
+                self.problem(
+                    step.line_of("after"),
+                    f"escalation {index + 1} of {what} comes after {after}, before the "
+                    f"deadline `sla: {sla}` is missed",
+                    f"escalate after {sla} or later (counted from entering the state), in the "
+                    "same unit as the `sla`",
+                )
+            if previous is not None and (
+                after.working != previous.working or after.days <= previous.days
+            ):
+                self.problem(
+                    line,
+                    f"escalation {index + 1} of {what} must come later than the one before it "
+                    f"({previous}), in the same unit",
+                )
+            previous = after
+
     def checklist(self, state: str, items: YamlList) -> None:
         seen: set[str] = set()
         for index, item in enumerate(items):
@@ -773,6 +835,11 @@ def _check_overdue(v: _Validator) -> None:
     v.overdue(v.specs)
 
 
+def _check_deadlines(v: _Validator) -> None:
+    if not v.unknown_states:
+        v.deadlines()
+
+
 def _check_example(v: _Validator) -> None:
     v.example_data = v.example(v.specs)
 
@@ -793,6 +860,7 @@ CHECKS: tuple[Callable[[_Validator], None], ...] = (
     _check_reachable,
     _check_reaches_final,
     _check_overdue,
+    _check_deadlines,
     _check_visible_to,
     _check_example,
 )
@@ -801,3 +869,18 @@ CHECKS: tuple[Callable[[_Validator], None], ...] = (
 def validate(tree: YamlMap, path: str = "<text>") -> Validated:
     """Check the meaning of a shape-checked definition; raise DefinitionError with every problem."""
     return _Validator(tree, path).run()
+
+
+def _choice_labels(labels: Any, choices: Any) -> tuple[tuple[str, Label], ...]:
+    """Each labelled choice with its texts: a plain text is the English one (the value itself
+    is the Chinese); a mapping may give both."""
+    if not isinstance(labels, dict):
+        return ()
+    found = []
+    for choice in dict.fromkeys(choices):
+        value = labels.get(choice)
+        if isinstance(value, str):
+            found.append((choice, Label(choice, value)))
+        elif isinstance(value, dict):
+            found.append((choice, Label(value.get("zh") or choice, value.get("en") or choice)))
+    return tuple(found)
