@@ -4,7 +4,9 @@ never holds back or undoes another."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -70,6 +72,7 @@ def act_each(
     items: list[tuple[int, int]],
     comment: str = "",
     chosen: tuple[str, str] | None = None,
+    checks: Mapping[str, Any] | None = None,
 ) -> list[ItemResult]:
     """`action` on each (document id, revision) in turn, each through `services.act`, which
     checks under the row lock that the document is still of the selected flow and state and
@@ -77,7 +80,11 @@ def act_each(
 
     `chosen` is the (flow, state) the tasks were selected in, when the caller says so (the
     inbox's form does): a task that moved on since is then answered on its own
-    (`not_in_selection`). Otherwise the tasks must be of one flow and state now."""
+    (`not_in_selection`). Otherwise the tasks must be of one flow and state now.
+
+    `checks` is the state's checklist, confirmed once for every selected task (the reviewer
+    confirms each point for each document); without every point each task is refused on its
+    own (`checklist_incomplete`), as a single approval would be."""
     check_items(action, items)
     if chosen is None:
         chosen = selection(session, actor, items)
@@ -86,7 +93,14 @@ def act_each(
         result = ItemResult(doc_id)
         try:
             result.process = services.act(
-                session, doc_id, actor, action, revision, comment, selection=chosen
+                session,
+                doc_id,
+                actor,
+                action,
+                revision,
+                comment,
+                checks=checks,
+                selection=chosen,
             )
         except WorkflowError as exc:
             session.rollback()

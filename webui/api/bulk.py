@@ -49,6 +49,16 @@ class BulkSchema(s.InputSchema):
             "one flow and one state (else 422)."
         },
     )
+    checks = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(NAME_PATTERN)),
+        values=fields.Boolean(truthy={True}, falsy={False}),
+        validate=validate.Length(max=50),
+        metadata={
+            "description": "The state's checklist, confirmed for every selected task: "
+            '`{"qty": true, …}`, every point true. Without it, tasks in a state with a '
+            "checklist are each refused `checklist_incomplete` (422)."
+        },
+    )
     items = fields.List(
         fields.Nested(BulkItemSchema),
         required=True,
@@ -100,7 +110,9 @@ def bulk_act():
     args = json_body(BulkSchema)
     items = [(item["id"], item["revision"]) for item in args["items"]]
     chosen = (args["flow"], args["state"]) if "flow" in args and "state" in args else None
-    results = bulk.act_each(db.session, me(), args["action"], items, args["comment"], chosen)
+    results = bulk.act_each(
+        db.session, me(), args["action"], items, args["comment"], chosen, args.get("checks")
+    )
     body = []
     for result in results:
         document = result.process.document if result.process else None

@@ -22,7 +22,9 @@ ERROR_TEXT = {
     403: "Not allowed (codes: forbidden, not_owner, self_review, already_reviewed, "
     "role_not_allowed, action_not_allowed, self_administration, password_change_required)",
     404: "Not found, or not visible to the caller",
-    409: "stale_revision, or conflict when a concurrent change won",
+    409: "stale_revision; conflict when a concurrent change won; duplicate_value (a `unique` "
+    "value another document holds); over_limit (a reference takes more from another "
+    "document than it has left: details name it)",
     413: "The body is larger than the server accepts (1 MiB; an upload: ATTACHMENT_MAX_SIZE, "
     "10 MiB by default), code `too_large`",
     414: "The URL is longer than 4096 characters (code `uri_too_long`)",

@@ -38,7 +38,15 @@ def bulk_approve():
     comment = request.form.get("comment", "")[:2000]
     flow, state = request.form.get("flow", ""), request.form.get("state", "")
     chosen = (flow, state) if NAME_RE.fullmatch(flow) and NAME_RE.fullmatch(state) else None
-    results = bulk.act_each(db.session, current_user.row, "approve", items, comment, chosen)
+    # The state's checklist, confirmed once for every selected document (`check-<id>`).
+    checks = {
+        key.removeprefix("check-"): True
+        for key in request.form
+        if key.startswith("check-") and NAME_RE.fullmatch(key.removeprefix("check-"))
+    }
+    results = bulk.act_each(
+        db.session, current_user.row, "approve", items, comment, chosen, checks or None
+    )
     done = [r for r in results if r.ok]
     flash(t("已同意 {n} 张。", "Approved {n}.", n=len(done)), "ok")
     for result in results:

@@ -36,6 +36,13 @@ class ActionForm:
     checklist: tuple[tuple[str, str, bool], ...] = ()
 
 
+def bulk_checklist(process: DocumentProcess) -> tuple[tuple[str, str], ...]:
+    """(id, label) of the checklist a bulk approve of `process`'s flow and state confirms for
+    every selected document (empty: the state has none)."""
+    review = process.state.review
+    return tuple((item.id, item.label.get(lang())) for item in review.checklist) if review else ()
+
+
 def action_forms(
     process: DocumentProcess,
     actions: list[str],

@@ -71,6 +71,7 @@ def _task_list(default_part: str):
         part_label=task_list.part_label,
         startable=queries.startable_flows(db.session, current_user.row),
         queries=queries,
+        bulk_checklist=presenters.bulk_checklist,
         statuses=presenters.review_statuses(
             db.session, page.items, current_user.row, with_actions=waiting
         ),
