@@ -33,20 +33,35 @@ def user(name: str) -> User:
     return db.session.scalars(select(User).where(User.username == name)).one()
 
 
+# A shipment in its double check is at revision 2: submitted at 1, then finance recorded the
+# payment (款到发货) and confirmed it.
+CHECKED = 2
+PAID = {"paid": True, "held_orders": 0, "payment_ref": "HD-2026-1128"}
+
+
 def shipments(
     app, count: int, creator: str = "zhang", submit: bool = True, **data: Any
 ) -> list[int]:
-    """`count` shipments by `creator`, submitted (each its own transaction, like real use)."""
+    """`count` shipments by `creator`, submitted and their payment confirmed by finance, so
+    they wait in the double check at revision CHECKED (each its own transaction, like real
+    use)."""
     ids = []
     with app.app_context():
-        actor = user(creator)
+        actor, payer = user(creator), user("zhao")
         for _ in range(count):
             doc = services.create_document(db.session, actor, "shipment", {**SHIPMENT, **data})
-            ids.append(doc.document.id)
+            doc_id = doc.document.id
+            ids.append(doc_id)
             if submit:
-                services.act(db.session, doc.document.id, actor, "submit", 1)
+                services.act(db.session, doc_id, actor, "submit", 1)
+                services.edit_document(db.session, doc_id, payer, PAID, 1)
+                services.act(db.session, doc_id, payer, "confirm_payment", CHECKED)
         db.session.remove()
     return ids
+
+
+# Every point of the shipment double check's checklist, confirmed.
+CHECKS = {point: True for point in ("customer", "product", "spec", "qty", "batch")}
 
 
 def listing(api: Api, who: str, **params: Any) -> dict:
@@ -106,7 +121,7 @@ def test_the_inbox_tabs_and_filters_come_from_the_url(app, login_as):
     shipments(app, 1, customer="合肥某药房")
     wang = login_as("wang")
     with app.app_context():
-        services.act(db.session, ids[0], user("wang"), "approve", 1)
+        services.act(db.session, ids[0], user("wang"), "approve", CHECKED, checks=CHECKS)
         user("zhang").display_name = "张伟"
         db.session.commit()
         db.session.remove()
@@ -223,6 +238,8 @@ def post_action(client, doc_id: int, revision: int, field: str = "do", **extra: 
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert token, page[:300]
     data = {"csrf_token": token.group(1), "revision": str(revision), field: "approve", **extra}
+    # A reviewer who checked every point of the checklist the page shows.
+    data |= {name: "1" for name in re.findall(r'name="(check-[a-z0-9_]+)"', page)}
     return client.post(f"/documents/{doc_id}/act", data=data)
 
 
@@ -232,21 +249,23 @@ def test_approve_and_open_next_goes_to_the_longest_waiting_task(app, login_as):
     page = li.get(f"/documents/{ids[1]}").get_data(as_text=True)
     assert 'name="do" value="approve"' in page and 'name="action"' not in page
     assert 'name="then" value="next"' in page and "js/submit-once.js" in page
-    response = post_action(li, ids[1], 1, then="next")
+    response = post_action(li, ids[1], CHECKED, then="next")
     assert response.status_code == 303
     assert response.headers["Location"].endswith(f"/documents/{ids[0]}")
     assert (
-        post_action(li, ids[0], 1, then="next").headers["Location"].endswith(f"/documents/{ids[2]}")
+        post_action(li, ids[0], CHECKED, then="next")
+        .headers["Location"]
+        .endswith(f"/documents/{ids[2]}")
     )
-    last = post_action(li, ids[2], 1, then="next")
+    last = post_action(li, ids[2], CHECKED, then="next")
     assert last.headers["Location"].endswith("/inbox")  # nothing left
-    assert post_action(li, ids[2], 1).status_code >= 400  # decided already: refused
+    assert post_action(li, ids[2], CHECKED).status_code >= 400  # decided already: refused
 
 
 def test_the_old_action_field_is_still_accepted(app, login_as):
     (doc_id,) = shipments(app, 1)
     li = login_as("li")
-    response = post_action(li, doc_id, 1, field="action")
+    response = post_action(li, doc_id, CHECKED, field="action")
     assert response.status_code == 303
     assert response.headers["Location"].endswith(f"/documents/{doc_id}")
     with app.app_context():
@@ -257,6 +276,11 @@ def test_the_old_action_field_is_still_accepted(app, login_as):
 
 # --- bulk approve ----------------------------------------------------------------------------
 def bulk(api: Api, who: str, items: list[tuple[int, int]], **body: Any) -> Any:
+    """A bulk approve; the shipment double check's checklist confirmed unless `checks` is
+    given (None: sent without)."""
+    body.setdefault("checks", CHECKS)
+    if body["checks"] is None:
+        del body["checks"]
     payload = {"action": "approve", "items": [{"id": i, "revision": r} for i, r in items], **body}
     return api.post("/tasks/bulk", who, json=payload)
 
@@ -279,10 +303,9 @@ def approvals(app, doc_id: int, who: str) -> int:
 def test_bulk_approve_answers_each_item_and_approves_the_rest_once(app, api):
     a, b, c, d = shipments(app, 4)
     (own,) = shipments(app, 1, creator="wang")
-    assert api.act(b, "wang", "approve", revision=1).status_code == 200
-    response = bulk(
-        api, "wang", [(a, 1), (b, 1), (c, 2), (d, 1), (own, 1), (999999, 1)], comment="核对无误"
-    )
+    assert api.act(b, "wang", "approve", revision=CHECKED).status_code == 200
+    items = [(a, CHECKED), (b, CHECKED), (c, 9), (d, CHECKED), (own, CHECKED), (999999, 1)]
+    response = bulk(api, "wang", items, comment="核对无误")
     assert response.status_code == 200, response.get_json()
     results = {r["id"]: r for r in response.get_json()["results"]}
     assert [r["id"] for r in response.get_json()["results"]] == [a, b, c, d, own, 999999]
@@ -296,7 +319,7 @@ def test_bulk_approve_answers_each_item_and_approves_the_rest_once(app, api):
         assert approvals(app, doc_id, "wang") == expected  # each its own event, once
     history = api.get(f"/documents/{a}/history", "wang").get_json()["items"]
     assert [e["comment"] for e in history if e["action"] == "approve"] == ["核对无误"]
-    again = bulk(api, "wang", [(a, 1), (d, 1)]).get_json()
+    again = bulk(api, "wang", [(a, CHECKED), (d, CHECKED)]).get_json()
     assert again["done"] == 0  # a second bulk approve decides nothing twice
 
 
@@ -322,11 +345,11 @@ def test_a_flow_may_forbid_bulk_approval(app, api):
     text = shipment_yaml().replace("\ntitle:", "\nbulk: false\ntitle:", 1)
     assert put_yaml(api, "admin", text).status_code == 201
     (doc_id,) = shipments(app, 1)
-    result = bulk(api, "wang", [(doc_id, 1)]).get_json()["results"][0]
+    result = bulk(api, "wang", [(doc_id, CHECKED)]).get_json()["results"][0]
     assert result["error"]["code"] == "bulk_not_allowed" and not result["ok"]
     assert approvals(app, doc_id, "wang") == 0
     assert refused_events(app, "bulk_not_allowed") == [("wang", doc_id, "approve")]  # rule 6
-    assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200  # one by one: fine
+    assert api.act(doc_id, "wang", "approve", revision=CHECKED).status_code == 200  # one by one
 
 
 def test_bulk_approve_from_the_inbox_page(app, login_as):
@@ -334,17 +357,22 @@ def test_bulk_approve_from_the_inbox_page(app, login_as):
     (own,) = shipments(app, 1, creator="wang")
     wang = login_as("wang")
     page = wang.get("/inbox?part=waiting&sort=newest").get_data(as_text=True)
-    assert 'action="/inbox/bulk"' in page and f'value="{ids[0]}:1"' in page
+    assert 'action="/inbox/bulk"' in page and f'value="{ids[0]}:{CHECKED}"' in page
+    # The double check's checklist, confirmed once for every selected document.
+    boxes = re.findall(r'name="(check-[a-z0-9_]+)" value="1" required', page)
+    assert boxes == [f"check-{point}" for point in CHECKS]
+    assert "复核要点（对所选每张单据逐项确认）" in page
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    items = [f"{ids[0]}:1", f"{ids[1]}:1", f"{ids[2]}:9"]
+    items = [f"{ids[0]}:{CHECKED}", f"{ids[1]}:{CHECKED}", f"{ids[2]}:9"]
+    form = {"csrf_token": token, "item": items, "comment": "批量核对"}
+    unchecked = wang.post("/inbox/bulk", data={**form, "check-customer": "1"})
+    assert unchecked.status_code == 303
+    assert "已同意 0 张" in wang.get("/inbox").get_data(as_text=True)  # each item refused
+    assert approvals(app, ids[0], "wang") == approvals(app, ids[1], "wang") == 0
+    assert [e[1] for e in refused_events(app, "checklist_incomplete")] == ids[:2]
     response = wang.post(
         "/inbox/bulk",
-        data={
-            "csrf_token": token,
-            "item": items,
-            "comment": "批量核对",
-            "back": "part=waiting&sort=newest",
-        },
+        data={**form, **dict.fromkeys(boxes, "1"), "back": "part=waiting&sort=newest"},
     )
     assert response.status_code == 303
     assert response.headers["Location"].endswith("/inbox?part=waiting&sort=newest")
@@ -372,14 +400,39 @@ def test_bulk_approve_covers_one_flow_and_one_state(app, api):
     (shipment,) = shipments(app, 1)
     invoice = api.create("zhang", "invoicing", INVOICE)
     assert api.act(invoice["id"], "zhang", "submit", revision=1).status_code == 200
-    response = bulk(api, "wang", [(shipment, 1), (invoice["id"], 1)])
+    response = bulk(api, "wang", [(shipment, CHECKED), (invoice["id"], 1)])
     assert response.status_code == 422, response.get_json()
     assert "one flow and one state" in str(response.get_json())
     assert approvals(app, shipment, "wang") == approvals(app, invoice["id"], "wang") == 0
     assert refused_events(app, "invalid_data")  # the refused request is on record
     # Each kind on its own is fine.
-    assert bulk(api, "wang", [(shipment, 1)]).get_json()["done"] == 1
-    assert bulk(api, "wang", [(invoice["id"], 1)]).get_json()["done"] == 1
+    assert bulk(api, "wang", [(shipment, CHECKED)]).get_json()["done"] == 1
+    request_checks = dict.fromkeys(("lines", "prices", "buyer"), True)
+    assert bulk(api, "wang", [(invoice["id"], 1)], checks=request_checks).get_json()["done"] == 1
+
+
+def test_bulk_approve_confirms_the_checklist_once_for_every_task(app, api):
+    a, b = shipments(app, 2)
+    both = [(a, CHECKED), (b, CHECKED)]
+    for checks in (None, {**CHECKS, "batch": False}, {"customer": True}):
+        response = bulk(api, "wang", both, checks=checks)
+        assert response.status_code == 200, response.get_json()
+        results = response.get_json()["results"]
+        assert [r["error"]["code"] for r in results] == ["checklist_incomplete"] * 2
+        assert [r["status"] for r in results] == [422, 422]
+    assert approvals(app, a, "wang") == approvals(app, b, "wang") == 0
+    assert len(refused_events(app, "checklist_incomplete")) == 6  # each item, each time
+    unknown = bulk(api, "wang", both, checks={**CHECKS, "colour": True}).get_json()
+    assert [r["error"]["code"] for r in unknown["results"]] == ["invalid_data"] * 2
+    done = bulk(api, "wang", both).get_json()
+    assert done["done"] == 2 and approvals(app, a, "wang") == approvals(app, b, "wang") == 1
+    # Each approval records the checklist it confirmed, as a single approval does; the double
+    # check stays blind per item (li does not see wang's approval).
+    doc = api.get(f"/documents/{a}", "wang").get_json()
+    assert [(r["user"], r["checks"]) for r in doc["review"]["approvals"]] == [
+        ("wang", {"confirmed": list(CHECKS)})
+    ]
+    assert api.get(f"/documents/{a}", "li").get_json()["review"]["approvals"] == []
 
 
 def test_a_task_that_moved_on_since_it_was_selected_is_refused_and_recorded(app):
@@ -389,7 +442,13 @@ def test_a_task_that_moved_on_since_it_was_selected_is_refused_and_recorded(app)
     with app.app_context():
         with pytest.raises(NotInSelection):
             services.act(
-                db.session, doc_id, user("wang"), "approve", 1, selection=("shipment", "draft")
+                db.session,
+                doc_id,
+                user("wang"),
+                "approve",
+                CHECKED,
+                checks=CHECKS,
+                selection=("shipment", "draft"),
             )
         db.session.remove()
     assert approvals(app, doc_id, "wang") == 0
@@ -467,6 +526,7 @@ def test_the_inbox_page_sorts_by_amount(app, api, login_as):
     for amount in ("20.00", "7000.00", "300.00"):
         doc = api.create("zhang", data=one_line("纱布", amount))
         assert api.act(doc["id"], "zhang", "submit", revision=1).status_code == 200
+        api.confirm_payment(doc)  # 款到发货: on to the double check
     page = login_as("li").get("/inbox?sort=amount").get_data(as_text=True)
     assert 'value="amount" selected' in page
     shown = re.findall(r"¥([0-9,]+\.[0-9]{2})</td>", page)
@@ -476,7 +536,7 @@ def test_the_inbox_page_sorts_by_amount(app, api, login_as):
 # --- where a review stands ---------------------------------------------------------------------
 def test_waiting_on_whom_and_reject_only_tasks_explained(app, api, login_as):
     (doc_id,) = shipments(app, 1)  # double check: one 销售内勤 and one 库管
-    assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200
+    assert api.act(doc_id, "wang", "approve", revision=CHECKED).status_code == 200
     creator = login_as("zhang").get(f"/documents/{doc_id}").get_data(as_text=True)
     assert '已同意<span class="waiting-on">，等待库管</span></p>' in creator
     assert "已同意 1/2，等待库管" in login_as("zhang").get("/mine").get_data(as_text=True)
@@ -492,9 +552,9 @@ def test_waiting_on_whom_and_reject_only_tasks_explained(app, api, login_as):
     assert "你只能驳回：你的角色名额已有人同意，还缺库管的同意。" in page
     inbox = chen.get("/inbox").get_data(as_text=True)
     assert "还缺库管的同意" in inbox
-    assert f'value="{doc_id}:1"' not in inbox  # no bulk checkbox for a task it cannot approve
+    assert f'value="{doc_id}:{CHECKED}"' not in inbox  # no bulk checkbox: it cannot approve
     li_inbox = login_as("li").get("/inbox").get_data(as_text=True)
-    assert "已同意 1/2，等待库管" in li_inbox and f'value="{doc_id}:1"' in li_inbox
+    assert "已同意 1/2，等待库管" in li_inbox and f'value="{doc_id}:{CHECKED}"' in li_inbox
 
 
 def test_waiting_on_any_of_the_roles_when_the_review_takes_any(app, api, login_as):
@@ -515,12 +575,16 @@ def test_changed_and_resubmitted_badges_follow_what_the_reviewer_last_saw(app, a
     li.get(f"/documents/{doc_id}")
     assert "badge changed" not in li.get("/inbox").get_data(as_text=True)  # seen as it is
     # Rejected by someone else, edited and submitted again: back in the same review state.
-    assert api.act(doc_id, "wang", "reject", revision=1, comment="数量不对").status_code == 200
+    rejected = api.act(doc_id, "wang", "reject", revision=CHECKED, comment="数量不对")
+    assert rejected.status_code == 200
     edited = api.patch(
-        f"/documents/{doc_id}", "zhang", json={"data": {"samples": "无"}, "revision": 1}
+        f"/documents/{doc_id}", "zhang", json={"data": {"samples": "无"}, "revision": CHECKED}
     )
     assert edited.status_code == 200, edited.get_json()
-    assert api.act(doc_id, "zhang", "submit", revision=2).status_code == 200
+    assert api.act(doc_id, "zhang", "submit", revision=CHECKED + 1).status_code == 200
+    # 款到发货: finance confirms the (recorded) payment again, on to the double check.
+    confirmed = api.act(doc_id, "zhao", "confirm_payment", revision=CHECKED + 1)
+    assert confirmed.get_json()["state"] == "double_check", confirmed.get_json()
     inbox = li.get("/inbox").get_data(as_text=True)
     assert ">已重新提交</span>" in inbox
     page = li.get(f"/documents/{doc_id}").get_data(as_text=True)
@@ -541,8 +605,8 @@ def test_changed_and_resubmitted_badges_follow_what_the_reviewer_last_saw(app, a
 def test_a_bulk_selection_names_its_flow_and_state_and_moved_tasks_answer_alone(app, api):
     moved, waiting = shipments(app, 2)
     for who in ("wang", "li"):  # the quorum: `moved` goes on to ready_to_ship
-        assert api.act(moved, who, "approve", revision=1).status_code == 200
-    both = [(moved, 1), (waiting, 1)]
+        assert api.act(moved, who, "approve", revision=CHECKED).status_code == 200
+    both = [(moved, CHECKED), (waiting, CHECKED)]
     assert bulk(api, "chen", both).status_code == 422  # two states now, nothing named
     named = bulk(api, "chen", both, flow="shipment", state="double_check")
     assert named.status_code == 200, named.get_json()
@@ -562,7 +626,7 @@ def test_the_list_pages_statements_do_not_grow_with_their_rows(app, api, login_a
 
     def statements(extra: int) -> int:
         for doc_id in shipments(app, extra):
-            assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200
+            assert api.act(doc_id, "wang", "approve", revision=CHECKED).status_code == 200
             li.get(f"/documents/{doc_id}")  # seen: the badge is worked out for each row
         li.get("/inbox")  # caches warm (flow versions compiled once per process)
         with counted(app) as seen:

@@ -55,7 +55,7 @@ def test_a_company_adds_its_own_holidays_and_working_days():
 
 
 # --- due_at kept with the state -------------------------------------------------------------------
-def test_entering_a_state_with_an_sla_stores_its_due_time(session, flows, people):
+def test_entering_a_state_with_an_sla_stores_its_due_time(session, rules_flows, people):
     with freeze_time(china(2026, 9, 30, 10)):
         doc_id = submitted(session, people)
     document = session.get(Document, doc_id)
@@ -63,7 +63,7 @@ def test_entering_a_state_with_an_sla_stores_its_due_time(session, flows, people
     assert as_utc(document.due_at) == china(2026, 10, 8, 10)
 
 
-def test_a_state_without_a_deadline_has_no_due_time(session, flows, people):
+def test_a_state_without_a_deadline_has_no_due_time(session, rules_flows, people):
     from tests.workflow.test_review import SHIPMENT
     from workflow import services
 
@@ -86,7 +86,7 @@ def told(session, doc_id: int, kind: str) -> set[str]:
     return set(session.scalars(stmt))
 
 
-def test_tick_marks_overdue_reminds_and_escalates_each_once(session, flows, people):
+def test_tick_marks_overdue_reminds_and_escalates_each_once(session, rules_flows, people):
     with freeze_time(china(2026, 9, 30, 10)):
         doc_id = submitted(session, people)
     # still on time during the holiday: nothing happens
@@ -111,7 +111,7 @@ def test_tick_marks_overdue_reminds_and_escalates_each_once(session, flows, peop
     assert audit.verify(session).ok
 
 
-def test_a_new_entry_into_the_state_is_a_new_deadline(session, flows, people):
+def test_a_new_entry_into_the_state_is_a_new_deadline(session, rules_flows, people):
     from workflow import services
 
     with freeze_time(china(2026, 11, 23, 9)):
@@ -125,7 +125,7 @@ def test_a_new_entry_into_the_state_is_a_new_deadline(session, flows, people):
     assert len(events(session, doc_id, "overdue")) == 2
 
 
-def test_a_deposit_past_its_refund_date_escalates_after_thirty_days(session, flows, people):
+def test_a_deposit_past_its_refund_date_escalates_after_thirty_days(session, rules_flows, people):
     from workflow import services
 
     data = {
@@ -140,8 +140,9 @@ def test_a_deposit_past_its_refund_date_escalates_after_thirty_days(session, flo
     }
     doc = services.create_document(session, people["zhang"], "tender_deposit", data).document
     services.act(session, doc.id, people["zhang"], "submit", 1)
-    services.act(session, doc.id, people["liu"], "approve", 1)
-    services.act(session, doc.id, people["zhao"], "approve", 1)
+    checks = dict.fromkeys(("amount", "account", "dates"), True)  # the deposit check's points
+    services.act(session, doc.id, people["liu"], "approve", 1, checks=checks)
+    services.act(session, doc.id, people["zhao"], "approve", 1, checks=checks)
     document = session.get(Document, doc.id)
     assert document.state == "awaiting_payment"
     assert as_utc(document.due_at) == china(2026, 11, 21)
@@ -162,7 +163,7 @@ def test_a_deposit_past_its_refund_date_escalates_after_thirty_days(session, flo
 
 
 def test_two_hosts_ticking_at_once_send_each_reminder_once(
-    db_url, session, session_factory, flows, people
+    db_url, session, session_factory, rules_flows, people
 ):
     with freeze_time(china(2026, 9, 30, 10)):
         ids = [submitted(session, people) for _ in range(12)]
@@ -202,7 +203,7 @@ def test_two_hosts_ticking_at_once_send_each_reminder_once(
     assert audit.verify(session).ok
 
 
-def test_setup_gives_older_documents_their_deadline(session, flows, people):
+def test_setup_gives_older_documents_their_deadline(session, rules_flows, people):
     from workflow import services
 
     with freeze_time(china(2026, 11, 23, 9)):
