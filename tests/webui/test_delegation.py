@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DEFINITIONS
+from tests.conftest import ROOT
 from tests.webui.test_api import Api
-from workflow import delegation
+from webui.extensions import db
+from workflow import delegation, services
 from workflow.definitions.build import load_flow_file
 
 
@@ -48,9 +49,18 @@ def verified(api: Api) -> None:
     assert body["ok"] is True, body
 
 
+# The expense flow as it shipped before issue 11: three review levels, roles on several of them.
+LEVELS = ROOT / "tests/data/flows/rules/expense.yaml"
+
+
 def expense(api: Api) -> dict:
-    """An expense claim by xu above the GM threshold: three review levels."""
-    data = dict(load_flow_file(DEFINITIONS[0].parent / "expense.yaml").example)
+    """An expense claim by xu above the GM threshold, in the frozen three-level expense flow
+    (receipt check, manager approval, GM approval): rules across review levels."""
+    app = api.client.application
+    with app.app_context():
+        services.publish_files(db.session, [LEVELS])
+        db.session.remove()
+    data = dict(load_flow_file(LEVELS).example)
     receipts = [dict(r) for r in data["receipts"]]
     receipts[-1]["amount"] = "5000.00"
     data["receipts"] = receipts
@@ -74,7 +84,8 @@ def test_a_delegate_approves_on_behalf_and_every_record_says_so(app, api):
         "reject",
     ]
     assert api.act(doc, "xu", "approve", "代库管核对").status_code == 200
-    events = api.get(f"/documents/{doc['id']}/history", "zhang").get_json()["items"]
+    # The double check is blind: the creator sees no decision before it ends; the auditor does.
+    events = api.get(f"/documents/{doc['id']}/history", "shen").get_json()["items"]
     approval = [e for e in events if e["action"] == "approve"][-1]
     assert approval["actor"] == "xu" and approval["on_behalf_of"] == "li"
     assert all(e["on_behalf_of"] is None for e in events if e["action"] != "approve")
