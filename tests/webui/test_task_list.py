@@ -14,13 +14,15 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, ROOT
 from tests.webui.test_api import SHIPMENT, SPECS, Api
 from webui.extensions import db
 from workflow import accounts, numbering, services
+from workflow.definitions.build import load_flow_file
 from workflow.models import Document, User
 
 EXPENSE = SPECS["expense"].example
+FROZEN_SHIPMENT = ROOT / "tests/data/flows/rules/shipment.yaml"
 INVOICE = SPECS["invoicing"].example
 
 
@@ -398,8 +400,7 @@ def refused_events(app, code: str) -> list[Any]:
 
 def test_bulk_approve_covers_one_flow_and_one_state(app, api):
     (shipment,) = shipments(app, 1)
-    invoice = api.create("zhang", "invoicing", INVOICE)
-    assert api.act(invoice["id"], "zhang", "submit", revision=1).status_code == 200
+    invoice = submitted_invoice(api)
     response = bulk(api, "wang", [(shipment, CHECKED), (invoice["id"], 1)])
     assert response.status_code == 422, response.get_json()
     assert "one flow and one state" in str(response.get_json())
@@ -457,8 +458,7 @@ def test_a_task_that_moved_on_since_it_was_selected_is_refused_and_recorded(app)
 
 def test_the_inbox_offers_one_bulk_form_per_flow_and_state(app, api, login_as):
     shipments(app, 2)
-    invoice = api.create("zhang", "invoicing", INVOICE)
-    assert api.act(invoice["id"], "zhang", "submit", revision=1).status_code == 200
+    submitted_invoice(api)
     page = login_as("wang").get("/inbox").get_data(as_text=True)
     assert page.count('action="/inbox/bulk"') == 2
     assert "· 双人复核 <span" in page  # the group names its state
@@ -468,8 +468,17 @@ def test_the_inbox_offers_one_bulk_form_per_flow_and_state(app, api, login_as):
 
 def one_line(product: str, amount: str) -> dict[str, Any]:
     """Shipment data with a single line, the amount its total."""
-    line = {"product": product, "spec": "盒", "qty": 1, "unit_price": amount}
+    first = SHIPMENT["items"][0]  # its batch, expiry and registration no. (medical goods)
+    line = {**first, "product": product, "spec": "盒", "qty": 1, "unit_price": amount}
     return {**SHIPMENT, "items": [line], "amount": amount}
+
+
+def submitted_invoice(api: Api) -> dict:
+    """The example invoice billing a shipped shipment, submitted: in its request check."""
+    shipped = [{"shipment": api.shipped(), "amount": INVOICE["amount"]}]
+    invoice = api.create("zhang", "invoicing", {**INVOICE, "shipments": shipped})
+    assert api.act(invoice["id"], "zhang", "submit", revision=1).status_code == 200
+    return invoice
 
 
 def test_sort_by_amount_pages_largest_first_without_gaps_or_repeats(app, api):
@@ -535,8 +544,10 @@ def test_the_inbox_page_sorts_by_amount(app, api, login_as):
 
 # --- where a review stands ---------------------------------------------------------------------
 def test_waiting_on_whom_and_reject_only_tasks_explained(app, api, login_as):
-    (doc_id,) = shipments(app, 1)  # double check: one 销售内勤 and one 库管
-    assert api.act(doc_id, "wang", "approve", revision=CHECKED).status_code == 200
+    # Where a review stands is shown to those who see its decisions: a double check that is
+    # not blind (the frozen shipment flow; the shipped one is blind): one 销售内勤 and one 库管.
+    doc_id = frozen_shipment(app, api)
+    assert api.act(doc_id, "wang", "approve", revision=1).status_code == 200
     creator = login_as("zhang").get(f"/documents/{doc_id}").get_data(as_text=True)
     assert '已同意<span class="waiting-on">，等待库管</span></p>' in creator
     assert "已同意 1/2，等待库管" in login_as("zhang").get("/mine").get_data(as_text=True)
@@ -552,19 +563,30 @@ def test_waiting_on_whom_and_reject_only_tasks_explained(app, api, login_as):
     assert "你只能驳回：你的角色名额已有人同意，还缺库管的同意。" in page
     inbox = chen.get("/inbox").get_data(as_text=True)
     assert "还缺库管的同意" in inbox
-    assert f'value="{doc_id}:{CHECKED}"' not in inbox  # no bulk checkbox: it cannot approve
+    assert f'value="{doc_id}:1"' not in inbox  # no bulk checkbox for a task it cannot approve
     li_inbox = login_as("li").get("/inbox").get_data(as_text=True)
-    assert "已同意 1/2，等待库管" in li_inbox and f'value="{doc_id}:{CHECKED}"' in li_inbox
+    assert "已同意 1/2，等待库管" in li_inbox and f'value="{doc_id}:1"' in li_inbox
+
+
+def frozen_shipment(app, api: Api) -> int:
+    """The example of the frozen (pre-issue-11) shipment flow, published over the shipped one,
+    submitted by zhang: in its double check (not blind, no checklist) at revision 1."""
+    with app.app_context():
+        services.publish_files(db.session, [FROZEN_SHIPMENT])
+        db.session.remove()
+    doc = api.create("zhang", data=dict(load_flow_file(FROZEN_SHIPMENT).example))
+    assert api.act(doc["id"], "zhang", "submit", revision=1).get_json()["state"] == "double_check"
+    return doc["id"]
 
 
 def test_waiting_on_any_of_the_roles_when_the_review_takes_any(app, api, login_as):
-    from tests.webui.test_api import SPECS as specs
-
-    claim = api.create("xu", "expense", specs["expense"].example)
-    assert api.act(claim["id"], "xu", "submit", revision=1).status_code == 200
-    page = login_as("xu").get(f"/documents/{claim['id']}").get_data(as_text=True)
-    assert '<span class="waiting-on">，等待销售内勤（任一）</span>' in page
-    assert "已同意 0/2，等待销售内勤（任一）" in login_as("xu").get("/mine").get_data(as_text=True)
+    # The invoice's request check: two of 销售内勤 and 财务, whichever (the expense receipt
+    # check now needs one of each).
+    invoice = submitted_invoice(api)
+    page = login_as("zhang").get(f"/documents/{invoice['id']}").get_data(as_text=True)
+    assert '<span class="waiting-on">，等待销售内勤、财务（任一）</span>' in page
+    mine = login_as("zhang").get("/mine").get_data(as_text=True)
+    assert "已同意 0/2，等待销售内勤、财务（任一）" in mine
 
 
 # --- changed since you last saw it -------------------------------------------------------------
