@@ -69,7 +69,7 @@ def test_check_valid_text_returns_the_diagram_and_stores_nothing(app, api):
 
 
 def test_check_invalid_text_is_422_with_line_message_and_hint(app, api):
-    text = EXPENSE.replace("on_approve: payment", "on_approve: paymnt")
+    text = EXPENSE.replace("on_approve: payment", "on_approve: paymnt", 1)
     response = api.post("/flows/expense/check", "admin", data=text, headers=YAML)
     assert response.status_code == 422
     assert error_code(response) == "invalid_definition"
@@ -158,6 +158,7 @@ def test_a_note_too_long_is_422_and_stores_nothing(app, api):
 LOWER_QUORUM = EXPENSE.replace(
     "      required: 2\n      roles: [sales_manager, gm]",
     "      required: 2\n      roles: [sales_manager]",
+    1,  # manager_approval (gm_approval, above 5000, keeps both roles)
 )
 
 
@@ -201,8 +202,9 @@ def test_a_pending_change_is_refused_after_another_publish(app, api, second_admi
     ("old", "new", "reason"),
     [
         (
-            "      required: 2\n      roles: [sales_admin]",
-            "      required: 2\n      roles: [sales_admin]\n      allow_earlier_reviewers: true",
+            "      required: 2\n      roles: [sales_admin, finance]",
+            "      required: 2\n      roles: [sales_admin, finance]\n"
+            "      allow_earlier_reviewers: true",
             "lets people who approved earlier",
         ),
         ("      require_each_role: true\n", "", "no longer requires each role"),
@@ -222,17 +224,23 @@ def test_a_removed_review_state_and_a_lower_quorum_are_weakenings():
     old = load_flow(EXPENSE, "expense.yaml")
     three = load_flow(
         EXPENSE.replace(
-            "      required: 2\n      roles: [sales_admin]",
-            "      required: 3\n      roles: [sales_admin]",
+            "      required: 2\n      roles: [sales_admin, finance]",
+            "      required: 3\n      roles: [sales_admin, finance]",
         ),
         "expense.yaml",
     )
     assert weakenings(old, three) == []
     assert weakenings(three, old) == ["`receipt_check` needs 2 approvals instead of 3"]
-    skip = EXPENSE.replace("    to: receipt_check\n", "    to: manager_approval\n", 1)
-    skip = re.sub(r"  receipt_check:\n(    .*\n)+", "", skip)
+    # Every claim to the manager approval: the GM approval (above 5000) is gone.
+    skip = EXPENSE.replace(
+        "    on_approve:\n      - to: gm_approval\n"
+        "        when: 'amount > decimal(\"5000.00\")'\n      - to: manager_approval\n",
+        "    on_approve: manager_approval\n",
+        1,
+    )
+    skip = re.sub(r"  gm_approval:\n(    .*\n)+", "", skip)
     assert weakenings(old, load_flow(skip, "expense.yaml")) == [
-        "review state `receipt_check` is removed"
+        "review state `gm_approval` is removed"
     ]
 
 
@@ -255,7 +263,7 @@ def test_editor_without_javascript_checks_and_shows_errors_at_their_lines(login_
     client = login_as("admin")
     page = client.get("/flows/expense/edit").get_data(as_text=True)
     assert "<textarea" in page and "receipt_check" in page and "<svg" in page
-    text = EXPENSE.replace("on_approve: payment", "on_approve: paymnt")
+    text = EXPENSE.replace("on_approve: payment", "on_approve: paymnt", 1)
     response = client.post("/flows/expense/check", data={"yaml": text, "csrf_token": csrf(page)})
     assert response.status_code == 422
     html = response.get_data(as_text=True)
@@ -280,7 +288,7 @@ def test_editor_publishes_with_a_note_and_same_text_makes_no_version(app, login_
 def test_editor_never_publishes_an_invalid_text(app, login_as):
     client = login_as("admin")
     token = csrf(client.get("/flows/expense/edit").get_data(as_text=True))
-    text = EXPENSE.replace("on_approve: payment", "on_approve: paymnt")
+    text = EXPENSE.replace("on_approve: payment", "on_approve: paymnt", 1)
     response = client.post("/flows/expense/publish", data={"yaml": text, "csrf_token": token})
     assert response.status_code == 422
     assert "paymnt" in response.get_data(as_text=True)
@@ -433,11 +441,11 @@ SHIPMENT_YAML = next(p for p in DEFINITIONS if p.stem == "shipment").read_text(e
 
 
 def two_documents_in_review_then_v2(app, api) -> tuple[int, int]:
-    """Two shipments in `double_check` on v1, each approved once by wang; then v2 renames it."""
+    """Two shipments in `double_check` on v1 (submitted, payment confirmed by finance), each
+    approved once by wang; then v2 renames it."""
     ids = []
     for _ in range(2):
-        doc = api.create("zhang")
-        doc = api.act(doc, "zhang", "submit").get_json()
+        doc = api.submitted("zhang")
         assert api.act(doc, "wang", "approve").status_code == 200
         ids.append(doc["id"])
     from webui.extensions import db
@@ -484,7 +492,8 @@ def test_migration_moves_exactly_the_chosen_documents(app, api, login_as):
     moved = api.get(f"/documents/{first}", "zhang").get_json()
     assert (moved["flow_version"], moved["state"]) == (2, "dual_check")
     assert moved["review"]["approvals"] == []  # wang's approval is void, as the preview said
-    stayed = api.get(f"/documents/{second}", "zhang").get_json()
+    # The double check is blind: wang, who decided, sees the approvals (the creator does not).
+    stayed = api.get(f"/documents/{second}", "wang").get_json()
     assert (stayed["flow_version"], stayed["state"]) == (1, "double_check")
     assert [a["user"] for a in stayed["review"]["approvals"]] == ["wang"]
     history = api.get(f"/documents/{first}/history", "zhang").get_json()["items"]
@@ -500,13 +509,14 @@ def test_migration_is_for_flow_admins_only(app, api, login_as):
 def test_structured_edit_of_a_guard_threshold_redraws_the_diagram(login_as):
     client = login_as("admin")
     page = client.get("/flows/expense/edit").get_data(as_text=True)
-    assert 'name="guard-r:manager_approval:0-0" value="5000.00"' in page
+    # The 5000 route leaves the receipt check (to the GM approval).
+    assert 'name="guard-r:receipt_check:0-0" value="5000.00"' in page
     response = client.post(
         "/flows/expense/structured",
         data={
             "yaml": EXPENSE,
-            "edit": "guard:r:manager_approval:0",
-            "guard-r:manager_approval:0-0": "8000.00",
+            "edit": "guard:r:receipt_check:0",
+            "guard-r:receipt_check:0-0": "8000.00",
             "csrf_token": csrf(page),
         },
     )
