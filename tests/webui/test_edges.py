@@ -131,13 +131,16 @@ def test_hostile_numbers_and_sizes_are_refused_before_any_work(app, api, name):
 
 
 def test_integers_refuse_fractions_and_money_stores_minus_zero_as_zero(api):
+    # A line's quantity (an integer the drafter enters; held_orders is finance's now).
+    line = SHIPMENT["items"][0]
     for value in ("2000.0", "1e3", "2.5"):
-        body = json.dumps({"flow": "shipment", "data": {**SHIPMENT, "held_orders": "__V__"}})
+        data = {**SHIPMENT, "items": [{**line, "qty": "__V__"}]}
+        body = json.dumps({"flow": "shipment", "data": data})
         response = api.post("/documents", "zhang", data=body.replace('"__V__"', value),
                             headers={"Content-Type": "application/json"})  # fmt: skip
         assert response.status_code == 422, value
-    doc = api.create(data={**SHIPMENT, "held_orders": 2000})
-    assert doc["data"]["held_orders"] == 2000
+    doc = api.create(data={**SHIPMENT, "items": [{**line, "qty": 2001}]})
+    assert doc["data"]["items"][0]["qty"] == 2001
     response = api.patch(
         f"/documents/{doc['id']}", "zhang",
         json={"data": {"items": [{**SHIPMENT["items"][0], "unit_price": "-0.00"}]},
@@ -166,7 +169,12 @@ def test_a_hostile_request_does_not_stall_a_concurrent_approval(app, api):
         response = app.test_client().post(
             f"/api/v1/documents/{doc['id']}/actions",
             headers=wang,
-            json={"action": "approve", "revision": doc["revision"], "comment": ""},
+            json={
+                "action": "approve",
+                "revision": doc["revision"],
+                "comment": "",
+                "checks": CHECKS,
+            },
         )
         results["approve"] = response.status_code
 
@@ -181,6 +189,10 @@ def test_a_hostile_request_does_not_stall_a_concurrent_approval(app, api):
 
 
 # --- retries are safe ----------------------------------------------------------------------------
+# Every point of the shipment double check's checklist, confirmed.
+CHECKS = dict.fromkeys(("customer", "product", "spec", "qty", "batch"), True)
+
+
 def keyed(api: Api, user: str, key: str) -> dict[str, str]:
     return {**api.headers(user), "Idempotency-Key": key}
 
@@ -200,7 +212,12 @@ def test_create_replayed_with_its_key_makes_one_document(app, api):
 def test_approve_and_edit_replayed_act_once(app, api):
     doc = api.submitted()
     path = f"/api/v1/documents/{doc['id']}/actions"
-    body = {"action": "approve", "revision": doc["revision"], "comment": "核对无误"}
+    body = {
+        "action": "approve",
+        "revision": doc["revision"],
+        "comment": "核对无误",
+        "checks": CHECKS,
+    }
     first = api.client.post(path, json=body, headers=keyed(api, "wang", "approve-1"))
     again = api.client.post(path, json=body, headers=keyed(api, "wang", "approve-1"))
     assert first.status_code == again.status_code == 200
@@ -234,7 +251,7 @@ def test_a_key_reused_for_another_request_is_refused(app, api):
 def test_racing_replays_act_once(app, api):
     doc = api.submitted()
     path = f"/api/v1/documents/{doc['id']}/actions"
-    body = {"action": "approve", "revision": doc["revision"], "comment": ""}
+    body = {"action": "approve", "revision": doc["revision"], "comment": "", "checks": CHECKS}
     headers = keyed(api, "wang", "race-1")
     answers: list[tuple[int, bytes]] = []
     start = threading.Barrier(4)
@@ -259,7 +276,7 @@ def test_racing_replays_act_once(app, api):
 def test_a_lost_commit_answers_503_and_the_retry_tells_the_truth(app, api, monkeypatch):
     doc = api.submitted()
     path = f"/api/v1/documents/{doc['id']}/actions"
-    body = {"action": "approve", "revision": doc["revision"], "comment": ""}
+    body = {"action": "approve", "revision": doc["revision"], "comment": "", "checks": CHECKS}
     real_commit = Session.commit
     lose = {"next": True}
 
