@@ -25,6 +25,8 @@ TEST_KEY = "testing-audit-key-not-for-production"
 @pytest.fixture
 def history(app) -> int:
     with app.app_context():
+        # The frozen (pre-issue-11) shipment: submitted, straight in its double check.
+        services.publish_files(db.session, [ROOT / "tests/data/flows/rules/shipment.yaml"])
         users = {u.username: u for u in db.session.scalars(select(User))}
         doc = services.create_document(db.session, users["zhang"], "shipment", SHIPMENT)
         doc_id = doc.document.id

@@ -11,10 +11,18 @@ import openpyxl
 import pytest
 from sqlalchemy import select, update
 
-from tests.webui.test_api import SHIPMENT, Api, error_code
+from tests.conftest import ROOT
+from tests.webui.test_api import Api, error_code
 from tests.webui.test_inbox import SHIPMENT_FORM, csrf
 from webui.extensions import db
+from workflow import services
+from workflow.definitions.build import load_flow_file
 from workflow.models import AuditEvent, Document, User
+
+# The audit workspace is walked on the frozen (pre-issue-11) shipment flow: submitted, a
+# shipment is straight in its double check (not blind, no checklist), so the history is short.
+FROZEN = ROOT / "tests/data/flows/rules/shipment.yaml"
+SHIPMENT = dict(load_flow_file(FROZEN).example)
 
 
 @pytest.fixture
@@ -27,16 +35,18 @@ def walked(app, api) -> dict[str, int]:
     """wang is 王芳; one shipment approved twice (one approval after an edit), one where zhang
     tried to approve her own document (refused), one with a formula in a comment."""
     with app.app_context():
+        services.publish_files(db.session, [FROZEN])
         db.session.execute(update(User).where(User.username == "wang").values(display_name="王芳"))
         db.session.commit()
         db.session.remove()
-    done = api.create()
+    done = api.create(data=SHIPMENT)
     edit = {"data": {"order_no": "SO-2026-2048"}, "revision": 1}
     assert api.patch(f"/documents/{done['id']}", "zhang", json=edit).status_code == 200
     api.act(done, "zhang", "submit")
     assert api.act(done, "wang", "approve", "核对无误").status_code == 200
     assert api.act(done, "li", "approve", '=HYPERLINK("http://x")').status_code == 200
-    waiting = api.submitted()
+    waiting = api.create(data=SHIPMENT)
+    assert api.act(waiting, "zhang", "submit").get_json()["state"] == "double_check"
     assert api.act(waiting, "zhang", "approve").status_code == 403  # self-review, refused
     return {"done": done["id"], "waiting": waiting["id"]}
 
@@ -177,7 +187,7 @@ def test_audit_api_is_for_auditors_only(api, path, user):
 # --- auditors change nothing ----------------------------------------------------------------------
 def test_auditors_are_refused_on_every_mutating_api_route(app, api, walked):
     doc = api.get(f"/documents/{walked['waiting']}", "shen").get_json()
-    draft = api.create()
+    draft = api.create(data=SHIPMENT)
     attempts = [
         api.post("/documents", "shen", json={"flow": "shipment", "data": SHIPMENT_FORM}),
         api.patch(
