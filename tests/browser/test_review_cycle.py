@@ -1,4 +1,5 @@
-"""End to end in Chromium: create, submit, two approvals, a rejection with a reason — zh and en."""
+"""End to end in Chromium: create, submit, finance confirms the payment, two approvals with
+their checklist, a rejection with a reason — zh and en."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ TEXT = {
         "next_state": "待发货",
         "draft": "草稿",
         "review": "双人复核",
+        "payment_check": "财务确认收款",
         "rejected": "已被驳回",
         "add": "+ 添加一行",
         "changed": "此单据已变更",
@@ -31,6 +33,7 @@ TEXT = {
         "next_state": "Ready to ship",
         "draft": "Draft",
         "review": "Double check",
+        "payment_check": "Payment check by finance",
         "rejected": "Rejected",
         "add": "+ Add a row",
         "changed": "This document changed",
@@ -78,6 +81,9 @@ def create_and_submit(person: Person, lang: str, customer: str) -> int:
     page = person.page
     page.goto(f"{person.base}/new/shipment")
     page.fill("#customer", customer)
+    page.fill("#consignee", "刘娟（设备科）")
+    page.fill("#ship_address", "安徽省安庆市迎江区人民路 88 号")
+    page.fill("#consignee_phone", "0556-5551234")
     page.fill("#order_no", "SO-2026-1024")
     rows = [
         ("一次性使用无菌注射器", "5ml", "2000", "0.85"),
@@ -93,7 +99,6 @@ def create_and_submit(person: Person, lang: str, customer: str) -> int:
     page.fill("#amount", "12800.00")
     page.select_option("#carrier", "物流")
     page.fill("#ship_by", "2026-12-01")
-    page.check("#paid")
     page.click("form.docform button[type=submit]")
     page.wait_for_url(re.compile(r".*/documents/\d+$"))
     doc_id = int(page.url.rsplit("/", 1)[1])
@@ -101,11 +106,32 @@ def create_and_submit(person: Person, lang: str, customer: str) -> int:
     assert "¥12,800.00" in page.content()
     page.click("button[data-action=submit]")
     page.wait_for_url(re.compile(rf".*/documents/{doc_id}$"))
-    assert state_text(page) == TEXT[lang]["review"]
-    # the submitter is offered no approval and no rejection
-    assert page.locator("button[data-action=approve]").count() == 0
-    assert page.locator("button[data-action=reject]").count() == 0
+    assert state_text(page) == TEXT[lang]["payment_check"]  # 款到发货: finance confirms first
     return doc_id
+
+
+def confirm_payment(person: Person, lang: str, doc_id: int, first: bool = True) -> None:
+    """Finance records the payment (the first time) and confirms it: on to the double check."""
+    page = person.page
+    if first:
+        page.goto(f"{person.base}/documents/{doc_id}/edit")
+        page.check("#paid")
+        page.fill("#payment_ref", "HD-2026-1128")
+        page.click("form.docform button[type=submit]")
+        page.wait_for_url(re.compile(rf".*/documents/{doc_id}$"))
+    else:
+        page.goto(f"{person.base}/documents/{doc_id}")
+    page.click("button[data-action=confirm_payment]")
+    page.wait_for_url(re.compile(rf".*/documents/{doc_id}$"))
+    assert state_text(page) == TEXT[lang]["review"]
+
+
+def tick_checklist(page: Any) -> None:
+    """Confirm every point of the approval's checklist (the double check's)."""
+    boxes = page.locator("form.action-approve input[name^=check-]")
+    assert boxes.count() == 5
+    for index in range(boxes.count()):
+        boxes.nth(index).check()
 
 
 def shoot(folder: Path | None, page: Any, name: str) -> None:
@@ -118,6 +144,7 @@ def approve_with_mouse(person: Person, doc_id: int, comment: str) -> None:
     page.goto(f"{person.base}/inbox")
     page.click(f"a[href='/documents/{doc_id}']")
     page.fill("#comment-approve", comment)
+    tick_checklist(page)
     page.click("button[data-action=approve]")
     page.wait_for_url(re.compile(rf".*/documents/{doc_id}$"))
 
@@ -130,6 +157,10 @@ def approve_with_keyboard(person: Person, doc_id: int, comment: str) -> None:
     page.wait_for_url(re.compile(rf".*/documents/{doc_id}$"))
     tab_to(page, "#comment-approve")
     page.keyboard.type(comment)
+    for _ in range(5):  # each point of the checklist, ticked with the space bar
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.name").startswith("check-")
+        page.keyboard.press("Space")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.dataset.action") == "approve"
     page.keyboard.press("Enter")
@@ -141,6 +172,12 @@ def test_full_review_cycle(browser, live_server, screenshots, lang):
     words = TEXT[lang]
     zhang = Person(browser, live_server, "zhang", lang)
     doc_id = create_and_submit(zhang, lang, "安庆某医药有限公司")
+    zhao = Person(browser, live_server, "zhao", lang)
+    confirm_payment(zhao, lang, doc_id)
+    zhang.page.goto(f"{live_server}/documents/{doc_id}")
+    # the submitter is offered no approval and no rejection
+    assert zhang.page.locator("button[data-action=approve]").count() == 0
+    assert zhang.page.locator("button[data-action=reject]").count() == 0
 
     wang = Person(browser, live_server, "wang", lang)
     wang.page.goto(f"{live_server}/inbox")
@@ -156,6 +193,7 @@ def test_full_review_cycle(browser, live_server, screenshots, lang):
 
     # a second shipment: a rejection with a reason returns it to draft
     second = create_and_submit(zhang, lang, "芜湖某医院")
+    confirm_payment(zhao, lang, second)
     wang.page.goto(f"{live_server}/documents/{second}")
     wang.page.fill("#comment-reject", "单价与订单不符，请核对")
     wang.page.click("button[data-action=reject]")
@@ -174,6 +212,7 @@ def test_full_review_cycle(browser, live_server, screenshots, lang):
     zhang.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
     zhang.page.click("button[data-action=submit]")
     zhang.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
+    confirm_payment(zhao, lang, second, first=False)
     li.page.goto(f"{live_server}/documents/{second}")
     wang.page.goto(f"{live_server}/documents/{second}")
     wang.page.fill("#comment-reject", "再核对一次")
@@ -185,7 +224,9 @@ def test_full_review_cycle(browser, live_server, screenshots, lang):
     zhang.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
     zhang.page.click("button[data-action=submit]")
     zhang.page.wait_for_url(re.compile(rf".*/documents/{second}$"))
-    li.page.click("button[data-action=approve]")  # li's page still shows revision 2
+    confirm_payment(zhao, lang, second, first=False)
+    tick_checklist(li.page)
+    li.page.click("button[data-action=approve]")  # li's page still shows an older revision
     li.page.wait_for_selector(".flash.error")  # the document again, as it is now (409)
     assert words["changed"] in li.page.locator(".flash.error").inner_text()
     assert li.page.locator("button[data-action=approve]").count() == 1  # the new version
