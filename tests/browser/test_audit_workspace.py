@@ -13,7 +13,10 @@ import pytest
 from sqlalchemy import update
 
 from tests.browser.test_review_cycle import Person
-from tests.conftest import DEFINITIONS  # noqa: F401 - the live server publishes them
+from tests.conftest import (
+    DEFINITIONS,  # noqa: F401 - the live server publishes them
+    ROOT,
+)
 from tests.workflow.test_review import SHIPMENT
 from webui.commands import DEMO_USERS
 from workflow import services
@@ -33,6 +36,9 @@ def history(live_server: str, tmp_path: Path) -> dict[str, int]:
 
     engine = make_engine(f"sqlite:///{tmp_path / 'browser.sqlite3'}")
     with Session(engine, expire_on_commit=False) as s:
+        # The frozen (pre-issue-11) shipment: submitted, straight in its double check (the
+        # workspace is about the audit trail, not the shipped steps).
+        services.publish_files(s, [ROOT / "tests/data/flows/rules/shipment.yaml"])
         for username, name in NAMES.items():
             s.execute(update(User).where(User.username == username).values(display_name=name))
         s.commit()

@@ -34,8 +34,9 @@ def overdue_deposit(tmp_path: Path) -> int:
         )
         doc = services.create_document(session, people["zhang"], "tender_deposit", data).document
         services.act(session, doc.id, people["zhang"], "submit", 1)
-        services.act(session, doc.id, people["liu"], "approve", 1)
-        services.act(session, doc.id, people["zhao"], "approve", 1)
+        checks = dict.fromkeys(("amount", "account", "dates"), True)  # the deposit check's
+        services.act(session, doc.id, people["liu"], "approve", 1, checks=checks)
+        services.act(session, doc.id, people["zhao"], "approve", 1, checks=checks)
         doc_id = doc.id
     engine.dispose()
     return doc_id

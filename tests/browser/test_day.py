@@ -7,7 +7,13 @@ import re
 
 import pytest
 
-from tests.browser.test_review_cycle import Person, create_and_submit, shoot
+from tests.browser.test_review_cycle import (
+    Person,
+    confirm_payment,
+    create_and_submit,
+    shoot,
+    tick_checklist,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +21,14 @@ NO_SIDEWAYS = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
 def submitted(person: Person, count: int) -> list[int]:
-    return [create_and_submit(person, "zh", f"客户{i}") for i in range(count)]
+    """Shipments by `person`, submitted and their payment confirmed by finance (zhao): in the
+    double check at revision 2."""
+    ids = [create_and_submit(person, "zh", f"客户{i}") for i in range(count)]
+    payer = Person(person.context.browser, person.base, "zhao", "zh")
+    for doc_id in ids:
+        confirm_payment(payer, "zh", doc_id)
+    payer.close()
+    return ids
 
 
 def test_task_list_fast_approving_and_print(browser, live_server, screenshots):
@@ -29,6 +42,7 @@ def test_task_list_fast_approving_and_print(browser, live_server, screenshots):
 
     # the buttons are disabled once the form is sent (the sending itself cancelled here)
     page.goto(f"{live_server}/documents/{ids[0]}")
+    tick_checklist(page)
     page.evaluate(
         """() => {
         const form = document.querySelector('form.action-approve');
@@ -42,13 +56,18 @@ def test_task_list_fast_approving_and_print(browser, live_server, screenshots):
 
     # approve and open next: the next task opens
     page.goto(f"{live_server}/documents/{ids[0]}")
+    tick_checklist(page)
     page.click("button[data-action=approve-next]")
     page.wait_for_url(re.compile(rf".*/documents/{ids[1]}$"))
 
     # bulk approve the rest from the list
     page.goto(f"{live_server}/inbox")
     for doc_id in ids[1:]:
-        page.check(f"input[name=item][value='{doc_id}:1']")
+        page.check(f"input[name=item][value='{doc_id}:2']")
+    boxes = page.locator("form.bulk input[name^=check-]")  # the checklist, once for all
+    assert boxes.count() == 5
+    for index in range(boxes.count()):
+        boxes.nth(index).check()
     shoot(screenshots, page, "bulk-approve-zh-desktop")
     page.click("button[data-action=bulk-approve]")
     page.wait_for_url(re.compile(r".*/inbox"))
@@ -58,6 +77,7 @@ def test_task_list_fast_approving_and_print(browser, live_server, screenshots):
 
     li = Person(browser, live_server, "li", "zh")
     li.page.goto(f"{live_server}/documents/{ids[0]}")
+    tick_checklist(li.page)
     li.page.click("button[data-action=approve]")
     li.page.wait_for_url(re.compile(rf".*/documents/{ids[0]}$"))
     li.page.goto(f"{live_server}/documents/{ids[0]}/print")
@@ -105,9 +125,11 @@ def test_a_refused_second_approval_keeps_the_comment_and_says_why_in_chinese(bro
     for tab in (first, second):
         tab.goto(f"{live_server}/documents/{doc_id}")
     first.fill("#comment-approve", "数量已核对")
+    tick_checklist(first)
     first.click("button[data-action=approve]")
     first.wait_for_url(re.compile(rf".*/documents/{doc_id}$"))
     second.fill("#comment-approve", "第二个标签页里写的意见")
+    tick_checklist(second)
     with second.expect_response(re.compile(rf".*/documents/{doc_id}/act$")) as answer:
         second.click("button[data-action=approve]")
     assert answer.value.status == 403
