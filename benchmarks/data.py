@@ -111,7 +111,7 @@ class Sealer:
         for name in sorted(audit.HASHED_FIELDS):  # canonical JSON sorts the keys
             key = audit.canonical_json(name)
             if name in SLOTS:
-                parts.append(f"{key}:{{{name}}}")
+                parts.append(f"{key}:{{{SLOTS.index(name)}}}")
             else:
                 value = audit.canonical_json(audit._canonical(self.constants.get(name)))
                 parts.append(f"{key}:{_format_safe(value)}")
@@ -119,39 +119,57 @@ class Sealer:
         self._strings: dict[Any, str] = {}
         self.count = 0
 
-    def _text(self, value: Any) -> str:
+    def text(self, value: str | None) -> str:
         found = self._strings.get(value)
         if found is None:
             found = self._strings[value] = audit.canonical_json(value)
         return found
 
-    def _details(self, details: dict[str, Any] | None) -> str:
-        key = ("details", *sorted(details.items())) if details else None
+    def details(self, details: dict[str, Any] | None) -> str | None:
+        """The details as canonical JSON text (what is stored, too); None for none."""
+        if details is None:
+            return None
+        key = ("details", *sorted(details.items()))
         found = self._strings.get(key)
         if found is None:
             found = self._strings[key] = audit.canonical_json(details)
         return found
 
-    def seal(self, **slots: Any) -> str:
-        at = slots["at"]
+    def seal(
+        self,
+        event_id: int,
+        at: dt.datetime,  # UTC
+        chain_key: str,
+        chain_seq: int,
+        prev_hash: str,
+        document_id: int,
+        actor: str,
+        action: str,
+        from_state: str,
+        to_state: str,
+        details: str | None,  # from self.details()
+    ) -> str:
+        text = self.text
         payload = self.template.format(
-            id=slots["id"],
-            at='"' + at.replace(tzinfo=None).isoformat(timespec="microseconds") + '"',
-            chain_key='"' + slots["chain_key"] + '"',
-            chain_seq=slots["chain_seq"],
-            prev_hash='"' + slots["prev_hash"] + '"',
-            document_id=slots["document_id"],
-            actor=self._text(slots["actor"]),
-            action=self._text(slots["action"]),
-            from_state=self._text(slots["from_state"]),
-            to_state=self._text(slots["to_state"]),
-            details=self._details(slots["details"]),
+            event_id,
+            '"' + at.isoformat(timespec="microseconds")[:26] + '"',
+            '"' + chain_key + '"',
+            chain_seq,
+            '"' + prev_hash + '"',
+            document_id,
+            text(actor),
+            text(action),
+            text(from_state),
+            text(to_state),
+            details or "null",
         )
         mac = self._mac.copy()
         mac.update(payload.encode())
         sealed = mac.hexdigest()
         if self.count % self.CHECK_EVERY == 0:
-            event = Event(**self.constants, **slots)
+            values = (event_id, at, chain_key, chain_seq, prev_hash, document_id, actor, action,
+                      from_state, to_state, json.loads(details) if details else None)  # fmt: skip
+            event = Event(**self.constants, **dict(zip(SLOTS, values, strict=True)))
             if seal(event) != sealed:
                 raise RuntimeError(
                     "benchmarks.data.Sealer no longer seals as audit.event_hash does: "
@@ -330,7 +348,7 @@ class Job:
 
 def _pick(rng: random.Random, pool: list[tuple[int, str]], exclude: set[int]) -> tuple[int, str]:
     while True:
-        user = pool[rng.randrange(len(pool))]
+        user = pool[int(rng.random() * len(pool))]
         if user[0] not in exclude:
             return user
 
@@ -421,14 +439,14 @@ def _document(
         nonlocal head, seq, open_step, finished_at, milestone_at
         seq += 1
         event_id = next_id + seq - 1
+        details_json = sealer.details(details)
         sealed = sealer.seal(
-            id=event_id, at=at, chain_key=chain, chain_seq=seq, prev_hash=head,
-            document_id=doc_id, actor=actor, action=action, from_state=source, to_state=dest,
-            details=details,
-        )  # fmt: skip
+            event_id, at, chain, seq, head, doc_id, actor, action, source, dest, details_json
+        )
         events.append(
             (sealed, event_id, at, chain, seq, head, doc_id, plan.name, plan.version, actor,
-             action, "ok", None, source, dest, 1, "", details, sealer.key_id, plan.data_hash)
+             action, "ok", None, source, dest, 1, "", details_json, sealer.key_id,
+             plan.data_hash)
         )  # fmt: skip
         head = sealed
         if action in ("approve", "reject"):
@@ -461,7 +479,7 @@ def _document(
     entered_at = at
     state, review_round = plan.initial, 0
     for step in steps:
-        at += dt.timedelta(minutes=rng.randint(5, 600))
+        at += dt.timedelta(minutes=5 + int(rng.random() * 596))
         if step.review is None:
             if step.owner_only:
                 actor = creator
@@ -478,7 +496,7 @@ def _document(
                 chosen = [rng.choice(roles), rng.choice(roles)]
             for n, role in enumerate(chosen, 1):
                 if n == 2:
-                    at += dt.timedelta(minutes=rng.randint(1, 120))
+                    at += dt.timedelta(minutes=1 + int(rng.random() * 120))
                 actor = _pick(rng, job.pools[role], actors)
                 actors.add(actor[0])
                 dest = step.dest if n == 2 else step.source
@@ -502,7 +520,7 @@ def _document(
         elif rng.random() < 0.5:
             approver = _pick(rng, job.pools[rng.choice(review.roles)], actors)
         if approver is not None:
-            at += dt.timedelta(minutes=rng.randint(1, 120))
+            at += dt.timedelta(minutes=1 + int(rng.random() * 120))
             rows["reviews"].append(  # tied to the event added next (its chain_seq)
                 (next(review_ids), doc_id, state, review_round, 1, approver[0], "approve",
                  "", at, seq + 1)
@@ -557,22 +575,54 @@ def write(url: str, schema: str | None, rows: dict[str, list[tuple[Any, ...]]]) 
         return
     import psycopg
 
-    with (
-        psycopg.connect(
-            libpq_url(url), **({"options": _options(schema)} if schema else {})
-        ) as conn,
-        conn.cursor() as cur,
-    ):
+    conn = psycopg.connect(libpq_url(url), **({"options": _options(schema)} if schema else {}))
+    conn.adapters.register_dumper(None, _JsonbDumper)  # by oid: what set_types picks
+    with conn, conn.cursor() as cur:
         try:  # rows are consistent by construction: skip per-row foreign-key triggers
             cur.execute("SET session_replication_role = replica")
         except psycopg.Error:  # not a superuser: keep the checks
             conn.rollback()
         for table in order:
             if rows.get(table):
-                cols = ",".join(COLUMNS[table])
-                with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                types = _column_types(cur, table)
+                columns = ",".join(COLUMNS[table])
+                with cur.copy(f"COPY {table} ({columns}) FROM STDIN BINARY") as copy:
+                    copy.set_types(types)
                     for row in rows[table]:
-                        copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in row])
+                        copy.write_row(row)
+
+
+def _column_types(cur: Any, table: str) -> list[str]:
+    """The PostgreSQL type of each column written (binary COPY sends typed values)."""
+    cur.execute(
+        "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        (table,),
+    )
+    found = dict(cur.fetchall())
+    return [found[c] for c in COLUMNS[table]]
+
+
+def _jsonb_dumper() -> type:
+    from psycopg.adapt import Dumper
+    from psycopg.postgres import types
+    from psycopg.pq import Format
+
+    class JsonbDumper(Dumper):
+        """jsonb, binary: a str is JSON text already (each flow's data, encoded once), other
+        values are encoded here."""
+
+        format = Format.BINARY
+        oid = types["jsonb"].oid
+
+        def dump(self, obj: Any) -> bytes:
+            text = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)
+            return b"\x01" + text.encode()
+
+    return JsonbDumper
+
+
+_JsonbDumper = _jsonb_dumper()
 
 
 def libpq_url(url: str) -> str:
@@ -748,3 +798,48 @@ def _finish(session: Session) -> None:
     else:
         session.execute(text("ANALYZE"))
         session.commit()
+
+
+def main() -> None:
+    """`python -m benchmarks.data [--documents N] [--keep] URL`: generate only (schema
+    `fuhe_gen` on PostgreSQL), print the stages and the time, then `audit verify`."""
+    import argparse
+    import secrets
+
+    from sqlalchemy.orm import sessionmaker
+
+    from workflow.db import make_engine
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("url")
+    parser.add_argument("--documents", type=int, default=FULL.documents)
+    parser.add_argument("--no-verify", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("BENCH_VERBOSE", "1")
+    audit.configure(audit.Keyring.from_settings(os.environ.get("AUDIT_KEY", secrets.token_hex(32))))
+    security.SCRYPT_N = 2**4
+    url, schema = args.url, None
+    if url.startswith("postgresql"):
+        schema = "fuhe_gen"
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        engine.dispose()
+        url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    scale = args.documents / FULL.documents
+    sizes = Sizes(args.documents, FULL.users, int(FULL.open_tasks * scale),
+                  int(FULL.busy_decided * scale))  # fmt: skip
+    factory = sessionmaker(make_engine(url), expire_on_commit=False)
+    gen = generate(factory(), url, schema, sizes)
+    print(f"generated {gen.documents:,} documents, {gen.events:,} events, "
+          f"{gen.open_documents:,} open tasks in {gen.seconds:.1f} s", flush=True)  # fmt: skip
+    if not args.no_verify:
+        begin = time.perf_counter()
+        result = audit.verify(factory())
+        print(f"audit verify: {'ok' if result.ok else result.report} ({result.events:,} events, "
+              f"{result.chains:,} chains, {time.perf_counter() - begin:.1f} s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
