@@ -7,14 +7,14 @@ early and neither skip nor repeat a row while documents are added.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
-from sqlalchemy.orm import Session, defer, joinedload
+from sqlalchemy.orm import Session, defer
 
-from workflow import numbering, policy
+from workflow import numbering, policy, queries
 from workflow.db import as_utc
 from workflow.errors import InvalidData
 from workflow.models import AuditEvent, Document, FlowVersion, User
@@ -164,6 +164,38 @@ def condition(session: Session, user: User, filters: Filters) -> ColumnElement[b
     return and_(*parts)
 
 
+def _page_ids(
+    session: Session, where: ColumnElement[bool], sort: str, limit: int, cursor: str | None
+) -> tuple[list[int], str | None]:
+    """One page's ids (the order from ix_documents_entered or the primary key) and the next
+    cursor; the documents themselves are loaded afterwards, for those ids only."""
+    if sort == "waiting":  # longest waiting first: (entered_at, id) ascending
+        stmt = select(Document.id, Document.entered_at).where(where)
+        after = decode_cursor(cursor, 2)
+        if after:
+            at, last = as_utc(_cursor_time(after[0])), _cursor_id(after[1])
+            stmt = stmt.where(
+                Document.entered_at >= at,
+                or_(Document.entered_at > at, Document.id > last),
+            )
+        stmt = stmt.order_by(Document.entered_at, Document.id)
+    else:  # newest first: ids only grow, so new documents never shift a later page
+        stmt = select(Document.id, Document.entered_at).where(where)
+        after = decode_cursor(cursor, 1)
+        if after:
+            stmt = stmt.where(Document.id < _cursor_id(after[0]))
+        stmt = stmt.order_by(Document.id.desc())
+    rows = session.execute(stmt.limit(limit + 1)).all()
+    next_cursor = None
+    if len(rows) > limit:
+        last_id, last_at = rows[limit - 1]
+        if sort == "waiting":
+            next_cursor = encode_cursor(as_utc(last_at), last_id)
+        else:
+            next_cursor = encode_cursor(last_id)
+    return [r[0] for r in rows[:limit]], next_cursor
+
+
 def documents(
     session: Session,
     user: User,
@@ -177,36 +209,21 @@ def documents(
     limit = _limit(limit)
     where = condition(session, user, filters)
     total = session.scalar(select(func.count(Document.id)).where(where)) or 0
-    stmt = (
-        select(Document)
-        .where(where)
-        .options(
-            joinedload(Document.created_by).lazyload(User.role_rows),
-            joinedload(Document.entered_by).lazyload(User.role_rows),
-            joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
-        )
-    )
-    if filters.sort == "waiting":  # longest waiting first: (entered_at, id) ascending
-        after = decode_cursor(cursor, 2)
-        if after:
-            at, last = as_utc(_cursor_time(after[0])), _cursor_id(after[1])
-            stmt = stmt.where(
-                or_(Document.entered_at > at, and_(Document.entered_at == at, Document.id > last))
-            )
-        stmt = stmt.order_by(Document.entered_at, Document.id)
-    else:  # newest first: ids only grow, so new documents never shift a later page
-        after = decode_cursor(cursor, 1)
-        if after:
-            stmt = stmt.where(Document.id < _cursor_id(after[0]))
-        stmt = stmt.order_by(Document.id.desc())
-    rows = list(session.scalars(stmt.limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
     next_cursor = None
-    if more and rows:
-        last_row = rows[-1]
-        if filters.sort == "waiting":
-            next_cursor = encode_cursor(as_utc(last_row.entered_at), last_row.id)
-        else:
-            next_cursor = encode_cursor(last_row.id)
+    if filters.part == "waiting" and filters.sort == "waiting" and total:
+        # The tasks' own order, one index range per (flow version, state) pair.
+        keys = queries.task_keys(
+            session,
+            user,
+            _task_states(session, user),
+            limit + 1,
+            queries.TaskKey.decode(cursor),
+            condition(session, user, replace(filters, part="all")),  # the branches are the tasks
+        )
+        if len(keys) > limit:
+            next_cursor = keys[limit - 1].encode()
+        ids = [k.id for k in keys[:limit]]
+    else:
+        ids, next_cursor = _page_ids(session, where, filters.sort, limit, cursor)
+    rows = queries.load_documents(session, ids)
     return ListPage(DocumentProcess.prefetch(session, rows), next_cursor, total)
