@@ -84,7 +84,7 @@ def seal(event: Event) -> str:
 # The fields that differ between the events of one flow; every other hashed field is the same
 # for all events of a flow (its name, version, the example data's hash, the key, "ok", …).
 SLOTS = ("id", "at", "chain_key", "chain_seq", "prev_hash", "document_id", "actor", "action",
-         "from_state", "to_state", "details")  # fmt: skip
+         "from_state", "to_state", "details", "data_hash")  # fmt: skip
 
 
 def _format_safe(text: str) -> str:
@@ -149,6 +149,7 @@ class Sealer:
         from_state: str,
         to_state: str,
         details: str | None,  # from self.details()
+        data_hash: str,  # every event acts on revision 1's data
     ) -> str:
         text = self.text
         payload = self.template.format(
@@ -163,13 +164,15 @@ class Sealer:
             text(from_state),
             text(to_state),
             details or "null",
+            '"' + data_hash + '"',
         )
         mac = self._mac.copy()
         mac.update(payload.encode())
         sealed = mac.hexdigest()
         if self.count % self.CHECK_EVERY == 0:
             values = (event_id, at, chain_key, chain_seq, prev_hash, document_id, actor, action,
-                      from_state, to_state, json.loads(details) if details else None)  # fmt: skip
+                      from_state, to_state, json.loads(details) if details else None,
+                      data_hash)  # fmt: skip
             event = Event(**self.constants, **dict(zip(SLOTS, values, strict=True)))
             if seal(event) != sealed:
                 raise RuntimeError(
@@ -212,6 +215,21 @@ class Step:
     owner_only: bool = False
 
 
+VARIED = ("order_no", "customer", "buyer_title", "sales_rep")
+
+
+def varied_values(contract: int) -> dict[str, str]:
+    """A contract's number, customer and sales rep (shipments and invoices of one contract
+    share them, so the 合同履行一览表 has realistic lines)."""
+    customer = f"客户{contract % 2000:04d}"
+    return {
+        "order_no": f"SO-{contract:07d}",
+        "customer": customer,
+        "buyer_title": customer,
+        "sales_rep": f"业务员{contract % 50:02d}",
+    }
+
+
 @dataclass
 class FlowPlan:
     name: str
@@ -227,7 +245,29 @@ class FlowPlan:
     status: dict[str, str] = field(default_factory=dict)  # state → open|completed|withdrawn
     milestones: frozenset[str] = frozenset()
     report_data: tuple[Any, ...] = ()  # report_documents' data columns, in COLUMNS order
-    data_hash: str = ""
+    varied: tuple[str, ...] = ()  # fields that differ per document (contract, customer, rep)
+    json_template: str = ""  # data_json with a placeholder per varied field
+    canonical_template: str = ""  # the same, as audit.canonical_json
+
+    def document_data(self, contract: int) -> tuple[str, str, tuple[Any, ...]]:
+        """(data as JSON, its audit.data_hash, its report columns) of a document that belongs
+        to contract number `contract`."""
+        if not self.varied:
+            return self.data_json, audit.data_hash(self.data), self.report_data
+        values = varied_values(contract)
+        data_json, canonical = self.json_template, self.canonical_template
+        for name in self.varied:
+            data_json = data_json.replace(f"@@{name}@@", values[name])
+            canonical = canonical.replace(f"@@{name}@@", values[name])
+        columns = dict(zip(COLUMNS["report_documents"][-7:], self.report_data, strict=True))
+        columns["contract_no"] = values["order_no"] if "order_no" in self.varied else None
+        for name in ("customer", "buyer_title"):
+            if name in self.varied:
+                columns["customer"] = values[name]
+        if "sales_rep" in self.varied:
+            columns["sales_rep"] = values["sales_rep"]
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        return data_json, digest, tuple(columns.values())
 
     def review_positions(self) -> list[int]:
         return [i for i, s in enumerate(self.steps) if s.review is not None]
@@ -269,6 +309,8 @@ def plan_flows(session: Session) -> list[FlowPlan]:
         first = steps[0].roles if steps else ()
         creator_roles = tuple(r for r in editors if r in first) or tuple(editors)
         columns = report_index.data_columns(spec, data)
+        varied = tuple(name for name in VARIED if isinstance(data.get(name), str))
+        marked = {**data, **{name: f"@@{name}@@" for name in varied}}
         plans.append(
             FlowPlan(
                 spec.name,
@@ -284,7 +326,9 @@ def plan_flows(session: Session) -> list[FlowPlan]:
                 {s.name: report_index.status_of(spec, s.name) for s in spec.states},
                 report_index.MILESTONES.get(spec.name, frozenset()),
                 tuple(columns[c] for c in COLUMNS["report_documents"][-7:]),
-                audit.data_hash(data),
+                varied,
+                json.dumps(marked, ensure_ascii=False),
+                audit.canonical_json(marked),
             )
         )
     return plans
@@ -387,7 +431,6 @@ def build_chunk(job: Job) -> dict[str, list[tuple[Any, ...]]]:
                 "flow_version": plan.version,
                 "outcome": "ok",
                 "revision": 1,
-                "data_hash": plan.data_hash,  # every event acts on revision 1's data
             }
         )
         for plan in job.plans
@@ -417,6 +460,8 @@ def _document(
     plan = job.plans[index % len(job.plans)]
     sealer = sealers[plan.name]
     steps, waiting = _bucket(rng, plan, job.sizes)
+    contract = int(rng.random() * max(1, job.sizes.documents // 6))
+    data_json, data_hash, report_data = plan.document_data(contract)
     at = origin + span * (index / job.sizes.documents) + dt.timedelta(seconds=rng.random())
     creator = _pick(rng, job.pools[rng.choice(plan.creator_roles)], {busy_id})
     created_at = at
@@ -442,12 +487,23 @@ def _document(
         event_id = next_id + seq - 1
         details_json = sealer.details(details)
         sealed = sealer.seal(
-            event_id, at, chain, seq, head, doc_id, actor, action, source, dest, details_json
+            event_id,
+            at,
+            chain,
+            seq,
+            head,
+            doc_id,
+            actor,
+            action,
+            source,
+            dest,
+            details_json,
+            data_hash,
         )
         events.append(
             (sealed, event_id, at, chain, seq, head, doc_id, plan.name, plan.version, actor,
              action, "ok", None, source, dest, 1, "", details_json, sealer.key_id,
-             plan.data_hash)
+             data_hash)
         )  # fmt: skip
         head = sealed
         if action in ("approve", "reject"):
@@ -531,13 +587,13 @@ def _document(
     if open_step is not None:
         steps_rows.append(tuple(open_step))
     rows["documents"].append(
-        (doc_id, plan.name, plan.version_id, state, 1, review_round, plan.data_json,
+        (doc_id, plan.name, plan.version_id, state, 1, review_round, data_json,
          creator[0], created_at, at, entered_by[0], entered_at)
     )  # fmt: skip
-    rows["document_revisions"].append((doc_id, doc_id, 1, plan.data_json, creator[0], created_at))
+    rows["document_revisions"].append((doc_id, doc_id, 1, data_json, creator[0], created_at))
     rows["report_documents"].append(
         (doc_id, plan.name, state, plan.status[state], creator[1], created_at, finished_at,
-         milestone_at, at, *plan.report_data)
+         milestone_at, at, *report_data)
     )  # fmt: skip
     position = doc_id  # the system chain holds position 0
     sealed = registry(doc_id, prev_registry)

@@ -54,6 +54,13 @@ def timed(runs: int, fn: Callable[[], object]) -> float:
     return round(statistics.median(samples) * 1000, 1)
 
 
+def last_full_month(today: dt.date | None = None) -> str:
+    """The month before this one (the generated data ends two days ago): e.g. 2026-10."""
+    first = (today or dt.datetime.now(dt.UTC).date()).replace(day=1)
+    last = first - dt.timedelta(days=1)
+    return f"{last.year}-{last.month:02d}"
+
+
 def bench_reports(session: Session, period: str = "2026-11", runs: int = 5) -> dict[str, float]:
     """Median milliseconds of each report a manager opens, on whatever data `session` sees."""
     month = reports.parse_period(period)

@@ -44,6 +44,8 @@ def test_generated_data_verifies_and_matches_the_report_index(db_url: str) -> No
         assert len(made["report_documents"]) == 400
         assert {r[3] for r in made["report_documents"]} == {"open", "completed", "withdrawn"}
         assert made["report_steps"] and made["report_decisions"]
+        contracts = {r[12] for r in made["report_documents"]} - {None}
+        assert len(contracts) > 20  # documents belong to many contracts (合同履行一览表)
         report_index.rebuild(session)  # what the engine derives from the audit log
         assert _rows(session) == made
     engine.dispose()
