@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, literal, or_, select, tuple_, union_all
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.orm import Session, defer, joinedload
 
 from workflow import policy
@@ -256,6 +256,29 @@ def task_keys(
         .limit(limit)
     )
     return [TaskKey(tier, as_utc(at), doc_id) for tier, at, doc_id in rows]
+
+
+def task_count(
+    session: Session, user: User, states: _TaskStates, where: ColumnElement[bool] | None = None
+) -> int:
+    """How many tasks `user` has (matching `where`): a count per (flow version, state) pair,
+    each over that pair's range of ix_documents_task_order, summed — never one scan of every
+    document with the pairs ORed together."""
+    branches = []
+    for pairs, rule in _task_rules(user, states):
+        for version_id, state in pairs:
+            stmt = select(func.count().label("n")).where(
+                Document.flow_version_id == version_id, Document.state == state
+            )
+            if rule is not None:
+                stmt = stmt.where(rule)
+            if where is not None:
+                stmt = stmt.where(where)
+            branches.append(stmt)
+    if not branches:
+        return 0
+    counts = union_all(*branches).subquery()
+    return int(session.scalar(select(func.coalesce(func.sum(counts.c.n), 0))) or 0)
 
 
 def load_documents(session: Session, ids: list[int]) -> list[Document]:

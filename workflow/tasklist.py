@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session, defer
 
 from workflow import numbering, policy, queries
@@ -130,11 +130,13 @@ def _amount(session: Session, low: Decimal | None, high: Decimal | None) -> Colu
     return or_(*conditions) if conditions else false()
 
 
-def condition(session: Session, user: User, filters: Filters) -> ColumnElement[bool]:
-    """Every filter, and the visibility rule, as one SQL condition."""
+def condition(
+    session: Session, user: User, filters: Filters, see: bool = True
+) -> ColumnElement[bool]:
+    """Every filter, and the visibility rule (unless `see` is False), as one SQL condition."""
     if filters.part not in PARTS:
         raise InvalidData({"part": [f"must be one of {', '.join(PARTS)}"]})
-    parts = [visible(session, user)]
+    parts = [visible(session, user) if see else true()]
     if filters.part == "waiting":
         states = _task_states(session, user)
         if not user.active or policy.reads_only(user) or not states:
@@ -208,17 +210,22 @@ def documents(
         raise InvalidData({"sort": [f"must be one of {', '.join(SORTS)}"]})
     limit = _limit(limit)
     where = condition(session, user, filters)
-    total = session.scalar(select(func.count(Document.id)).where(where)) or 0
+    tasks = filters.part == "waiting" and user.active and not policy.reads_only(user)
+    if tasks:
+        states = _task_states(session, user)
+        tasks = bool(states)
+    if tasks:
+        # Counted and paged per (flow version, state) pair, one index range each.
+        # The filters alone: whoever can act on a document sees it (policy.seeing_roles
+        # holds every role that reviews or moves it, and owner-only states are the creator's).
+        others = condition(session, user, replace(filters, part="all"), see=False)
+        total = queries.task_count(session, user, states, others)
+    else:
+        total = session.scalar(select(func.count(Document.id)).where(where)) or 0
     next_cursor = None
-    if filters.part == "waiting" and filters.sort == "waiting" and total:
-        # The tasks' own order, one index range per (flow version, state) pair.
+    if tasks and filters.sort == "waiting" and total:
         keys = queries.task_keys(
-            session,
-            user,
-            _task_states(session, user),
-            limit + 1,
-            queries.TaskKey.decode(cursor),
-            condition(session, user, replace(filters, part="all")),  # the branches are the tasks
+            session, user, states, limit + 1, queries.TaskKey.decode(cursor), others
         )
         if len(keys) > limit:
             next_cursor = keys[limit - 1].encode()
