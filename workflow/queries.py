@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_, union_all
 from sqlalchemy.orm import Session, defer, joinedload
 
 from workflow import policy
@@ -226,36 +226,42 @@ def task_keys(
     """
     tiers = task_tiers(now or dt.datetime.now(dt.UTC))
     rules = _task_rules(user, states)
-    branches = []
-    for tier, tier_condition in enumerate(tiers):
+    found: list[TaskKey] = []
+    for tier, tier_condition in enumerate(tiers):  # one query per tier, until the page is full
         if after is not None and tier < after.tier:
             continue
+        branches = []
         for pairs, rule in rules:
             for version_id, state in pairs:
-                stmt = select(literal(tier).label("tier"), Document.entered_at, Document.id).where(
+                stmt = select(Document.entered_at, Document.id).where(
                     Document.flow_version_id == version_id, Document.state == state
                 )
                 if rule is not None:
                     stmt = stmt.where(rule)
                 if tier_condition is not None:
                     stmt = stmt.where(tier_condition)
-                if len(tiers) > 1:  # a tier is what comes before it not holding
-                    stmt = stmt.where(*(~c for c in tiers[:tier] if c is not None))
+                # A tier is also what the tiers before it are not.
+                stmt = stmt.where(*(~c for c in tiers[:tier] if c is not None))
                 if where is not None:
                     stmt = stmt.where(where)
                 if after is not None and tier == after.tier:
                     stmt = stmt.where(_after(after))
                 ordered = stmt.order_by(Document.entered_at, Document.id).limit(limit)
                 branches.append(select(ordered.subquery()))
-    if not branches:
-        return []
-    merged = union_all(*branches).subquery() if len(branches) > 1 else branches[0].subquery()
-    rows = session.execute(
-        select(merged.c.tier, merged.c.entered_at, merged.c.id)
-        .order_by(merged.c.tier, merged.c.entered_at, merged.c.id)
-        .limit(limit)
-    )
-    return [TaskKey(tier, as_utc(at), doc_id) for tier, at, doc_id in rows]
+        if not branches:
+            return []
+        merged = union_all(*branches).subquery() if len(branches) > 1 else branches[0].subquery()
+        # Ordered like every branch, so PostgreSQL merges them (Merge Append) and stops each
+        # branch as soon as the page is full.
+        rows = session.execute(
+            select(merged.c.entered_at, merged.c.id)
+            .order_by(merged.c.entered_at, merged.c.id)
+            .limit(limit - len(found))
+        )
+        found += [TaskKey(tier, as_utc(at), doc_id) for at, doc_id in rows]
+        if len(found) >= limit:
+            break
+    return found
 
 
 def task_count(
