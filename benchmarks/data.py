@@ -54,6 +54,13 @@ class Sizes:
 
 
 FULL = Sizes(1_000_000, 10_000, 100_000, 50_000)
+
+
+def scaled(documents: int) -> Sizes:
+    """The full mode's proportions (open tasks, the busy reviewer's decisions) at another size."""
+    scale = documents / FULL.documents
+    return Sizes(documents, FULL.users, max(1, int(FULL.open_tasks * scale)),
+                 max(1, int(FULL.busy_decided * scale)))  # fmt: skip
 SMALL = Sizes(2_000, 200, 200, 100)
 ROLE_SHARE = {
     "sales": 0.30, "sales_admin": 0.25, "warehouse": 0.15, "finance": 0.10,
@@ -939,9 +946,7 @@ def main() -> None:
             conn.execute(text(f"CREATE SCHEMA {schema}"))
         engine.dispose()
         url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    scale = args.documents / FULL.documents
-    sizes = Sizes(args.documents, FULL.users, int(FULL.open_tasks * scale),
-                  int(FULL.busy_decided * scale))  # fmt: skip
+    sizes = scaled(args.documents)
     factory = sessionmaker(make_engine(url), expire_on_commit=False)
     gen = generate(factory(), url, schema, sizes)
     print(f"generated {gen.documents:,} documents, {gen.events:,} events, "
