@@ -61,6 +61,8 @@ def scaled(documents: int) -> Sizes:
     scale = documents / FULL.documents
     return Sizes(documents, FULL.users, max(1, int(FULL.open_tasks * scale)),
                  max(1, int(FULL.busy_decided * scale)))  # fmt: skip
+
+
 SMALL = Sizes(2_000, 200, 200, 100)
 ROLE_SHARE = {
     "sales": 0.30, "sales_admin": 0.25, "warehouse": 0.15, "finance": 0.10,

@@ -88,7 +88,8 @@ def main() -> None:
             url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
         engine = make_engine(url)
         session = sessionmaker(engine, expire_on_commit=False)()
-        gen = data.generate(session, url, schema, data.scaled(args.documents))  # the same bulk path as make bench
+        # The same bulk path as make bench.
+        gen = data.generate(session, url, schema, data.scaled(args.documents))
         print(f"== {engine.dialect.name}: {gen.documents:,} documents in {gen.seconds:.0f} s")
         session = sessionmaker(make_engine(url), expire_on_commit=False)()
         for label, ms in bench_reports(session, args.period or last_full_month()).items():

@@ -24,9 +24,7 @@ def _rows(session: Session) -> dict[str, list[tuple[Any, ...]]]:
     for model in (ReportDocument, ReportStep, ReportDecision):
         names = [c.name for c in model.__table__.columns if c.name != "id"]
         rows = session.execute(select(*(model.__table__.c[n] for n in names))).all()
-        out[model.__tablename__] = sorted(
-            (tuple(plain(v) for v in row) for row in rows), key=repr
-        )
+        out[model.__tablename__] = sorted((tuple(plain(v) for v in row) for row in rows), key=repr)
     return out
 
 
