@@ -4,6 +4,8 @@ never stop early and never repeat or skip a task while documents are added (issu
 from __future__ import annotations
 
 from tests.webui.test_api import Api
+from workflow import queries
+from workflow.models import Document
 
 
 def _pages(api: Api, who: str, between=None, limit: int = 2) -> list[int]:
@@ -53,3 +55,13 @@ def test_a_reviewer_who_decided_most_open_documents_still_gets_full_pages(client
     first = api.get("/tasks?limit=2", "wang").get_json()
     assert [item["id"] for item in first["items"]] == docs[7:9] and first["next"] is None
     assert _pages(api, "chen", limit=4) == docs  # chen decided none of them
+
+
+def test_a_leading_tier_comes_first_and_pages_cross_it(client, api_as, monkeypatch):
+    """How "overdue first" plugs in: one more tier in front (here: chosen documents)."""
+    api = Api(client, api_as)
+    docs = [api.submitted("zhang")["id"] for _ in range(5)]
+    urgent = [docs[1], docs[4]]
+    monkeypatch.setattr(queries, "task_tiers", lambda now: [Document.id.in_(urgent), None])
+    assert _pages(api, "li", limit=2) == [docs[1], docs[4], docs[0], docs[2], docs[3]]
+    assert _pages(api, "li", limit=3) == [docs[1], docs[4], docs[0], docs[2], docs[3]]
