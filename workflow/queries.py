@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session, defer, joinedload
 from workflow import policy
 from workflow.db import as_utc
 from workflow.errors import InvalidData
-from workflow.models import AuditEvent, Document, DocumentRevision, FlowVersion, Review, User
+from workflow.models import (
+    AuditEvent,
+    Document,
+    DocumentRevision,
+    FlowVersion,
+    Review,
+    TaskClaim,
+    User,
+)
 from workflow.process import DocumentProcess, compiled
 from workflow.services import get_document, list_flows
 
@@ -288,8 +296,8 @@ def task_count(
 
 
 def load_documents(session: Session, ids: list[int]) -> list[Document]:
-    """Documents by id, in that order, for a list: the creator's and the last mover's names
-    only (no password hashes, no roles), the flow version without its YAML."""
+    """Documents by id, in that order, for a list: the creator's, the last mover's and a
+    claimant's names only (no password hashes, no roles), the flow version without its YAML."""
     if not ids:
         return []
     person = (User.id, User.username, User.display_name, User.active)
@@ -302,6 +310,10 @@ def load_documents(session: Session, ids: list[int]) -> list[Document]:
                 joinedload(Document.created_by).load_only(*person).lazyload(User.role_rows),
                 joinedload(Document.entered_by).load_only(*person).lazyload(User.role_rows),
                 joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
+                joinedload(Document.claim)
+                .joinedload(TaskClaim.user)
+                .load_only(*person)
+                .lazyload(User.role_rows),
             )
         )
     }

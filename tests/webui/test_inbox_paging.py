@@ -3,7 +3,13 @@ never stop early and never repeat or skip a task while documents are added (issu
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
 from tests.webui.test_api import Api
+from webui.extensions import db
 from workflow import queries
 from workflow.models import Document
 
@@ -65,3 +71,30 @@ def test_a_leading_tier_comes_first_and_pages_cross_it(client, api_as, monkeypat
     monkeypatch.setattr(queries, "task_tiers", lambda now: [Document.id.in_(urgent), None])
     assert _pages(api, "li", limit=2) == [docs[1], docs[4], docs[0], docs[2], docs[3]]
     assert _pages(api, "li", limit=3) == [docs[1], docs[4], docs[0], docs[2], docs[3]]
+
+
+@pytest.mark.parametrize("path", ["/tasks?limit=50", "/documents?part=waiting&limit=50"])
+def test_a_task_page_reads_no_yaml_and_no_password_hashes_with_the_documents(
+    app, client, api_as, path
+):
+    api = Api(client, api_as)
+    for _ in range(3):
+        api.submitted("zhang")
+    api.headers("li")
+    with app.app_context():
+        engine = db.engine
+    seen: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_: Any) -> None:
+        seen.append(text)
+
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        body = api.get(path, "li").get_json()
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+    assert len(body["items"]) == 3
+    with_documents = [s for s in seen if "FROM documents" in s]
+    assert with_documents
+    for text in with_documents:
+        assert "yaml_text" not in text and "password_hash" not in text, text
