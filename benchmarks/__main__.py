@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from benchmarks import ceiling, data
+from benchmarks import ceiling, data, reports
 from benchmarks.server import (
     BIN,
     ROOT,
@@ -199,6 +199,10 @@ def run(target: Target, report: Report) -> None:
         f"{gen.seconds:.1f} s; {gen.open_documents:,} open review tasks, {gen.events:,} events",
     )
     session = sessionmaker(make_engine(control), expire_on_commit=False)()
+    # The managers' reports (issue 13) on the same data: the generator fills the report tables.
+    period = reports.last_full_month()
+    for label, ms in reports.bench_reports(session, period, runs=1 if SMALL else 3).items():
+        report.figure(f"reports: {label}", f"{ms:,.1f} ms", note=f"{gen.documents:,} documents")
     if SMALL:
         result = audit.verify(session)
         session.commit()
@@ -454,6 +458,11 @@ def reads(port: int, session: Session, setup: dict[str, Any], report: Report) ->
     cases = [
         ("reads: inbox (a reviewer)", "reviewer", lambda: "/api/v1/tasks?limit=50"),
         (f"reads: inbox (decided {busy_decided:,} open)", "busy", lambda: "/api/v1/tasks?limit=50"),
+        ("reads: task list, waiting (decided many)", "busy",
+         lambda: "/api/v1/documents?part=waiting&limit=50"),
+        ("reads: document list (a reviewer)", "reviewer", lambda: "/api/v1/documents?limit=50"),
+        ("reads: document list (auditor, newest)", "auditor",
+         lambda: "/api/v1/documents?sort=newest&limit=50"),
         ("reads: document", "auditor", lambda: f"/api/v1/documents/{rng.randint(1, top)}"),
         ("reads: history", "auditor", lambda: f"/api/v1/documents/{rng.randint(1, top)}/history"),
         ("reads: audit search (by actor)", "auditor",

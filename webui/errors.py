@@ -18,7 +18,6 @@ from werkzeug.exceptions import HTTPException
 from webui.extensions import db
 from webui.messages import HEADLINES  # what a person reads first, by code (translated)
 from workflow.errors import (
-    CommitUnknown,
     DefinitionError,
     Forbidden,
     IdempotencyKeyReused,
@@ -26,6 +25,7 @@ from workflow.errors import (
     NotFound,
     Refused,
     Unauthorized,
+    Unavailable,
     WorkflowError,
 )
 from workflow.uow import record_refused_request, summary
@@ -104,7 +104,7 @@ def status_of(error: WorkflowError) -> int:
         return 404
     if isinstance(error, InvalidData | DefinitionError | IdempotencyKeyReused):
         return 422
-    if isinstance(error, CommitUnknown):
+    if isinstance(error, Unavailable):
         return 503
     if isinstance(error, Unauthorized):
         return 401
@@ -141,7 +141,7 @@ def register(app: Flask) -> None:
             if rerender is not None and isinstance(error, InvalidData):
                 return rerender(error.errors), 422
         response = error_response(status_of(error), error.code, error.message, details_of(error))
-        if isinstance(error, CommitUnknown):
+        if isinstance(error, Unavailable):
             response[0].headers["Retry-After"] = "1"
         return response
 

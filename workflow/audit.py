@@ -368,9 +368,9 @@ class _Verifier:
             rows = list(
                 self.session.execute(
                     select(table)
-                    .where(
-                        (table.c.chain_key > cursor[0])
-                        | ((table.c.chain_key == cursor[0]) & (table.c.chain_seq > cursor[1]))
+                    .where(  # the >= lets the (chain_key, chain_seq) index seek to the cursor
+                        table.c.chain_key >= cursor[0],
+                        (table.c.chain_key > cursor[0]) | (table.c.chain_seq > cursor[1]),
                     )
                     .order_by(table.c.chain_key, table.c.chain_seq)
                     .limit(batch)

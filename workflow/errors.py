@@ -187,7 +187,14 @@ class Claimed(Conflict):
     code = "claimed"
 
 
-class CommitUnknown(WorkflowError):
+class Unavailable(WorkflowError):
+    """The database could not be reached (a connection broke): nothing is known to be wrong
+    with the request; try again shortly (503 with Retry-After)."""
+
+    code = "unavailable"
+
+
+class CommitUnknown(Unavailable):
     """The connection broke while committing: the change may or may not have been stored.
 
     The caller must not be told "conflict": retrying with the same Idempotency-Key is safe."""

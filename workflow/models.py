@@ -124,8 +124,9 @@ class FlowChange(Base):
 class Document(Base):
     __tablename__ = "documents"
     __table_args__ = (
-        Index("ix_documents_flow_state", "flow_version_id", "state"),
-        Index("ix_documents_entered", "entered_at", "id"),  # the inbox's order (keyset pages)
+        # The inbox: an ordered range per (flow version, state) one can act in (queries.task_keys)
+        Index("ix_documents_task_order", "flow_version_id", "state", "entered_at", "id"),
+        Index("ix_documents_entered", "entered_at", "id"),  # the task list's order (all parts)
         # The deadline of the current state (sla, or the overdue date): what `tick` scans and
         # what puts overdue work first.
         Index("ix_documents_due", "due_at", "id"),

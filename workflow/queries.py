@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, tuple_, union_all
 from sqlalchemy.orm import Session, defer, joinedload
 
 from workflow import deadlines, delegation, policy
@@ -23,6 +23,7 @@ from workflow.models import (
     DocumentRevision,
     FlowVersion,
     Review,
+    TaskClaim,
     User,
 )
 from workflow.process import DocumentProcess, compiled
@@ -108,11 +109,9 @@ def _task_states(session: Session, user: User) -> _TaskStates:
     return found
 
 
-def _task_condition(user: User, states: _TaskStates) -> ColumnElement[bool]:
-    """The inbox rules in SQL: a document is a task of `user` only if the engine could let
-    them act on it. Rules SQL cannot see (require_each_role, guards on routes) are applied to
-    the few rows this lets through, by the engine itself."""
-    pair = tuple_(Document.flow_version_id, Document.state)
+def _reviewer(user: User) -> ColumnElement[bool]:
+    """Four eyes in SQL: not the creator, not who moved it here, never edited it, and has not
+    decided in this round."""
     decided = (
         select(Review.id)
         .where(
@@ -123,7 +122,21 @@ def _task_condition(user: User, states: _TaskStates) -> ColumnElement[bool]:
         )
         .exists()
     )
-    approved_elsewhere = (
+    edited = (
+        select(DocumentRevision.id)
+        .where(DocumentRevision.document_id == Document.id, DocumentRevision.author_id == user.id)
+        .exists()
+    )
+    return and_(
+        Document.created_by_id != user.id,
+        Document.entered_by_id != user.id,
+        ~edited,
+        ~decided,
+    )
+
+
+def _approved_elsewhere(user: User) -> ColumnElement[bool]:
+    return (
         select(Review.id)
         .where(
             Review.document_id == Document.id,
@@ -133,27 +146,183 @@ def _task_condition(user: User, states: _TaskStates) -> ColumnElement[bool]:
         )
         .exists()
     )
-    edited = (
-        select(DocumentRevision.id)
-        .where(DocumentRevision.document_id == Document.id, DocumentRevision.author_id == user.id)
-        .exists()
+
+
+def _task_condition(user: User, states: _TaskStates) -> ColumnElement[bool]:
+    """The inbox rules in SQL: a document is a task of `user` only if the engine could let
+    them act on it. Rules SQL cannot see (require_each_role, guards on routes) are applied to
+    the few rows this lets through, by the engine itself."""
+    pair = tuple_(Document.flow_version_id, Document.state)
+    return or_(
+        *(
+            and_(pair.in_(pairs), rule) if rule is not None else pair.in_(pairs)
+            for pairs, rule in _task_rules(user, states)
+        )
     )
-    reviewer = and_(
-        Document.created_by_id != user.id,
-        Document.entered_by_id != user.id,
-        ~edited,
-        ~decided,
-    )
-    conditions = []
+
+
+def _task_rules(
+    user: User, states: _TaskStates
+) -> list[tuple[list[tuple[int, str]], ColumnElement[bool] | None]]:
+    """(pairs, the rule a document in one of those pairs must meet) for each kind of state."""
+    reviewer = _reviewer(user)
+    rules: list[tuple[list[tuple[int, str]], ColumnElement[bool] | None]] = []
     if states.review:
-        conditions.append(and_(pair.in_(states.review), reviewer, ~approved_elsewhere))
+        rules.append((states.review, and_(reviewer, ~_approved_elsewhere(user))))
     if states.review_relaxed:
-        conditions.append(and_(pair.in_(states.review_relaxed), reviewer))
+        rules.append((states.review_relaxed, reviewer))
     if states.shared:
-        conditions.append(pair.in_(states.shared))
+        rules.append((states.shared, None))
     if states.owned:
-        conditions.append(and_(pair.in_(states.owned), Document.created_by_id == user.id))
-    return or_(*conditions)
+        rules.append((states.owned, Document.created_by_id == user.id))
+    return rules
+
+
+# The inbox's order: longest waiting first, as (tier, entered_at, id). Each tier is a condition
+# on the document; a tier's documents all come before the next tier's. Today there is one tier;
+# "overdue first" is one more tier in front, e.g. `[Document.due_at < now, None]` (None: the
+# rest) — each tier is served by the same index, see `task_keys`.
+def task_tiers(now: dt.datetime) -> list[ColumnElement[bool] | None]:
+    """The inbox's tiers, in order: work past its deadline (`due_at`), then the rest."""
+    # Null-safe, as later tiers are "not an earlier tier": a document without a deadline is
+    # never late, and NOT (NULL <= now) would lose it.
+    return [and_(Document.due_at.is_not(None), Document.due_at <= now), None]
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    """Where a page of tasks stops: the page's `now` (so pages agree on what is late) and the
+    last row's (tier, entered_at, id)."""
+
+    now: dt.datetime
+    tier: int
+    at: dt.datetime
+    id: int
+
+    def encode(self) -> str:
+        return encode_cursor(as_utc(self.now), self.tier, as_utc(self.at), self.id)
+
+    @classmethod
+    def decode(cls, cursor: str | None) -> TaskKey | None:
+        if not cursor:
+            return None
+        values = decode_cursor(cursor, 4)
+        assert values is not None
+        now, at = as_utc(_cursor_time(values[0])), as_utc(_cursor_time(values[2]))
+        return cls(now, _cursor_id(values[1]), at, _cursor_id(values[3]))
+
+
+def _after(key: TaskKey) -> ColumnElement[bool]:
+    """(entered_at, id) > the key's, written so an index on (…, entered_at, id) seeks to it."""
+    return and_(
+        Document.entered_at >= key.at,
+        or_(Document.entered_at > key.at, Document.id > key.id),
+    )
+
+
+def task_keys(
+    session: Session,
+    user: User,
+    states: _TaskStates,
+    limit: int,
+    after: TaskKey | None = None,
+    where: ColumnElement[bool] | None = None,
+    now: dt.datetime | None = None,
+) -> list[TaskKey]:
+    """The next `limit` task keys of `user` in the inbox's order, by the inbox rules in SQL.
+
+    One branch per (flow version, state) pair the user can act in (and per tier), each an
+    ordered, limited range of `ix_documents_task_order` (flow_version_id, state, entered_at,
+    id), merged: the cost follows the page size and the number of pairs, not the backlog, and
+    a reviewer who already decided many open documents only skips those of the ranges read.
+    """
+    now = after.now if after is not None else (now or dt.datetime.now(dt.UTC))
+    tiers = task_tiers(now)
+    rules = _task_rules(user, states)
+    found: list[TaskKey] = []
+    for tier, tier_condition in enumerate(tiers):  # one query per tier, until the page is full
+        if after is not None and tier < after.tier:
+            continue
+        branches = []
+        for pairs, rule in rules:
+            for version_id, state in pairs:
+                stmt = select(Document.entered_at, Document.id).where(
+                    Document.flow_version_id == version_id, Document.state == state
+                )
+                if rule is not None:
+                    stmt = stmt.where(rule)
+                if tier_condition is not None:
+                    stmt = stmt.where(tier_condition)
+                # A tier is also what the tiers before it are not.
+                stmt = stmt.where(*(~c for c in tiers[:tier] if c is not None))
+                if where is not None:
+                    stmt = stmt.where(where)
+                if after is not None and tier == after.tier:
+                    stmt = stmt.where(_after(after))
+                ordered = stmt.order_by(Document.entered_at, Document.id).limit(limit)
+                branches.append(select(ordered.subquery()))
+        if not branches:
+            return []
+        merged = union_all(*branches).subquery() if len(branches) > 1 else branches[0].subquery()
+        # Ordered like every branch, so PostgreSQL merges them (Merge Append) and stops each
+        # branch as soon as the page is full.
+        rows = session.execute(
+            select(merged.c.entered_at, merged.c.id)
+            .order_by(merged.c.entered_at, merged.c.id)
+            .limit(limit - len(found))
+        )
+        found += [TaskKey(now, tier, as_utc(at), doc_id) for at, doc_id in rows]
+        if len(found) >= limit:
+            break
+    return found
+
+
+def task_count(
+    session: Session, user: User, states: _TaskStates, where: ColumnElement[bool] | None = None
+) -> int:
+    """How many tasks `user` has (matching `where`): a count per (flow version, state) pair,
+    each over that pair's range of ix_documents_task_order, summed — never one scan of every
+    document with the pairs ORed together."""
+    branches = []
+    for pairs, rule in _task_rules(user, states):
+        for version_id, state in pairs:
+            stmt = select(func.count().label("n")).where(
+                Document.flow_version_id == version_id, Document.state == state
+            )
+            if rule is not None:
+                stmt = stmt.where(rule)
+            if where is not None:
+                stmt = stmt.where(where)
+            branches.append(stmt)
+    if not branches:
+        return 0
+    counts = union_all(*branches).subquery()
+    return int(session.scalar(select(func.coalesce(func.sum(counts.c.n), 0))) or 0)
+
+
+def load_documents(session: Session, ids: list[int]) -> list[Document]:
+    """Documents by id, in that order, for a list: the creator's, the last mover's and a
+    claimant's names only (no password hashes, no roles), the flow version without its YAML."""
+    if not ids:
+        return []
+    person = (User.id, User.username, User.display_name, User.active)
+    found = {
+        d.id: d
+        for d in session.scalars(
+            select(Document)
+            .where(Document.id.in_(ids))
+            .options(
+                joinedload(Document.created_by).load_only(*person).lazyload(User.role_rows),
+                joinedload(Document.entered_by).load_only(*person).lazyload(User.role_rows),
+                joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
+                joinedload(Document.claim)
+                .joinedload(TaskClaim.user)
+                .load_only(*person)
+                .lazyload(User.role_rows),
+            )
+        )
+    }
+    return [found[i] for i in ids if i in found]
 
 
 def late_first(now: dt.datetime) -> ColumnElement[int]:
@@ -181,48 +350,27 @@ def inbox(
     """Documents where `user` has an action now: overdue ones first, then longest-waiting
     first (keyset pages; the cursor keeps the page's `now`, so pages agree on what is late)."""
     limit = _limit(limit)
-    after = decode_cursor(cursor, 4)
-    at: dt.datetime | None = None
-    last_id = flag = 0
-    now = utcnow()
-    if after:
-        now = as_utc(_cursor_time(after[0]))
-        flag = 0 if after[1] == 0 else 1
-        at = as_utc(_cursor_time(after[2]))
-        last_id = _cursor_id(after[3])
+    after = TaskKey.decode(cursor)
     if not user.active or policy.reads_only(user):
         return Page([], None)
     states = _task_states(session, user)
     if not states:
         return Page([], None)
-    base = (
-        select(Document)
-        .where(_task_condition(user, states))
-        .options(
-            joinedload(Document.created_by).lazyload(User.role_rows),
-            joinedload(Document.entered_by).lazyload(User.role_rows),
-            joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
-        )
-        .order_by(late_first(now), Document.entered_at, Document.id)
-    )
     items: list[DocumentProcess] = []
     more = False
     while len(items) < limit:
         want = limit - len(items)
-        stmt = base
-        if at is not None:
-            stmt = stmt.where(after_in_inbox(now, flag, at, last_id))
-        batch = list(session.scalars(stmt.limit(want + 1)))
-        more = len(batch) > want
-        batch = batch[:want]
+        keys = task_keys(session, user, states, want + 1, after)
+        more = len(keys) > want
+        keys = keys[:want]
+        batch = load_documents(session, [k.id for k in keys])
         # The engine's own word on each candidate (rules SQL cannot see); rarely drops one.
         items.extend(p for p in DocumentProcess.prefetch(session, batch) if p.actions_for(user))
-        if batch:
-            flag = late_flag(batch[-1], now)
-            at, last_id = as_utc(batch[-1].entered_at), batch[-1].id
+        if keys:
+            after = keys[-1]
         if not more:
             break
-    next_cursor = encode_cursor(now, flag, at, last_id) if more and at is not None else None
+    next_cursor = after.encode() if more and after is not None else None
     return Page(items, next_cursor)
 
 

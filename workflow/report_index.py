@@ -91,6 +91,28 @@ def _spec(document: Document) -> Any:
     return compiled(document.flow_version).spec
 
 
+def status_of(spec: Any, state: str) -> str:
+    """open | completed | withdrawn: what a report counts a document in `state` as."""
+    if not (spec.has_state(state) and spec.state(state).final):
+        return "open"
+    return "withdrawn" if state in WITHDRAWN_STATES else "completed"
+
+
+def data_columns(spec: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The report columns taken from a document's data (the bulk generator uses this too)."""
+    paid = data.get("paid")
+    due_field = spec.overdue.field if spec.overdue else None
+    return {
+        "amount_fen": to_fen(data.get("amount")),
+        "contract_amount_fen": to_fen(data.get("contract_amount")),
+        "customer": _text(data.get("customer") or data.get("buyer_title"), 200),
+        "contract_no": _text(data.get("contract_no") or data.get("order_no"), 60),
+        "sales_rep": _text(data.get("sales_rep") or data.get("claimant"), 60),
+        "paid": paid if isinstance(paid, bool) else None,
+        "due_date": _text(data.get(due_field), 10) if due_field else None,
+    }
+
+
 def refresh(session: Session, document: Document, state: str, at: dt.datetime) -> ReportDocument:
     """Bring the document's report row up to date (created when missing)."""
     spec = _spec(document)
@@ -105,11 +127,10 @@ def refresh(session: Session, document: Document, state: str, at: dt.datetime) -
             last_activity_at=at,
         )
         session.add(row)
-    final = spec.has_state(state) and spec.state(state).final
     row.flow = document.flow_name
     row.state = state
-    row.status = ("withdrawn" if state in WITHDRAWN_STATES else "completed") if final else "open"
-    if not final:
+    row.status = status_of(spec, state)
+    if row.status == "open":
         row.finished_at = None
     elif row.finished_at is None:
         row.finished_at = at
@@ -119,16 +140,8 @@ def refresh(session: Session, document: Document, state: str, at: dt.datetime) -
         row.milestone_at = at
     if row.last_activity_at is None or as_utc(row.last_activity_at) < as_utc(at):
         row.last_activity_at = at
-    data = document.data or {}
-    row.amount_fen = to_fen(data.get("amount"))
-    row.contract_amount_fen = to_fen(data.get("contract_amount"))
-    row.customer = _text(data.get("customer") or data.get("buyer_title"), 200)
-    row.contract_no = _text(data.get("contract_no") or data.get("order_no"), 60)
-    row.sales_rep = _text(data.get("sales_rep") or data.get("claimant"), 60)
-    paid = data.get("paid")
-    row.paid = paid if isinstance(paid, bool) else None
-    due_field = spec.overdue.field if spec.overdue else None
-    row.due_date = _text(data.get(due_field), 10) if due_field else None
+    for name, value in data_columns(spec, document.data or {}).items():
+        setattr(row, name, value)
     return row
 
 

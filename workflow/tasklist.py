@@ -7,15 +7,15 @@ early and neither skip nor repeat a row while documents are added.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, column, false, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, column, false, func, literal, or_, select, true
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Session, defer, joinedload
+from sqlalchemy.orm import Session, defer
 
-from workflow import delegation, numbering, policy
+from workflow import delegation, numbering, policy, queries
 from workflow.db import as_utc, utcnow
 from workflow.errors import InvalidData
 from workflow.models import AuditEvent, Document, FlowVersion, User
@@ -30,7 +30,6 @@ from workflow.queries import (
     decode_cursor,
     encode_cursor,
     late_first,
-    late_flag,
 )
 
 PARTS = ("all", "waiting", "acted", "created")
@@ -182,11 +181,13 @@ def _amount(session: Session, low: Decimal | None, high: Decimal | None) -> Colu
     return or_(*conditions) if conditions else false()
 
 
-def condition(session: Session, user: User, filters: Filters) -> ColumnElement[bool]:
-    """Every filter, and the visibility rule, as one SQL condition."""
+def condition(
+    session: Session, user: User, filters: Filters, see: bool = True
+) -> ColumnElement[bool]:
+    """Every filter, and the visibility rule (unless `see` is False), as one SQL condition."""
     if filters.part not in PARTS:
         raise InvalidData({"part": [f"must be one of {', '.join(PARTS)}"]})
-    parts = [visible(session, user)]
+    parts = [visible(session, user) if see else true()]
     if filters.part == "waiting":
         states = _task_states(session, user)
         if not user.active or policy.reads_only(user) or not states:
@@ -216,49 +217,35 @@ def condition(session: Session, user: User, filters: Filters) -> ColumnElement[b
     return and_(*parts)
 
 
-def documents(
-    session: Session,
-    user: User,
-    filters: Filters = Filters(),
-    limit: int | None = None,
-    cursor: str | None = None,
-) -> ListPage:
-    """One page of the documents `user` may see that match `filters`, with the exact total."""
-    if filters.sort not in SORTS:
-        raise InvalidData({"sort": [f"must be one of {', '.join(SORTS)}"]})
-    limit = _limit(limit)
-    where = condition(session, user, filters)
-    total = session.scalar(select(func.count(Document.id)).where(where)) or 0
-    stmt = (
-        select(Document)
-        .where(where)
-        .options(
-            joinedload(Document.created_by).lazyload(User.role_rows),
-            joinedload(Document.entered_by).lazyload(User.role_rows),
-            joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
-        )
-    )
+def _page_ids(
+    session: Session, where: ColumnElement[bool], sort: str, limit: int, cursor: str | None
+) -> tuple[list[int], str | None]:
+    """One page's ids in the chosen order, and the next cursor; the documents themselves are
+    loaded afterwards, for those ids only."""
     now = utcnow()
-    if filters.sort == "waiting":  # overdue first, then longest waiting: (late, entered_at, id)
+    if sort == "waiting":  # overdue first, then longest waiting: (late, entered_at, id)
+        stmt = select(Document.id, Document.entered_at, Document.due_at).where(where)
         after = decode_cursor(cursor, 4)
         if after:
             now = as_utc(_cursor_time(after[0]))
             at, last = as_utc(_cursor_time(after[2])), _cursor_id(after[3])
             stmt = stmt.where(after_in_inbox(now, 0 if after[1] == 0 else 1, at, last))
         stmt = stmt.order_by(late_first(now), Document.entered_at, Document.id)
-    elif filters.sort == "amount":  # largest first: (amount, id) descending
+    elif sort == "amount":  # largest first: (amount, id) descending
         value = amount_value(session)
+        stmt = select(Document.id, value).where(where)
         after = decode_cursor(cursor, 2)
         if after:
-            at, last = _cursor_amount(after[0]), _cursor_id(after[1])
-            stmt = stmt.where(or_(value < at, and_(value == at, Document.id < last)))
+            amount, last = _cursor_amount(after[0]), _cursor_id(after[1])
+            stmt = stmt.where(or_(value < amount, and_(value == amount, Document.id < last)))
         stmt = stmt.order_by(value.desc(), Document.id.desc())
-    elif filters.sort == "due":  # soonest deadline first, those without one last
+    elif sort == "due":  # soonest deadline first, those without one last
         undated = case((Document.due_at.is_(None), 1), else_=0)
+        stmt = select(Document.id, Document.due_at).where(where)
         after = decode_cursor(cursor, 3)
         if after:
-            flag, last = (1 if after[0] else 0), _cursor_id(after[2])
-            if flag:
+            last = _cursor_id(after[2])
+            if after[0]:
                 stmt = stmt.where(Document.due_at.is_(None), Document.id > last)
             else:
                 due = as_utc(_cursor_time(after[1]))
@@ -271,37 +258,64 @@ def documents(
                 )
         stmt = stmt.order_by(undated, Document.due_at, Document.id)
     else:  # newest first: ids only grow, so new documents never shift a later page
+        stmt = select(Document.id).where(where)
         after = decode_cursor(cursor, 1)
         if after:
             stmt = stmt.where(Document.id < _cursor_id(after[0]))
         stmt = stmt.order_by(Document.id.desc())
-    rows = list(session.scalars(stmt.limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows = session.execute(stmt.limit(limit + 1)).all()
     next_cursor = None
-    if more and rows:
-        last_row = rows[-1]
-        if filters.sort == "waiting":
-            flag = late_flag(last_row, now)
-            next_cursor = encode_cursor(now, flag, as_utc(last_row.entered_at), last_row.id)
-        elif filters.sort == "amount":
-            next_cursor = encode_cursor(str(_row_amount(session, last_row)), last_row.id)
-        elif filters.sort == "due":
-            due = last_row.due_at
-            next_cursor = encode_cursor(
-                due is None, as_utc(due) if due is not None else 0, last_row.id
-            )
+    if len(rows) > limit:
+        row = rows[limit - 1]
+        if sort == "waiting":
+            late = 0 if row.due_at is not None and as_utc(row.due_at) <= now else 1
+            next_cursor = encode_cursor(now, late, as_utc(row.entered_at), row.id)
+        elif sort == "amount":
+            next_cursor = encode_cursor(str(row[1]), row.id)  # Numeric(20, 2): a Decimal
+        elif sort == "due":
+            due = row.due_at
+            next_cursor = encode_cursor(due is None, as_utc(due) if due else 0, row.id)
         else:
-            next_cursor = encode_cursor(last_row.id)
+            next_cursor = encode_cursor(row.id)
+    return [r[0] for r in rows[:limit]], next_cursor
+
+
+def documents(
+    session: Session,
+    user: User,
+    filters: Filters = Filters(),
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> ListPage:
+    """One page of the documents `user` may see that match `filters`, with the exact total."""
+    if filters.sort not in SORTS:
+        raise InvalidData({"sort": [f"must be one of {', '.join(SORTS)}"]})
+    limit = _limit(limit)
+    where = condition(session, user, filters)
+    tasks = filters.part == "waiting" and user.active and not policy.reads_only(user)
+    if tasks:
+        states = _task_states(session, user)
+        tasks = bool(states)
+    if tasks:
+        # Counted and paged per (flow version, state) pair, one index range each.
+        # The filters alone: whoever can act on a document sees it (policy.seeing_roles
+        # holds every role that reviews or moves it, and owner-only states are the creator's).
+        others = condition(session, user, replace(filters, part="all"), see=False)
+        total = queries.task_count(session, user, states, others)
+    else:
+        total = session.scalar(select(func.count(Document.id)).where(where)) or 0
+    next_cursor = None
+    if tasks and filters.sort == "waiting" and total:
+        keys = queries.task_keys(
+            session, user, states, limit + 1, queries.TaskKey.decode(cursor), others
+        )
+        if len(keys) > limit:
+            next_cursor = keys[limit - 1].encode()
+        ids = [k.id for k in keys[:limit]]
+    else:
+        ids, next_cursor = _page_ids(session, where, filters.sort, limit, cursor)
+    rows = queries.load_documents(session, ids)
     return ListPage(DocumentProcess.prefetch(session, rows), next_cursor, total)
-
-
-def _row_amount(session: Session, document: Document) -> Decimal:
-    """The sort value of one listed document, as SQL computes it (exact decimal text)."""
-    for name, ids in _amount_fields(session).items():
-        if document.flow_version_id in ids and document.data.get(name) not in (None, ""):
-            return Decimal(str(document.data[name]))
-    return NO_AMOUNT
 
 
 def _cursor_amount(value: Any) -> Decimal:

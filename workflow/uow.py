@@ -31,6 +31,7 @@ from workflow.errors import (
     InvalidData,
     NotFound,
     Refused,
+    Unavailable,
     WorkflowError,
 )
 from workflow.models import Document, User
@@ -146,6 +147,16 @@ def _record_refusal(uow: UnitOfWork, code: str, message: str) -> None:
             comment=uow.comment[:MAX_RECORDED_COMMENT],
         )
         session.commit()
+    except DBAPIError as exc:
+        session.rollback()
+        if exc.connection_invalidated:
+            # The refusal stands, but its security event could not be written: say so as an
+            # outage (503, retry), never as a crash, and never answer without the record.
+            raise Unavailable(
+                "the connection to the database broke while recording this refusal; nothing was "
+                "changed — retry in a moment"
+            ) from exc
+        raise
     except Exception:
         session.rollback()
         raise

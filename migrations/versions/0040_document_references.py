@@ -1,7 +1,7 @@
 """document references: an invoice line billing a shipment, and what it takes from it
 
 Revision ID: 0040
-Revises: 0060
+Revises: 0070
 Create Date: 2026-11-30 19:40:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0040"
-down_revision = "0060"
+down_revision = "0070"
 branch_labels = None
 depends_on = None
 

@@ -300,6 +300,26 @@ def test_a_lost_commit_answers_503_and_the_retry_tells_the_truth(app, api, monke
     assert count(app, Review, Review.document_id == doc["id"]) == 1
 
 
+def test_a_refusal_whose_record_is_lost_answers_503_not_500(app, api, monkeypatch):
+    doc = api.submitted()
+    path = f"/api/v1/documents/{doc['id']}/actions"
+    real_commit = Session.commit
+
+    def lose_every_commit(self: Session) -> None:
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"),
+                               connection_invalidated=True)  # fmt: skip
+
+    monkeypatch.setattr(Session, "commit", lose_every_commit)
+    # zhang submitted it: approving is refused (self_review), then recording that is lost.
+    refused = api.client.post(
+        path, json={"action": "approve", "revision": doc["revision"]}, headers=api.headers("zhang")
+    )
+    monkeypatch.setattr(Session, "commit", real_commit)
+    assert refused.status_code == 503 and error_code(refused) == "unavailable", refused.get_json()
+    assert refused.headers["Retry-After"] == "1"
+    assert count(app, Review, Review.document_id == doc["id"]) == 0
+
+
 # --- one error language ---------------------------------------------------------------------------
 def test_405_says_what_is_allowed(client, api):
     response = api.call("DELETE", "/documents/1", "zhang")
