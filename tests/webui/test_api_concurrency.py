@@ -105,7 +105,7 @@ def race(calls: list[tuple[str, str, str, dict[str, str], Any]]) -> list[tuple[i
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_concurrent_final_approvals_advance_exactly_once(servers, api_as):
     one, two = servers
-    tokens = {name: api_as(name) for name in ("zhang", "wang", "li", "zhou", "shen")}
+    tokens = {name: api_as(name) for name in ("zhang", "wang", "li", "zhou", "shen", "zhao")}
     for round_number in range(ROUNDS):
         status, doc = call(
             one, "POST", "/documents", tokens["zhang"], {"flow": "shipment", "data": SHIPMENT}
@@ -118,9 +118,28 @@ def test_concurrent_final_approvals_advance_exactly_once(servers, api_as):
             tokens["zhang"],
             {"action": "submit", "revision": 1},
         )
-        assert status == 200 and doc["state"] == "double_check", doc
+        assert status == 200 and doc["state"] == "payment_check", doc
+        # 款到发货: finance confirms the payment (with its reference) before the double check.
+        paid = {"paid": True, "held_orders": 0, "payment_ref": f"HD-{round_number}"}
+        status, doc = call(
+            one,
+            "PATCH",
+            f"/documents/{doc['id']}",
+            tokens["zhao"],
+            {"data": paid, "revision": doc["revision"]},
+        )
+        assert status == 200, doc
         path = f"/documents/{doc['id']}/actions"
-        approve = {"action": "approve", "revision": doc["revision"], "comment": "核对无误"}
+        confirm = {"action": "confirm_payment", "revision": doc["revision"]}
+        status, doc = call(two, "POST", path, tokens["zhao"], confirm)
+        assert status == 200 and doc["state"] == "double_check", doc
+        checks = {item["id"]: True for item in doc["review"]["checklist"]}
+        approve = {
+            "action": "approve",
+            "revision": doc["revision"],
+            "comment": "核对无误",
+            "checks": checks,
+        }
         if round_number % 2 == 0:
             # Both approvals of a 2-of-2 state at once: both count, the move happens once.
             results = race(
