@@ -328,10 +328,13 @@ def tick(today) -> None:
 @click.option("--once", is_flag=True, help="Deliver what is due, then stop (for cron).")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between rounds.")
 def worker(once: bool, interval: float) -> None:
-    """Deliver notifications by mail (SMTP_HOST…); several may run on several hosts."""
-    import time
+    """Deliver notifications by mail (SMTP_HOST…); several may run on several hosts.
 
-    from flask import current_app
+    SIGTERM or Ctrl-C stops it gracefully: the message in flight is finished and marked, no
+    other is taken (so a stop or a deploy never mails anything twice); a second signal stops it
+    at once."""
+    import signal
+    import threading
 
     from workflow import notify
 
@@ -348,14 +351,26 @@ def worker(once: bool, interval: float) -> None:
     send = notify.smtp_sender(settings) if settings.host else None
     if send is None:
         click.echo("mail is off (no SMTP_HOST): notifications are shown in the app only")
-    while True:
-        sent = notify.deliver(db.session, send, settings)
-        sent += notify.deliver_digests(db.session, send, settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():  # asked twice: stop now (the transaction in flight rolls back)
+            raise SystemExit(128 + signum)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    click.echo("worker started")
+    while not stop.is_set():
+        sent = notify.deliver(db.session, send, settings, stopping=stop.is_set)
+        if not stop.is_set():
+            sent += notify.deliver_digests(db.session, send, settings)
         if sent:
             click.echo(f"{sent} notification(s) mailed")
         if once:
             return
-        time.sleep(interval)
+        stop.wait(interval)
+    click.echo("stopped: the message in flight was finished and marked")
 
 
 @click.command("setup")

@@ -330,19 +330,25 @@ def deliver(
     settings: MailSettings,
     batch: int = 20,
     now: dt.datetime | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> int:
     """Mail up to `batch` due notifications; returns how many were sent. Safe on many hosts.
 
     Each notification is taken, mailed and marked sent in a transaction of its own, under its
-    row lock (`FOR UPDATE SKIP LOCKED`): two workers never mail the same row, and a worker
-    killed mid-batch leaves at most the one message it was sending unmarked — the next worker
-    mails it again with the same Message-ID (at-least-once, with an idempotent marker; SMTP
-    offers nothing stronger). With mail off (`send` None), for a person without an address or
-    who opted out, rows are marked `off`: in the app only. Digest readers' rows wait for the
-    daily digest (`deliver_digests`)."""
+    row lock (`FOR UPDATE SKIP LOCKED`): two workers never mail the same row. A worker asked to
+    stop (`stopping()` true: SIGTERM, as systemd and deploys stop it) finishes and marks the
+    message in flight and takes no other, so it leaves nothing to send twice. Only a worker
+    that cannot finish (SIGKILL, power loss) between the mail server's acceptance and its own
+    commit leaves that one message unmarked; the next worker mails it again with the same
+    Message-ID (SMTP offers no two-phase commit; a mail system drops the copy by Message-ID).
+    With mail off (`send` None), for a person without an address or who opted out, rows are
+    marked `off`: in the app only. Digest readers' rows wait for the daily digest
+    (`deliver_digests`)."""
     now = now or utcnow()
     sent = 0
     for _ in range(batch):
+        if stopping():
+            break
         row = _take_one(session, now)
         if row is None:
             break

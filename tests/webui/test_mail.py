@@ -2,11 +2,13 @@
 opt-out and daily digest, and what a worker killed mid-batch leaves behind.
 
 Guarantee (stated honestly): each notification row is taken, mailed and marked sent in a
-transaction of its own under its row lock, so two workers never mail the same row; a worker
-killed while sending leaves exactly the message in flight unmarked, and the next worker sends it
-again with the same Message-ID. Delivery is at-least-once with at most the in-flight message
-repeated, each repeat carrying the idempotent marker (Message-ID / X-Fuhe-Notification) a mail
-system can deduplicate on. SMTP offers no way to make it exactly-once across a crash.
+transaction of its own under its row lock, so two workers never mail the same row. A worker
+stopped the way systemd, deploys and Ctrl-C stop it (SIGTERM/SIGINT) finishes and marks the
+message in flight and takes no other: two workers, one or both killed mid-batch, and every
+notification arrives exactly once. Only a worker that cannot finish (SIGKILL, power loss) after
+the server accepted a message and before its commit leaves that one message unmarked; the next
+worker sends it again with the same Message-ID, and a mailbox that drops duplicate Message-IDs
+(as mail stores do) holds each notification once. SMTP has no two-phase commit to do better.
 """
 
 from __future__ import annotations
@@ -178,23 +180,121 @@ def test_the_settings_page_changes_the_settings(app, login_as):
 
 # --- a worker killed mid-batch --------------------------------------------------------------------
 class HangingInbox(Inbox):
-    """Accepts messages, but holds the answer to the `hang_at`-th one (the worker waits for it:
-    that is the message in flight when it is killed)."""
+    """Accepts messages, but holds the answer to the `hang_at`-th one for `hold` seconds (the
+    worker waits for it: that is the message in flight when it is killed)."""
 
-    def __init__(self, hang_at: int) -> None:
+    def __init__(self, hang_at: int, hold: float = 30) -> None:
         super().__init__()
         self.hang_at = hang_at
+        self.hold = hold
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         await super().handle_DATA(server, session, envelope)
         if len(self.messages) == self.hang_at:
-            await asyncio.sleep(30)
+            await asyncio.sleep(self.hold)
         return "250 OK"
+
+
+def worker_env(db_url: str, tmp_path: Path, port: int) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "FUHE_INSTANCE_DIR": str(tmp_path),
+        "FUHE_CONFIG": "default",
+        "SECRET_KEY": "worker-test-secret",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(port),
+        "BASE_URL": "https://fuhe.test",
+    }
+    env.pop("FLASK_DEBUG", None)
+    return env
+
+
+def start_worker(env: dict[str, str], output: bool = True) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--interval", "0.2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE if output else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def wait_for(mailbox: Inbox, count: int, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while len(mailbox.messages) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(mailbox.messages) >= count, "the workers never got going"
+
+
+def finish(app, port: int) -> None:
+    """Another worker finishes what is left."""
+    settings = notify.MailSettings(host="127.0.0.1", port=port, base_url="https://fuhe.test")
+    with app.app_context():
+        while notify.deliver(db.session, notify.smtp_sender(settings), settings, batch=5):
+            pass
+        db.session.remove()
+
+
+def deduplicated(mailbox: Inbox) -> list[str]:
+    """What a mail store that drops a repeated Message-ID holds (Cyrus' duplicate delivery
+    suppression, Sieve `duplicate`, the big mailbox providers)."""
+    held: dict[str, str] = {}
+    for message in map(parsed, mailbox.messages):
+        held.setdefault(message["Message-ID"], message["X-Fuhe-Notification"])
+    return list(held.values())
+
+
+def test_two_workers_stopped_mid_batch_deliver_every_notification_exactly_once(
+    app, api, db_url, tmp_path
+):
+    """SIGTERM (how systemd, a deploy or Ctrl-C stops a worker) lands on two workers while the
+    mail server still holds its answer to one of them: each finishes and marks its message in
+    flight, takes no other and exits cleanly; a third finishes the rest. Nothing is lost and
+    nothing arrives twice."""
+    mailbox = HangingInbox(hang_at=5, hold=2)
+    controller, port = local_server(mailbox)
+    try:
+        with_addresses(app)
+        for _ in range(3):
+            api.submitted("zhang")
+        expected = {r.id for r in rows(app, email_state="pending")}
+        assert len(expected) == 3 * (3 + 5)
+        env = worker_env(db_url, tmp_path, port)
+        workers = [start_worker(env), start_worker(env)]
+        try:
+            for worker in workers:  # both running, their stop handlers in place
+                assert worker.stdout.readline().strip() == "worker started"
+            wait_for(mailbox, mailbox.hang_at)  # one worker now waits for the server's answer
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            outputs = [worker.communicate(timeout=30)[0] for worker in workers]
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait(timeout=10)
+        assert [worker.returncode for worker in workers] == [0, 0], outputs
+        assert all("stopped: the message in flight was finished" in out for out in outputs)
+        arrived = len(mailbox.messages)
+        assert arrived < len(expected), "the stop came after the batch: nothing was in flight"
+        # every message the server accepted was marked: nothing is left to be sent again
+        assert len(rows(app, email_state="sent")) == arrived
+        finish(app, port)
+        marks = [int(parsed(m)["X-Fuhe-Notification"]) for m in mailbox.messages]
+        assert sorted(marks) == sorted(expected)  # each exactly once
+        assert {r.email_state for r in rows(app)} == {"sent"}
+    finally:
+        controller.stop()
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_only_the_message_in_flight(
     app, api, db_url, tmp_path
 ):
+    """SIGKILL while the server holds its answer: the one window SMTP cannot close. Nothing is
+    lost; the message in flight is sent again with the same Message-ID, so a mailbox that drops
+    duplicate Message-IDs holds every notification exactly once."""
     mailbox = HangingInbox(hang_at=4)
     controller, port = local_server(mailbox)
     try:
@@ -205,46 +305,23 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_only_the_message_in
         # each: finance told of the payment check (zhao, qian, wu), then the double check's
         # reviewers (wang, chen, li, zhou, duo)
         assert len(expected) == 3 * (3 + 5)
-        env = {
-            **os.environ,
-            "DATABASE_URL": db_url,
-            "FUHE_INSTANCE_DIR": str(tmp_path),
-            "FUHE_CONFIG": "default",
-            "SECRET_KEY": "worker-test-secret",
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": str(port),
-            "BASE_URL": "https://fuhe.test",
-        }
-        env.pop("FLASK_DEBUG", None)
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--interval", "0.2"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        worker = start_worker(worker_env(db_url, tmp_path, port), output=False)
         try:
-            deadline = time.monotonic() + 60
-            while len(mailbox.messages) < mailbox.hang_at and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert len(mailbox.messages) == mailbox.hang_at, "the worker never got going"
+            wait_for(mailbox, mailbox.hang_at)
+            assert len(mailbox.messages) == mailbox.hang_at
         finally:
             os.kill(worker.pid, signal.SIGKILL)  # mid-batch, waiting for the server's answer
             worker.wait(timeout=10)
         in_flight = len(mailbox.messages)
         assert len(rows(app, email_state="sent")) == in_flight - 1  # the last was not marked
-        # a second worker finishes the batch
-        settings = notify.MailSettings(host="127.0.0.1", port=port, base_url="https://fuhe.test")
         mailbox.hang_at = 0
-        with app.app_context():
-            while notify.deliver(db.session, notify.smtp_sender(settings), settings, batch=5):
-                pass
-            db.session.remove()
+        finish(app, port)  # a second worker finishes the batch
         marks = [parsed(m)["X-Fuhe-Notification"] for m in mailbox.messages]
         assert {int(m) for m in marks} == expected  # every notification arrived
         assert len(marks) == len(expected) + 1  # and only the one in flight twice
         repeated = [m for m in set(marks) if marks.count(m) > 1]
         assert len(repeated) == 1
+        assert sorted(int(m) for m in deduplicated(mailbox)) == sorted(expected)
         assert not rows(app, email_state="pending")
         assert {r.email_state for r in rows(app)} == {"sent"}
     finally:
