@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks import ceiling, data, reports
@@ -268,6 +268,9 @@ def run(target: Target, report: Report) -> None:
             report.problem(f"{load.failures} review requests failed")
         check_consistency(session, before, load.acknowledged, report)
 
+        # 3b. approvals alone: the request the ceiling stands for
+        approve_only(target, session, server, setup, env, w["rps"], ceil_cpu, report)
+
         # 4. reads
         served = load.requests + reads(server.port, session, setup, report)
 
@@ -286,6 +289,112 @@ def run(target: Target, report: Report) -> None:
     finally:
         server.stop()
     session.close()
+
+
+def approval_queues(session: Session, clients: int) -> list[list[tuple[int, int]]]:
+    """Generated shipments waiting in the double check with no approval yet this round, dealt
+    out to the clients (each approves its own as its two reviewers), as (id, revision)."""
+    rows = session.execute(
+        text(
+            "SELECT d.id, d.revision FROM documents d WHERE d.flow_name = 'shipment'"
+            " AND d.state = 'double_check' AND NOT EXISTS (SELECT 1 FROM reviews r"
+            "  WHERE r.document_id = d.id AND r.round = d.review_round)"
+            " ORDER BY d.id"
+        )
+    ).all()
+    session.commit()
+    queues: list[list[tuple[int, int]]] = [[] for _ in range(clients)]
+    for n, row in enumerate(rows):
+        queues[n % clients].append((row.id, row.revision))
+    return queues
+
+
+def approve_only(
+    target: Target,
+    session: Session,
+    server: Gunicorn,
+    setup: dict[str, Any],
+    env: dict[str, str],
+    ceiling_rps: float,
+    ceil_cpu: CpuCost,
+    report: Report,
+) -> None:
+    """Clients that only approve (two distinct reviewers per waiting shipment) for DURATION
+    seconds, or until the waiting shipments run out: approvals/s beside the ceiling."""
+    queues = approval_queues(session, CLIENTS)
+    waiting = sum(map(len, queues))
+    if waiting < CLIENTS:
+        report.figure("approve only: approvals/s", "skipped",
+                      note=f"{waiting} shipments waiting in the double check")  # fmt: skip
+        return
+    path = target.tmp / "bench-queues.json"
+    path.write_text(json.dumps(queues))
+    last_event = session.scalar(text("SELECT max(id) FROM audit_events")) or 0
+    session.commit()
+    cpu = Cpu(session, server, "fuhe_bench_app" if target.is_pg else None)
+    load = locust("ApproveOnly", server.url, target.tmp, {**env, "BENCH_QUEUES": str(path)})
+    cost = cpu.per_request(load.requests)
+    approve = load.named.get("approve", {"rps": 0.0, "p50": 0, "p95": 0, "p99": 0,
+                                         "count": 0, "failures": 0})  # fmt: skip
+    ratio = approve["rps"] / ceiling_rps if ceiling_rps else 0.0
+    report.figure("approve only: approvals/s", f"{approve['rps']:.1f} approvals/s",
+                  f"{ratio:.2f} of ceiling (goal 0.50)",
+                  f"{int(approve['count']):,} approvals of {waiting:,} waiting shipments,"
+                  f" {int(approve['failures'])} failed")  # fmt: skip
+    report.figure("approve only: latency",
+                  f"p50 {approve['p50']:.0f} / p95 {approve['p95']:.0f} / "
+                  f"p99 {approve['p99']:.0f} ms",
+                  f"p95 {approve['p95'] / P95_TARGET_MS:.2f} of 60 ms")  # fmt: skip
+    times = f"{cost.total / ceil_cpu.total:.1f}x ceiling" if ceil_cpu.total else ""
+    report.figure("approve only: CPU ms per approval", cost.describe(), times)
+    if load.failures:
+        report.problem(f"{load.failures} approvals failed")
+    check_approvals(session, waiting, last_event, load.acknowledged, report)
+
+
+def check_approvals(
+    session: Session,
+    waiting: int,
+    last_event: int,
+    acknowledged: list[tuple[Any, ...]],
+    report: Report,
+) -> None:
+    """After the approve-only run: no document approved twice by one person or past its quorum,
+    none moved on twice, every acknowledged approval stored."""
+    touched = sorted({a[0] for a in acknowledged})
+    if not touched:
+        report.problem("no approval was acknowledged: nothing was measured")
+        return
+    stored = {
+        (r.document_id, r.username)
+        for r in session.execute(
+            text(
+                "SELECT r.document_id, u.username FROM reviews r JOIN users u ON u.id = r.user_id"
+                " JOIN documents d ON d.id = r.document_id"
+                " WHERE r.document_id IN :ids AND r.decision = 'approve'"
+                " AND r.round = d.review_round"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ids": touched},
+        )
+    }
+    advances = dict(
+        session.execute(
+            text(
+                "SELECT e.document_id, count(*) FROM audit_events e WHERE e.document_id IN :ids"
+                " AND e.action = 'approve' AND e.to_state <> e.from_state AND e.id > :last"
+                " GROUP BY e.document_id"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ids": touched, "last": last_event},
+        ).all()
+    )
+    session.commit()
+    lost = [a for a in acknowledged if (a[0], a[1]) not in stored]
+    double = [d for d, n in advances.items() if n > 1]
+    report.figure("consistency: after approve only", f"{len(double)} double advances, "
+                  f"{len(lost)} lost", note=f"{len(touched):,} documents of {waiting:,}, "
+                  f"{len(acknowledged):,} approvals acknowledged")  # fmt: skip
+    if double or lost:
+        report.problem(f"approve only: double advances {double[:5]}, lost {lost[:5]}")
 
 
 @dataclass

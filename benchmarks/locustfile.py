@@ -3,8 +3,10 @@
 ReviewCycle: each simulated client owns bearer tokens (creator, second sales administrator,
 warehouse keeper, finance) and runs complete review cycles on a shipment — create, submit,
 finance confirms the payment, approve, approve — against one or several app instances
-(BENCH_HOSTS, comma-separated: clients are spread over them). Ceiling: POST /write on the
-ceiling server, nothing else.
+(BENCH_HOSTS, comma-separated: clients are spread over them). ApproveOnly: the same clients
+approve, as their two reviewers, shipments already waiting in the double check (from the
+generated data, each client its own queue; BENCH_QUEUES): approvals and nothing else, the
+request the ceiling is compared with. Ceiling: POST /write on the ceiling server, nothing else.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ _SETUP = (
     json.loads(Path(os.environ["BENCH_SETUP"]).read_text()) if "BENCH_SETUP" in os.environ else {}
 )
 _HOSTS = [h for h in os.environ.get("BENCH_HOSTS", "").split(",") if h]
+_QUEUES = (
+    json.loads(Path(os.environ["BENCH_QUEUES"]).read_text()) if "BENCH_QUEUES" in os.environ else []
+)
 _numbers = itertools.count()
 # Every approval the server acknowledged (200): (document id, approver's username), written at
 # the end so the benchmark can check each one is stored.
@@ -82,6 +87,37 @@ class ReviewCycle(FastHttpUser):
             if self._post(actions, approval, who, "approve") is None:
                 return
             _acknowledged.append((doc["id"], self.names[who]))
+
+
+class ApproveOnly(FastHttpUser):
+    wait_time = constant(0)
+
+    def __init__(self, environment) -> None:
+        self.number = next(_numbers)
+        if _HOSTS:
+            self.host = _HOSTS[self.number % len(_HOSTS)]
+        super().__init__(environment)
+        trio = _SETUP["trios"][self.number % len(_SETUP["trios"])]
+        self.auth = [{"Authorization": f"Bearer {t}"} for t in trio["tokens"]]
+        self.names = trio["names"]
+        self.queue = list(_QUEUES[self.number % len(_QUEUES)]) if _QUEUES else []
+
+    @task
+    def approve(self) -> None:
+        if not self.queue:  # a queue ran dry: stop the run (locust's rates count until here)
+            self.environment.runner.quit()
+            return
+        document_id, revision = self.queue.pop()
+        path = f"/api/v1/documents/{document_id}/actions"
+        body = {"action": "approve", "revision": revision, "checks": _SETUP.get("checks", {})}
+        for who in (1, 2):
+            with self.client.post(
+                path, json=body, headers=self.auth[who], name="approve", catch_response=True
+            ) as response:
+                if response.status_code != 200:
+                    response.failure(f"{response.status_code} {response.text[:200]}")
+                    return
+            _acknowledged.append((document_id, self.names[who]))
 
 
 class Ceiling(FastHttpUser):

@@ -24,6 +24,7 @@ from lark import Token, Tree
 log = logging.getLogger(__name__)
 
 MAX_EXPRESSION_LENGTH = 1000
+MEMO_SIZE = 4096  # remembered results per guard
 MACROS = frozenset({"map", "all", "exists", "exists_one", "filter"})
 EXTRA_NAMES = frozenset({"today"})
 _ENV = celpy.Environment()
@@ -126,11 +127,17 @@ def _inspect(tree: Tree) -> tuple[set[str], set[str], set[str], list[str]]:
                     bound.add(names[0])
         elif node.data == "literal":
             text = str(node.children[0])
-            if not text.startswith(("'", '"', "b'", 'b"', "r'", 'r"')) and (
-                "." in text or "e" in text.lower()
-            ):
+            if _is_float(text):
                 floats.append(text)
     return identifiers, bound, functions, floats
+
+
+def _is_float(literal: str) -> bool:
+    """A floating-point number literal (`1.5`, `.5`, `2e3`); not `true`, a string, `0x1e`."""
+    text = literal.lower()
+    if not text or not (text[0].isdigit() or text[0] == ".") or text.startswith("0x"):
+        return False
+    return "." in text or "e" in text
 
 
 def _is_ident(node: Any) -> bool:
@@ -150,11 +157,32 @@ class Guard:
     source: str
     names: frozenset[str]
     _program: Any = field(compare=False, repr=False)
+    # Results by the values the expression reads (and the day): a guard is a pure function of
+    # them, and a task list asks the same few questions of many documents (celpy interprets
+    # its tree, ~0.5 ms an evaluation). Bounded: cleared when full.
+    _memo: dict[tuple[Any, ...], bool] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     def evaluate(self, data: Mapping[str, Any], today: dt.date | None = None) -> bool:
         """True only when the expression evaluates to boolean true; errors count as false."""
+        day = (today or dt.date.today()).isoformat()
+        try:
+            key = (day, *(_frozen(data.get(name)) for name in sorted(self.names)))
+        except TypeError:  # a value CEL cannot take: evaluate (and fail) the long way
+            key = None
+        if key is not None and (known := self._memo.get(key)) is not None:
+            return known
+        holds = self._evaluate(data, day)
+        if key is not None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = holds
+        return holds
+
+    def _evaluate(self, data: Mapping[str, Any], day: str) -> bool:
         activation = {name: to_cel(data.get(name)) for name in self.names if name in data}
-        activation["today"] = celtypes.StringType((today or dt.date.today()).isoformat())
+        activation["today"] = celtypes.StringType(day)
         try:
             result = self._program.evaluate(activation)
         except Exception as exc:  # celpy raises many types; a guard that errors does not hold
@@ -228,6 +256,23 @@ def compile_guard(source: str, names: Iterable[str] | None) -> Guard:
             )
     program = _ENV.program(tree, functions=FUNCTIONS)
     return Guard(source=source, names=frozenset(identifiers & known), _program=program)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable, type-exact key for a data value (True is not 1, 1.0 is not 1.00)."""
+    if value is None:
+        return None
+    if isinstance(value, bool | int | str):
+        return (type(value).__name__, value)
+    if isinstance(value, Decimal):
+        return ("decimal", str(value))
+    if isinstance(value, dt.date):
+        return ("date", value.isoformat())
+    if isinstance(value, Mapping):
+        return ("map", tuple(sorted((str(k), _frozen(v)) for k, v in value.items())))
+    if isinstance(value, list | tuple):
+        return ("list", tuple(_frozen(v) for v in value))
+    raise TypeError(f"cannot use {type(value).__name__} in an expression")
 
 
 def to_cel(value: Any) -> Any:

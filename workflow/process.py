@@ -212,7 +212,14 @@ class DocumentProcess:
         reviews: dict[int, list[Review]] = {i: [] for i in ids}
         editors: dict[int, set[int]] = {i: set() for i in ids}
         if ids:
-            for review in session.scalars(select(Review).where(Review.document_id.in_(ids))):
+            # The reviewers' names and roles only (no password hashes): what the rules read.
+            person = (User.id, User.username, User.display_name, User.active)
+            stmt = (
+                select(Review)
+                .where(Review.document_id.in_(ids))
+                .options(joinedload(Review.user).load_only(*person).selectinload(User.role_rows))
+            )
+            for review in session.scalars(stmt):
                 reviews[review.document_id].append(review)
             rows = session.execute(
                 select(DocumentRevision.document_id, DocumentRevision.author_id).where(

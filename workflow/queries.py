@@ -278,26 +278,34 @@ def task_keys(
 
 
 def task_count(
-    session: Session, user: User, states: _TaskStates, where: ColumnElement[bool] | None = None
+    session: Session,
+    user: User,
+    states: _TaskStates,
+    where: ColumnElement[bool] | None = None,
+    cap: int | None = None,
 ) -> int:
-    """How many tasks `user` has (matching `where`): a count per (flow version, state) pair,
-    each over that pair's range of ix_documents_task_order, summed — never one scan of every
-    document with the pairs ORed together."""
+    """How many tasks `user` has (matching `where`), exact up to `cap` (then `cap` + 1: "more
+    than `cap`"): a count per (flow version, state) pair, each over that pair's range of
+    ix_documents_task_order and stopped after `cap` + 1 rows, summed — never one scan of every
+    document with the pairs ORed together, nor of a backlog nobody pages through."""
     branches = []
     for pairs, rule in _task_rules(user, states):
         for version_id, state in pairs:
-            stmt = select(func.count().label("n")).where(
+            stmt = select(Document.id).where(
                 Document.flow_version_id == version_id, Document.state == state
             )
             if rule is not None:
                 stmt = stmt.where(rule)
             if where is not None:
                 stmt = stmt.where(where)
-            branches.append(stmt)
+            if cap is not None:
+                stmt = stmt.limit(cap + 1)
+            branches.append(select(func.count().label("n")).select_from(stmt.subquery()))
     if not branches:
         return 0
     counts = union_all(*branches).subquery()
-    return int(session.scalar(select(func.coalesce(func.sum(counts.c.n), 0))) or 0)
+    total = int(session.scalar(select(func.coalesce(func.sum(counts.c.n), 0))) or 0)
+    return min(total, cap + 1) if cap is not None else total
 
 
 def load_documents(session: Session, ids: list[int]) -> list[Document]:

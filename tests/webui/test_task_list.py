@@ -17,7 +17,7 @@ from sqlalchemy import select
 from tests.conftest import PASSWORD, ROOT
 from tests.webui.test_api import SHIPMENT, SPECS, Api
 from webui.extensions import db
-from workflow import accounts, numbering, services
+from workflow import accounts, numbering, services, tasklist
 from workflow.definitions.build import load_flow_file
 from workflow.models import Document, User
 
@@ -103,6 +103,26 @@ def test_250_tasks_are_counted_and_all_reachable_while_documents_are_added(app, 
     assert listing(api, "li", part="waiting", limit=1)["total"] == 256
 
 
+def test_lists_count_up_to_the_cap_then_say_more_and_still_page_through_everything(
+    app, api, login_as, monkeypatch
+):
+    """Beyond COUNT_CAP a list stops counting ("more than"), for the task list and for "all I
+    may see" alike, and paging still reaches every document, in order."""
+    ids = shipments(app, 12)
+    monkeypatch.setattr(tasklist, "COUNT_CAP", 5)
+    for part in ("waiting", "all"):
+        seen, _ = every_page(api, "li", part=part, limit=4)
+        body = listing(api, "li", part=part, limit=4)
+        assert (body["total"], body["total_exact"]) == (6, False), part
+        assert seen == ids, part  # longest waiting first, none lost to the cap
+    monkeypatch.setattr(tasklist, "COUNT_CAP", 12)
+    body = listing(api, "li", part="waiting", limit=4)
+    assert (body["total"], body["total_exact"]) == (12, True)
+    monkeypatch.setattr(tasklist, "COUNT_CAP", 5)
+    page = login_as("li").get("/inbox").get_data(as_text=True)
+    assert 'data-total="6">5+</span>' in page
+
+
 def test_the_inbox_page_counts_everything_and_pages_through_it(app, login_as):
     ids = shipments(app, 53)
     li = login_as("li")
@@ -156,7 +176,7 @@ def test_visibility_a_sales_rep_never_sees_a_colleagues_claim(app, api):
     claim = api.create("xu", "expense", EXPENSE)
     shipment = api.create("zhang")
     assert [i["id"] for i in listing(api, "xu")["items"]] == [claim["id"]]
-    assert listing(api, "xu2") == {"items": [], "next": None, "total": 0}
+    assert listing(api, "xu2") == {"items": [], "next": None, "total": 0, "total_exact": True}
     assert listing(api, "xu2", q=claim["number"])["total"] == 0  # not found by number either
     for seer in ("liu", "shen"):  # the flow's reviewer, the auditor
         assert claim["id"] in [i["id"] for i in listing(api, seer)["items"]]

@@ -647,3 +647,31 @@ def test_choice_labels_must_label_listed_choices():
     assert carrier.choice_text("物流", "en") == "Freight"
     assert carrier.choice_text("物流", "zh") == "物流"
     assert carrier.choice_text("海运", "en") == "海运"  # unlabelled: as stored
+
+
+def test_a_remembered_guard_result_never_answers_for_other_values():
+    """Guards remember results by the exact values they read (and the day): a repeat is
+    answered from memory, but True is not 1, 5000.0 is not 5000.00, and another day is asked
+    again."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from workflow import guards
+
+    flag = guards.compile_guard("paid == true", ["paid"])
+    assert flag.evaluate({"paid": True}) and not flag.evaluate({"paid": 1})
+    assert flag.evaluate({"paid": True})  # from memory
+    text = guards.compile_guard('string(amount) == "5000.0"', ["amount"])
+    assert text.evaluate({"amount": Decimal("5000.0")})
+    assert not text.evaluate({"amount": Decimal("5000.00")})
+    day = guards.compile_guard('today >= "2026-12-01"', [])
+    assert not day.evaluate({}, dt.date(2026, 11, 30))
+    assert day.evaluate({}, dt.date(2026, 12, 1))
+    lines = guards.compile_guard("size(lines) > 1", ["lines"])
+    assert not lines.evaluate({"lines": [{"qty": 1}]})
+    assert lines.evaluate({"lines": [{"qty": 1}, {"qty": 2}]})
+    assert len(lines._memo) == 2
+    many = guards.compile_guard("qty > 3", ["qty"])
+    for n in range(guards.MEMO_SIZE + 10):
+        assert many.evaluate({"qty": n}) is (n > 3)
+    assert len(many._memo) <= guards.MEMO_SIZE  # bounded

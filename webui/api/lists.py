@@ -58,8 +58,13 @@ class DocumentListQuerySchema(s.PageQuerySchema):
 
 class DocumentListSchema(s.DocumentPageSchema):
     total = fields.Integer(
-        required=True, metadata={"description": "How many documents match, on all pages."}
+        required=True,
+        metadata={
+            "description": "How many documents match, on all pages: exact when `total_exact`, "
+            "else more than 1,000 (given as 1,001; lists stop counting there)."
+        },
     )
+    total_exact = fields.Boolean(required=True)
 
 
 @operation(
@@ -89,4 +94,4 @@ def documents():
     user = me()
     page = tasklist.documents(db.session, user, filters, args.get("limit"), args.get("cursor"))
     body = {"items": [DocumentView(p, user) for p in page.items], "next": page.next}
-    return dump(DocumentListSchema, {**body, "total": page.total})
+    return dump(DocumentListSchema, {**body, "total": page.total, "total_exact": page.total_exact})
