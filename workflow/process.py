@@ -167,6 +167,9 @@ class DocumentProcess:
         # Set by `apply`: the principal a delegate acted for, and the roles acted in.
         self.on_behalf_of: User | None = None
         self.acting_roles: frozenset[str] = frozenset()
+        # What `actions_for` answered, by who asked and what the document was then: a list
+        # asks once to keep a task and once to show its buttons.
+        self._actions: dict[tuple[Any, ...], list[str]] = {}
 
     # --- loading ------------------------------------------------------------------------------
     @classmethod
@@ -415,10 +418,19 @@ class DocumentProcess:
 
     def actions_for(self, user: User) -> list[str]:
         """The actions `user` may take now, in definition order (what the UI offers)."""
+        document = self.document
+        reviews = len(self._reviews) if self._reviews is not None else None
+        key = (user.id, document.state, document.revision, document.review_round, reviews)
+        if (known := self._actions.get(key)) is not None:
+            return list(known)
         if self.state.is_review:
             facts = self.review_facts()  # one read for both approve and reject
-            return [a for a in REVIEW_ACTIONS if self.verdict(user, a, facts)]
-        return [a for a in self.flow.actions_from(self.document.state) if self.verdict(user, a)]
+            actions = [a for a in REVIEW_ACTIONS if self.verdict(user, a, facts)]
+        else:
+            actions = [a for a in self.flow.actions_from(document.state) if self.verdict(user, a)]
+        if reviews is not None:  # the reviews are known: the answer holds while they do
+            self._actions[key] = actions
+        return list(actions)
 
     def can_edit(self, user: User) -> bool:
         return bool(policy.can_edit(user, self.document, self.spec))
