@@ -198,6 +198,8 @@ def _visible(user: User, newer_than: int = 0, each: int | None = None) -> Any:
         )
     if each is not None:
         parts = [part.order_by(part.selected_columns.id.desc()).limit(each) for part in parts]
+    if len(parts) == 1:  # no role: their own rows only
+        return parts[0].subquery()
     wrapped = [select(part.subquery().c.id) for part in parts]  # SQLite: LIMIT inside a UNION
     return union(*wrapped).subquery()
 

@@ -163,5 +163,6 @@ def downgrade():
         batch.create_index("ix_notifications_user_unread", ["user_id", "read_at"], unique=False)
     op.drop_index("ix_notification_deliveries_outbox", table_name="notification_deliveries")
     op.drop_table("notification_deliveries")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("notifications_read_id")
+    # Not in batch mode: SQLite would rebuild `users`, which other tables' keys refer to (its
+    # own ALTER TABLE … DROP COLUMN, since 3.35, does it in place).
+    op.drop_column("users", "notifications_read_id")
