@@ -118,9 +118,10 @@ def to_roles(
     details: dict[str, Any],
     exclude: Collection[int] = (),
 ) -> None:
-    """One notification for the holders of `roles`, but those in `exclude`: one row, its roles
-    and its exclusions — as many rows however many people hold the roles. Readers see it in the
-    app by their roles (`recent`); the worker writes each holder's mail (`expand`)."""
+    """One notification for the holders of `roles`, but those in `exclude`: one row, a row per
+    role and one per excluded person — the same rows however many people hold the roles.
+    Readers see it in the app by their roles (`recent`); the worker writes each one's mail
+    (`expand`)."""
     if not roles:
         return
     session.add(
