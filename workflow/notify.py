@@ -21,7 +21,18 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, literal, select, union, update
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    union,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from workflow import audit
@@ -110,6 +121,20 @@ def about(document: Any, spec: Any, state: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+# PostgreSQL: a notification to roles in one statement (data-modifying CTEs).
+ONE_STATEMENT = text(
+    "WITH n AS (INSERT INTO notifications (kind, document_id, details, created_at, expanded) "
+    "VALUES (:kind, :document_id, :details, :created_at, false) RETURNING id), "
+    "r AS (INSERT INTO notification_roles (notification_id, role) "
+    "SELECT n.id, role FROM n, unnest(CAST(:roles AS varchar[])) AS role) "
+    "INSERT INTO notification_exclusions (notification_id, user_id) "
+    "SELECT n.id, person FROM n, unnest(CAST(:exclude AS integer[])) AS person"
+).bindparams(
+    bindparam("details", type_=Notification.details.type),
+    bindparam("created_at", type_=Notification.created_at.type),
+)
+
+
 def to_roles(
     session: Session,
     kind: str,
@@ -124,16 +149,30 @@ def to_roles(
     (`expand`)."""
     if not roles:
         return
+    people = sorted({u for u in exclude if u is not None})
+    if session.get_bind().dialect.name == "postgresql":
+        # One round trip: the row, its roles and its exclusions in one statement. (Flushed first,
+        # as an ORM statement would be: what it refers to is written.)
+        session.flush()
+        session.execute(
+            ONE_STATEMENT,
+            {
+                "kind": kind,
+                "document_id": document_id,
+                "details": details,
+                "created_at": utcnow(),
+                "roles": sorted(set(roles)),
+                "exclude": people,
+            },
+        )
+        return
     session.add(
         Notification(
             kind=kind,
             document_id=document_id,
             details=details,
             role_rows=[NotificationRole(role=role) for role in sorted(set(roles))],
-            exclusions=[
-                NotificationExclusion(user_id=user_id)
-                for user_id in sorted({u for u in exclude if u is not None})
-            ],
+            exclusions=[NotificationExclusion(user_id=user_id) for user_id in people],
         )
     )
 
