@@ -100,3 +100,78 @@ def test_tick_records_each_overdue_deposit_once(session, flows, people) -> None:
     events = session.scalars(select(AuditEvent).where(AuditEvent.action == "overdue")).all()
     assert len(events) == 1
     assert audit.verify(session).ok
+
+
+def test_migration_0080_keeps_each_persons_notifications_read_state_and_mail(
+    empty_db: str,
+) -> None:
+    """Notifications written one per person before 0080 stay each person's own, with what they
+    had read (their watermark) and their mail state (their delivery); and back down."""
+    from flask_migrate import downgrade, upgrade
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": empty_db})
+    now = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
+    with app.app_context():
+        upgrade(revision="0040")
+        with db.engine.begin() as conn:
+            for uid, name in ((1, "li"), (2, "zhou")):
+                conn.execute(
+                    text(
+                        "INSERT INTO users (id, username, display_name, password_hash, active, "
+                        "must_change_password, notify_email, notify_digest, created_at) VALUES "
+                        "(:id, :name, '', '-', :yes, :no, :yes, :no, :now)"
+                    ),
+                    {"id": uid, "name": name, "yes": True, "no": False, "now": now},
+                )
+            old = [  # id, user, read, state
+                (1, 1, True, "sent"),
+                (2, 2, False, "pending"),
+                (3, 1, True, "off"),
+                (4, 1, False, "pending"),
+            ]
+            for nid, uid, read, state in old:
+                conn.execute(
+                    text(
+                        "INSERT INTO notifications (id, user_id, kind, created_at, read_at, "
+                        "email_state, attempts, next_attempt_at) VALUES "
+                        "(:id, :uid, 'rejected', :now, :read, :state, 1, :now)"
+                    ),
+                    {"id": nid, "uid": uid, "now": now, "read": now if read else None,
+                     "state": state},
+                )  # fmt: skip
+        upgrade()
+        with db.engine.connect() as conn:
+            read = dict(conn.execute(text("SELECT id, notifications_read_id FROM users")).all())
+            mail = conn.execute(
+                text(
+                    "SELECT notification_id, user_id, email_state, attempts "
+                    "FROM notification_deliveries ORDER BY notification_id"
+                )
+            ).all()
+            people = conn.execute(text("SELECT id, user_id, expanded FROM notifications")).all()
+        assert read == {1: 3, 2: 0}
+        assert [tuple(m) for m in mail] == [
+            (1, 1, "sent", 1),
+            (2, 2, "pending", 1),
+            (3, 1, "off", 1),
+            (4, 1, "pending", 1),
+        ]
+        assert sorted(tuple(p) for p in people) == [(1, 1, True), (2, 2, True), (3, 1, True),
+                                                    (4, 1, True)]  # fmt: skip
+        downgrade(revision="0040")
+        with db.engine.connect() as conn:
+            back = conn.execute(
+                text(
+                    "SELECT id, user_id, email_state, read_at IS NOT NULL "
+                    "FROM notifications ORDER BY id"
+                )
+            ).all()
+        assert [tuple(b) for b in back] == [
+            (1, 1, "sent", True),
+            (2, 2, "pending", False),
+            (3, 1, "off", True),
+            (4, 1, "pending", False),
+        ]
+        upgrade()
+        db.session.remove()
+        db.engine.dispose()

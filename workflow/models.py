@@ -40,6 +40,8 @@ class User(Base):
     notify_email: Mapped[bool] = mapped_column(default=True, server_default="1")
     notify_digest: Mapped[bool] = mapped_column(default=False, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    # The newest notification id the person has read: newer ones they see are unread.
+    notifications_read_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
     )
@@ -425,23 +427,77 @@ class DocumentReference(Base):
 
 
 class Notification(Base):
-    """A message for one person, written in the same transaction as what it reports (a
-    transactional outbox): shown in the app at once, and mailed by `worker` when mail is on."""
+    """A message, written in the same transaction as what it reports (a transactional outbox):
+    shown in the app at once, and mailed by `worker` when mail is on.
+
+    Personal (`user_id` set: a rejection, a delegation) or addressed to roles (`user_id` None,
+    its roles in `notification_roles`, the people it must not reach in
+    `notification_exclusions`): one row however many people hold the roles. Readers see the
+    role rows for the roles they hold (`workflow.notify.recent`); the worker expands each
+    notification into one `notification_deliveries` row per person (`expanded`)."""
 
     __tablename__ = "notifications"
     __table_args__ = (
-        Index("ix_notifications_outbox", "email_state", "next_attempt_at"),
-        Index("ix_notifications_user_unread", "user_id", "read_at"),
+        Index("ix_notifications_user", "user_id", "id"),
+        Index("ix_notifications_expand", "expanded", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: to roles
     kind: Mapped[str] = mapped_column(String(32))  # task_waiting | rejected | …
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONData)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
-    read_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
-    # pending → sent, or failed after the retries; `off` when the worker runs without mail.
+    # The worker wrote its delivery rows (one per person it reaches by mail).
+    expanded: Mapped[bool] = mapped_column(default=False, server_default=false())
+    role_rows: Mapped[list[NotificationRole]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+    exclusions: Mapped[list[NotificationExclusion]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+    # Not stored: whether the person reading it has read it (set by notify.recent).
+    read = False
+
+
+class NotificationRole(Base):
+    """A role a notification is addressed to: every holder of the role sees it."""
+
+    __tablename__ = "notification_roles"
+    __table_args__ = (Index("ix_notification_roles_role", "role", "notification_id"),)
+
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class NotificationExclusion(Base):
+    """Someone a role notification does not reach (the actor, the creator, the editors)."""
+
+    __tablename__ = "notification_exclusions"
+
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+
+
+class NotificationDelivery(Base):
+    """One notification's mail to one person: written by the worker when it expands the
+    notification, then taken, mailed and marked under its row lock."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "user_id"),
+        Index("ix_notification_deliveries_outbox", "email_state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # pending → sent, or failed after the retries; `off` when the worker runs without mail, for
+    # people without an address or who opted out; `digest` waiting for the daily digest.
     email_state: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)

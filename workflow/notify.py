@@ -1,11 +1,15 @@
 """Notifications: a transactional outbox, delivered in the app at once and by mail by `worker`.
 
 What happens in a transaction (a task now waits for someone, a document was rejected) writes
-its notification rows in that same transaction, so a notification is never lost (the action
-committed, the row did too) and never announces what was rolled back. `deliver` mails pending
-rows; several workers may run on several hosts: each row is taken under a row lock that
-others skip (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's write lock serializes them), and
-the row is marked sent in the transaction that holds it.
+its notification in that same transaction, so a notification is never lost (the action
+committed, the row did too) and never announces what was rolled back. A notification is for
+one person (`to_user`) or for the holders of roles (`to_roles`): then it is one row with its
+roles and exclusions, however many people hold the roles — readers find it by their roles
+(`recent`, `unread_count`), and the worker fans it out for mail (`expand`: one delivery row
+per person, written in one transaction under the notification's row lock). `deliver` mails
+pending deliveries; several workers may run on several hosts: each delivery is taken under a
+row lock that others skip (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's write lock
+serializes them), and marked sent in the transaction that holds it.
 """
 
 from __future__ import annotations
@@ -17,13 +21,31 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal, select, update
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    union,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from workflow import audit
 from workflow.calendar import CHINA
 from workflow.db import utcnow
-from workflow.models import Notification, User, UserRole
+from workflow.models import (
+    Notification,
+    NotificationDelivery,
+    NotificationExclusion,
+    NotificationRole,
+    User,
+    UserRole,
+)
 
 MAX_ATTEMPTS = 5
 KINDS = {
@@ -99,6 +121,20 @@ def about(document: Any, spec: Any, state: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+# PostgreSQL: a notification to roles in one statement (data-modifying CTEs).
+ONE_STATEMENT = text(
+    "WITH n AS (INSERT INTO notifications (kind, document_id, details, created_at, expanded) "
+    "VALUES (:kind, :document_id, :details, :created_at, false) RETURNING id), "
+    "r AS (INSERT INTO notification_roles (notification_id, role) "
+    "SELECT n.id, role FROM n, unnest(CAST(:roles AS varchar[])) AS role) "
+    "INSERT INTO notification_exclusions (notification_id, user_id) "
+    "SELECT n.id, person FROM n, unnest(CAST(:exclude AS integer[])) AS person"
+).bindparams(
+    bindparam("details", type_=Notification.details.type),
+    bindparam("created_at", type_=Notification.created_at.type),
+)
+
+
 def to_roles(
     session: Session,
     kind: str,
@@ -107,40 +143,36 @@ def to_roles(
     details: dict[str, Any],
     exclude: Collection[int] = (),
 ) -> None:
-    """One notification for every active holder of `roles` (one statement: INSERT … SELECT)."""
+    """One notification for the holders of `roles`, but those in `exclude`: one row, a row per
+    role and one per excluded person — the same rows however many people hold the roles.
+    Readers see it in the app by their roles (`recent`); the worker writes each one's mail
+    (`expand`)."""
     if not roles:
         return
-    people = (
-        select(
-            User.id,
-            literal(kind),
-            literal(document_id),
-            literal(details, Notification.details.type),
-            literal(utcnow(), Notification.created_at.type),
-            literal("pending"),
-            literal(0),
-            literal(utcnow(), Notification.next_attempt_at.type),
+    people = sorted({u for u in exclude if u is not None})
+    if session.get_bind().dialect.name == "postgresql":
+        # One round trip: the row, its roles and its exclusions in one statement. (Flushed first,
+        # as an ORM statement would be: what it refers to is written.)
+        session.flush()
+        session.execute(
+            ONE_STATEMENT,
+            {
+                "kind": kind,
+                "document_id": document_id,
+                "details": details,
+                "created_at": utcnow(),
+                "roles": sorted(set(roles)),
+                "exclude": people,
+            },
         )
-        .where(
-            User.active.is_(True),
-            User.id.in_(select(UserRole.user_id).where(UserRole.role.in_(sorted(roles)))),
-            User.id.not_in(sorted(exclude)) if exclude else literal(True),
-        )
-        .order_by(User.id)
-    )
-    session.execute(
-        insert(Notification).from_select(
-            [
-                "user_id",
-                "kind",
-                "document_id",
-                "details",
-                "created_at",
-                "email_state",
-                "attempts",
-                "next_attempt_at",
-            ],
-            people,
+        return
+    session.add(
+        Notification(
+            kind=kind,
+            document_id=document_id,
+            details=details,
+            role_rows=[NotificationRole(role=role) for role in sorted(set(roles))],
+            exclusions=[NotificationExclusion(user_id=user_id) for user_id in people],
         )
     )
 
@@ -152,31 +184,99 @@ def to_user(
     session.add(Notification(user_id=user_id, kind=kind, document_id=document_id, details=details))
 
 
-# --- reading -------------------------------------------------------------------------------------
-def unread_count(session: Session, user: User) -> int:
-    stmt = select(func.count()).where(
-        Notification.user_id == user.id, Notification.read_at.is_(None)
+def audience(row: Notification) -> Select[tuple[int]]:
+    """Who a notification is for (user ids): its person, or the people who hold one of its
+    roles now, had their account when it was written and are not excluded. The same rule as
+    `recent`, seen from the notification's side; the worker mails the active ones."""
+    if row.user_id is not None:
+        return select(User.id).where(User.id == row.user_id)
+    holders = (
+        select(UserRole.user_id)
+        .join(NotificationRole, NotificationRole.role == UserRole.role)
+        .where(NotificationRole.notification_id == row.id)
     )
-    return session.scalar(stmt) or 0
+    excluded = select(NotificationExclusion.user_id).where(
+        NotificationExclusion.notification_id == row.id
+    )
+    return select(User.id).where(
+        User.id.in_(holders), User.id.not_in(excluded), User.created_at <= row.created_at
+    )
+
+
+# --- reading -------------------------------------------------------------------------------------
+# A person sees their own notifications and those addressed to a role they hold now, written
+# since their account exists (a new colleague's bell is not flooded with history), unless they
+# are excluded from it. What is read is one watermark per person (`users.notifications_read_id`,
+# the newest id they have read): newer visible notifications are unread.
+def _visible(user: User, newer_than: int = 0, each: int | None = None) -> Any:
+    """The ids of the notifications `user` sees (newer than `newer_than`; the newest `each` of
+    each part when given): one indexed range per part — their own rows (user_id, id), and
+    per role they hold (role, notification_id) — as one UNION."""
+    parts = [
+        select(Notification.id.label("id")).where(
+            Notification.user_id == user.id, Notification.id > newer_than
+        )
+    ]
+    for role in sorted(user.roles):
+        excluded = (
+            select(NotificationExclusion.user_id)
+            .where(
+                NotificationExclusion.notification_id == NotificationRole.notification_id,
+                NotificationExclusion.user_id == user.id,
+            )
+            .exists()
+        )
+        parts.append(
+            select(NotificationRole.notification_id.label("id"))
+            .join(Notification, Notification.id == NotificationRole.notification_id)
+            .where(
+                NotificationRole.role == role,
+                NotificationRole.notification_id > newer_than,
+                Notification.created_at >= user.created_at,
+                ~excluded,
+            )
+        )
+    if each is not None:
+        parts = [part.order_by(part.selected_columns.id.desc()).limit(each) for part in parts]
+    if len(parts) == 1:  # no role: their own rows only
+        return parts[0].subquery()
+    wrapped = [select(part.subquery().c.id) for part in parts]  # SQLite: LIMIT inside a UNION
+    return union(*wrapped).subquery()
+
+
+def unread_count(session: Session, user: User) -> int:
+    visible = _visible(user, newer_than=user.notifications_read_id or 0)
+    return session.scalar(select(func.count()).select_from(visible)) or 0
 
 
 def recent(session: Session, user: User, limit: int = 50) -> list[Notification]:
-    """The user's newest notifications, unread ones included."""
+    """The user's newest notifications, unread ones included; each one's `read` set for them."""
+    visible = _visible(user, each=limit)
     stmt = (
         select(Notification)
-        .where(Notification.user_id == user.id)
+        .where(Notification.id.in_(select(visible.c.id)))
         .order_by(Notification.id.desc())
         .limit(limit)
     )
-    return list(session.scalars(stmt))
+    found = list(session.scalars(stmt))
+    watermark = user.notifications_read_id or 0
+    for row in found:
+        row.read = row.id <= watermark
+    return found
 
 
-def mark_read(session: Session, user: User) -> None:
-    session.execute(
-        update(Notification)
-        .where(Notification.user_id == user.id, Notification.read_at.is_(None))
-        .values(read_at=utcnow())
-    )
+def mark_read(session: Session, user: User, upto: int | None = None) -> None:
+    """Everything `user` sees up to notification `upto` is read (None: all they see now)."""
+    if upto is None:
+        visible = _visible(user, newer_than=user.notifications_read_id or 0)
+        upto = session.scalar(select(func.max(visible.c.id)))
+    if upto:
+        session.execute(
+            update(User)
+            .where(User.id == user.id, User.notifications_read_id < upto)
+            .values(notifications_read_id=upto)
+            .execution_options(synchronize_session=False)
+        )
     session.commit()
 
 
@@ -250,7 +350,8 @@ def message_for(row: Notification, user: User, settings: MailSettings) -> EmailM
     message["From"] = settings.sender
     message["To"] = user.email or ""
     # A stable id: a message re-sent after a crash is recognisable as the same one.
-    message["Message-ID"] = f"<notification-{row.id}@fuhe>"
+    # Unique per (notification, person): one notification to a role is mailed to many.
+    message["Message-ID"] = f"<notification-{row.id}-{user.id}@fuhe>"
     message["X-Fuhe-Notification"] = str(row.id)
     base = settings.base_url.rstrip("/")
     message.set_content(
@@ -270,7 +371,7 @@ def digest_for(rows: list[Notification], user: User, settings: MailSettings) -> 
     message["From"] = settings.sender
     message["To"] = user.email or ""
     ids = ",".join(str(r.id) for r in rows)
-    message["Message-ID"] = f"<digest-{rows[0].id}-{rows[-1].id}@fuhe>"
+    message["Message-ID"] = f"<digest-{rows[0].id}-{rows[-1].id}-{user.id}@fuhe>"
     message["X-Fuhe-Notification"] = ids
     lines = [words["greeting"].format(name=user.name), "", words["digest_intro"], ""]
     for row in rows:
@@ -313,11 +414,53 @@ def set_preferences(session: Session, user: User, email: bool | None, digest: bo
     return user
 
 
-def _take_one(session: Session, now: dt.datetime) -> Notification | None:
-    stmt = (
+def expand(session: Session, now: dt.datetime | None = None) -> Notification | None:
+    """Write the mail deliveries of one notification not yet expanded: one row for each person
+    it is for at this moment (its person, or the active holders of its roles but those
+    excluded), in one statement, and mark it expanded — all in one transaction, under the
+    notification's row lock (`FOR UPDATE SKIP LOCKED`; SQLite's write lock serializes), so two
+    workers never expand one twice and nothing is lost. Returns it, or None when none is left."""
+    row = session.scalars(
         select(Notification)
-        .where(and_(Notification.email_state == "pending", Notification.next_attempt_at <= now))
+        .where(Notification.expanded.is_(False))
         .order_by(Notification.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+    if row is None:
+        session.rollback()
+        return None
+    people = audience(row)
+    if row.user_id is None:
+        people = people.where(User.active.is_(True))
+    when = now or utcnow()
+    session.execute(
+        insert(NotificationDelivery).from_select(
+            ["notification_id", "user_id", "email_state", "attempts", "next_attempt_at"],
+            select(
+                literal(row.id),
+                people.subquery().c.id,
+                literal("pending"),
+                literal(0),
+                literal(when, NotificationDelivery.next_attempt_at.type),
+            ),
+        )
+    )
+    row.expanded = True
+    session.commit()
+    return row
+
+
+def _take_one(session: Session, now: dt.datetime) -> NotificationDelivery | None:
+    stmt = (
+        select(NotificationDelivery)
+        .where(
+            and_(
+                NotificationDelivery.email_state == "pending",
+                NotificationDelivery.next_attempt_at <= now,
+            )
+        )
+        .order_by(NotificationDelivery.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
@@ -332,19 +475,22 @@ def deliver(
     now: dt.datetime | None = None,
     stopping: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Mail up to `batch` due notifications; returns how many were sent. Safe on many hosts.
+    """Expand the new notifications into deliveries (`expand`), then mail up to `batch` due
+    deliveries; returns how many were sent. Safe on many hosts.
 
-    Each notification is taken, mailed and marked sent in a transaction of its own, under its
-    row lock (`FOR UPDATE SKIP LOCKED`): two workers never mail the same row. A worker asked to
-    stop (`stopping()` true: SIGTERM, as systemd and deploys stop it) finishes and marks the
-    message in flight and takes no other, so it leaves nothing to send twice. Only a worker
-    that cannot finish (SIGKILL, power loss) between the mail server's acceptance and its own
-    commit leaves that one message unmarked; the next worker mails it again with the same
-    Message-ID (SMTP offers no two-phase commit; a mail system drops the copy by Message-ID).
-    With mail off (`send` None), for a person without an address or who opted out, rows are
-    marked `off`: in the app only. Digest readers' rows wait for the daily digest
-    (`deliver_digests`)."""
+    Each delivery (one notification to one person) is taken, mailed and marked sent in a
+    transaction of its own, under its row lock (`FOR UPDATE SKIP LOCKED`): two workers never
+    mail the same one. A worker asked to stop (`stopping()` true: SIGTERM, as systemd and
+    deploys stop it) finishes and marks the message in flight and takes no other, so it leaves
+    nothing to send twice. Only a worker that cannot finish (SIGKILL, power loss) between the
+    mail server's acceptance and its own commit leaves that one message unmarked; the next
+    worker mails it again with the same Message-ID (SMTP offers no two-phase commit; a mail
+    system drops the copy by Message-ID). With mail off (`send` None), for a person without an
+    address or who opted out, deliveries are marked `off`: in the app only. Digest readers'
+    deliveries wait for the daily digest (`deliver_digests`)."""
     now = now or utcnow()
+    while not stopping() and expand(session, now) is not None:
+        pass
     sent = 0
     for _ in range(batch):
         if stopping():
@@ -352,15 +498,16 @@ def deliver(
         row = _take_one(session, now)
         if row is None:
             break
+        note = session.get(Notification, row.notification_id)
         user = session.get(User, row.user_id)
-        if send is None or user is None or not user.email or not user.notify_email:
+        if send is None or note is None or user is None or not user.email or not user.notify_email:
             row.email_state = "off"  # in the app only
         elif user.notify_digest:
             row.email_state = "digest"
             row.next_attempt_at = next_digest_time(now)
         else:
             try:
-                send(message_for(row, user, settings))
+                send(message_for(note, user, settings))
             except Exception:  # a mail server down: retry later, with backoff
                 row.attempts += 1
                 row.next_attempt_at = now + dt.timedelta(minutes=2**row.attempts)
@@ -379,25 +526,28 @@ def deliver_digests(
     session: Session, send: Send | None, settings: MailSettings, now: dt.datetime | None = None
 ) -> int:
     """Send each digest reader whose digest is due one mail with everything waiting for them;
-    returns how many digests went out. One person's rows are taken together under row locks."""
+    returns how many digests went out. One person's deliveries are taken together under row
+    locks."""
     now = now or utcnow()
-    due = and_(Notification.email_state == "digest", Notification.next_attempt_at <= now)
+    due = and_(
+        NotificationDelivery.email_state == "digest", NotificationDelivery.next_attempt_at <= now
+    )
     count = 0
     done: set[int] = set()
     while True:
-        stmt = select(Notification.user_id).where(due)
+        stmt = select(NotificationDelivery.user_id).where(due)
         if done:
-            stmt = stmt.where(Notification.user_id.not_in(sorted(done)))
-        user_id = session.scalar(stmt.order_by(Notification.user_id).limit(1))
+            stmt = stmt.where(NotificationDelivery.user_id.not_in(sorted(done)))
+        user_id = session.scalar(stmt.order_by(NotificationDelivery.user_id).limit(1))
         if user_id is None:
             session.rollback()
             return count
         done.add(user_id)
         rows = list(
             session.scalars(
-                select(Notification)
-                .where(due, Notification.user_id == user_id)
-                .order_by(Notification.id)
+                select(NotificationDelivery)
+                .where(due, NotificationDelivery.user_id == user_id)
+                .order_by(NotificationDelivery.notification_id)
                 .with_for_update(skip_locked=True)
             )
         )
@@ -409,8 +559,15 @@ def deliver_digests(
             for row in rows:
                 row.email_state = "off"
         else:
+            notes = list(
+                session.scalars(
+                    select(Notification)
+                    .where(Notification.id.in_([r.notification_id for r in rows]))
+                    .order_by(Notification.id)
+                )
+            )
             try:
-                send(digest_for(rows, user, settings))
+                send(digest_for(notes, user, settings))
             except Exception:
                 for row in rows:
                     row.next_attempt_at = now + dt.timedelta(minutes=15)

@@ -1,14 +1,16 @@
 """Mail: the content in every UI language (with a link straight to the document), per-user
 opt-out and daily digest, and what a worker killed mid-batch leaves behind.
 
-Guarantee (stated honestly): each notification row is taken, mailed and marked sent in a
-transaction of its own under its row lock, so two workers never mail the same row. A worker
-stopped the way systemd, deploys and Ctrl-C stop it (SIGTERM/SIGINT) finishes and marks the
-message in flight and takes no other: two workers, one or both killed mid-batch, and every
-notification arrives exactly once. Only a worker that cannot finish (SIGKILL, power loss) after
-the server accepted a message and before its commit leaves that one message unmarked; the next
-worker sends it again with the same Message-ID, and a mailbox that drops duplicate Message-IDs
-(as mail stores do) holds each notification once. SMTP has no two-phase commit to do better.
+Guarantee (stated honestly): a notification to roles is expanded by one worker into one
+delivery per person (one transaction, under the notification's row lock); each delivery is
+taken, mailed and marked sent in a transaction of its own under its row lock, so two workers
+never mail the same (notification, person). A worker stopped the way systemd, deploys and
+Ctrl-C stop it (SIGTERM/SIGINT) finishes and marks the message in flight and takes no other:
+two workers, one or both killed mid-batch, and every notification arrives exactly once to each
+of its people. Only a worker that cannot finish (SIGKILL, power loss) after the server accepted
+a message and before its commit leaves that one message unmarked; the next worker sends it
+again with the same Message-ID, and a mailbox that drops duplicate Message-IDs (as mail stores
+do) holds each notification once. SMTP has no two-phase commit to do better.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.webui.test_api import Api
-from tests.webui.test_notifications import Inbox, rows, user_id
+from tests.webui.test_notifications import Inbox, deliveries, rows, told, user_id
 from webui.extensions import db
 from workflow import notify
 from workflow.calendar import CHINA
@@ -114,8 +116,10 @@ def test_each_mail_speaks_the_readers_language_and_links_to_the_document(
     for word in words:
         assert word in message["Subject"] + body, word
     assert f"https://fuhe.test/documents/{doc['id']}" in body
-    (row,) = [r for r in rows(app, kind="task_waiting") if r.user_id == user_id(app, "li")]
-    assert message["Message-ID"] == f"<notification-{row.id}@fuhe>"
+    li = user_id(app, "li")
+    (notification,) = [n for n, u in told(app, kind="task_waiting") if u == li]
+    assert message["Message-ID"] == f"<notification-{notification}-{li}@fuhe>"
+    assert message["X-Fuhe-Notification"] == str(notification)
 
 
 def test_a_rejection_mail_carries_the_reason(app, api, smtp):
@@ -138,7 +142,7 @@ def test_who_opts_out_gets_no_mail_but_still_sees_it_in_the_app(app, api, smtp):
     deliver_all(app, port)
     assert mail_to(mailbox, "li") == [] and len(mail_to(mailbox, "zhou")) == 1
     assert api.get("/notifications", "li").get_json()["items"]  # in the app all the same
-    assert [r.email_state for r in rows(app, user_id=user_id(app, "li"))] == ["off"]
+    assert [r.email_state for r in deliveries(app, user_id=user_id(app, "li"))] == ["off"]
 
 
 def test_a_digest_reader_gets_one_mail_a_day(app, api, smtp):
@@ -161,7 +165,8 @@ def test_a_digest_reader_gets_one_mail_a_day(app, api, smtp):
         assert f"https://fuhe.test/documents/{doc['id']}" in body
     deliver_all(app, port, morning + dt.timedelta(hours=1))
     assert len(mail_to(mailbox, "li")) == 1  # once
-    assert {r.email_state for r in rows(app, user_id=user_id(app, "li"))} == {"sent"}
+    assert {r.email_state for r in deliveries(app, user_id=user_id(app, "li"))} == {"sent"}
+    assert len(deliveries(app, user_id=user_id(app, "li"))) == 3
 
 
 def test_the_settings_page_changes_the_settings(app, login_as):
@@ -237,12 +242,18 @@ def finish(app, port: int) -> None:
         db.session.remove()
 
 
-def deduplicated(mailbox: Inbox) -> list[str]:
-    """What a mail store that drops a repeated Message-ID holds (Cyrus' duplicate delivery
-    suppression, Sieve `duplicate`, the big mailbox providers)."""
-    held: dict[str, str] = {}
+def mark(app, message: email.message.EmailMessage) -> tuple[int, int]:
+    """(notification id, user id) of a mail: its X-Fuhe-Notification header and its reader."""
+    name = str(message["To"]).split("@")[0]
+    return int(message["X-Fuhe-Notification"]), user_id(app, name)
+
+
+def deduplicated(app, mailbox: Inbox) -> list[tuple[int, int]]:
+    """What mail stores that drop a repeated Message-ID hold (Cyrus' duplicate delivery
+    suppression, Sieve `duplicate`, the big mailbox providers), as (notification, person)."""
+    held: dict[str, tuple[int, int]] = {}
     for message in map(parsed, mailbox.messages):
-        held.setdefault(message["Message-ID"], message["X-Fuhe-Notification"])
+        held.setdefault(message["Message-ID"], mark(app, message))
     return list(held.values())
 
 
@@ -259,8 +270,8 @@ def test_two_workers_stopped_mid_batch_deliver_every_notification_exactly_once(
         with_addresses(app)
         for _ in range(3):
             api.submitted("zhang")
-        expected = {r.id for r in rows(app, email_state="pending")}
-        assert len(expected) == 3 * (3 + 5)
+        expected = told(app)  # (notification, person), each to be mailed once
+        assert len(expected) == 3 * (3 + 5) and len(rows(app)) == 3 * 2
         env = worker_env(db_url, tmp_path, port)
         workers = [start_worker(env), start_worker(env)]
         try:
@@ -280,11 +291,12 @@ def test_two_workers_stopped_mid_batch_deliver_every_notification_exactly_once(
         arrived = len(mailbox.messages)
         assert arrived < len(expected), "the stop came after the batch: nothing was in flight"
         # every message the server accepted was marked: nothing is left to be sent again
-        assert len(rows(app, email_state="sent")) == arrived
+        assert len(deliveries(app, email_state="sent")) == arrived
         finish(app, port)
-        marks = [int(parsed(m)["X-Fuhe-Notification"]) for m in mailbox.messages]
-        assert sorted(marks) == sorted(expected)  # each exactly once
-        assert {r.email_state for r in rows(app)} == {"sent"}
+        marks = [mark(app, parsed(m)) for m in mailbox.messages]
+        assert sorted(marks) == expected  # each exactly once
+        assert {r.email_state for r in deliveries(app)} == {"sent"}
+        assert len(deliveries(app)) == len(expected)
     finally:
         controller.stop()
 
@@ -301,7 +313,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_only_the_message_in
         with_addresses(app)
         for _ in range(3):
             api.submitted("zhang")
-        expected = {r.id for r in rows(app, email_state="pending")}
+        expected = told(app)  # (notification, person)
         # each: finance told of the payment check (zhao, qian, wu), then the double check's
         # reviewers (wang, chen, li, zhou, duo)
         assert len(expected) == 3 * (3 + 5)
@@ -313,16 +325,18 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_only_the_message_in
             os.kill(worker.pid, signal.SIGKILL)  # mid-batch, waiting for the server's answer
             worker.wait(timeout=10)
         in_flight = len(mailbox.messages)
-        assert len(rows(app, email_state="sent")) == in_flight - 1  # the last was not marked
+        assert len(deliveries(app, email_state="sent")) == in_flight - 1  # the last: unmarked
         mailbox.hang_at = 0
         finish(app, port)  # a second worker finishes the batch
-        marks = [parsed(m)["X-Fuhe-Notification"] for m in mailbox.messages]
-        assert {int(m) for m in marks} == expected  # every notification arrived
+        marks = [mark(app, parsed(m)) for m in mailbox.messages]
+        assert set(marks) == set(expected)  # every notification arrived to each person
         assert len(marks) == len(expected) + 1  # and only the one in flight twice
         repeated = [m for m in set(marks) if marks.count(m) > 1]
         assert len(repeated) == 1
-        assert sorted(int(m) for m in deduplicated(mailbox)) == sorted(expected)
-        assert not rows(app, email_state="pending")
-        assert {r.email_state for r in rows(app)} == {"sent"}
+        ids = [parsed(m)["Message-ID"] for m in mailbox.messages]
+        assert len(set(ids)) == len(expected)  # the copy had the same Message-ID
+        assert sorted(deduplicated(app, mailbox)) == expected
+        assert not deliveries(app, email_state="pending")
+        assert {r.email_state for r in deliveries(app)} == {"sent"}
     finally:
         controller.stop()

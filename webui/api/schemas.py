@@ -444,7 +444,7 @@ class NotificationSchema(OutputSchema):
         return subject(row.kind, row.details or {}, lang())
 
     def _read(self, row: Any) -> bool:
-        return row.read_at is not None
+        return bool(row.read)  # for the caller: set by workflow.notify.recent
 
 
 class NotificationPageSchema(OutputSchema):

@@ -236,7 +236,8 @@ def act(doc_id: int):
 def notifications():
     items = notify.recent(db.session, current_user.row)
     page = render_template("inbox/notifications.html", items=items, subject=notify.subject)
-    notify.mark_read(db.session, current_user.row)  # seen now that they are on screen
+    # seen now that they are on screen (those, not any that came in since)
+    notify.mark_read(db.session, current_user.row, upto=items[0].id if items else 0)
     return page
 
 
