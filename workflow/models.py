@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Date,
     DateTime,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -481,6 +483,29 @@ class NotificationExclusion(Base):
         ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True
     )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+
+
+# SQLite cannot insert into three tables in one statement (PostgreSQL does it with
+# data-modifying CTEs, `notify.ONE_STATEMENT`): a view whose INSTEAD OF trigger writes the
+# notification, its roles and its exclusions (JSON arrays) makes it one statement there too, so
+# an approval that announces a task stays within its round trips on both databases. Writers on
+# SQLite are serialized, so the newest notification id is the one just written.
+SQLITE_NOTIFY_TO_ROLES = (
+    "CREATE VIEW IF NOT EXISTS notification_to_roles"
+    " (kind, document_id, details, created_at, roles, exclude)"
+    " AS SELECT NULL, NULL, NULL, NULL, NULL, NULL WHERE 0",
+    "CREATE TRIGGER IF NOT EXISTS notification_to_roles_insert"
+    " INSTEAD OF INSERT ON notification_to_roles BEGIN"
+    " INSERT INTO notifications (kind, document_id, details, created_at, expanded)"
+    " VALUES (NEW.kind, NEW.document_id, NEW.details, NEW.created_at, 0);"
+    " INSERT INTO notification_roles (notification_id, role)"
+    " SELECT (SELECT max(id) FROM notifications), value FROM json_each(NEW.roles);"
+    " INSERT INTO notification_exclusions (notification_id, user_id)"
+    " SELECT (SELECT max(id) FROM notifications), value FROM json_each(NEW.exclude);"
+    " END",
+)
+for _statement in SQLITE_NOTIFY_TO_ROLES:
+    event.listen(Base.metadata, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
 
 
 class NotificationDelivery(Base):

@@ -15,6 +15,7 @@ serializes them), and marked sent in the transaction that holds it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import smtplib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -134,6 +135,15 @@ ONE_STATEMENT = text(
     bindparam("created_at", type_=Notification.created_at.type),
 )
 
+# SQLite: the same through a view with an INSTEAD OF trigger (roles and exclusions as JSON).
+SQLITE_STATEMENT = text(
+    "INSERT INTO notification_to_roles (kind, document_id, details, created_at, roles, exclude)"
+    " VALUES (:kind, :document_id, :details, :created_at, :roles, :exclude)"
+).bindparams(
+    bindparam("details", type_=Notification.details.type),
+    bindparam("created_at", type_=Notification.created_at.type),
+)
+
 
 def to_roles(
     session: Session,
@@ -166,14 +176,19 @@ def to_roles(
             },
         )
         return
-    session.add(
-        Notification(
-            kind=kind,
-            document_id=document_id,
-            details=details,
-            role_rows=[NotificationRole(role=role) for role in sorted(set(roles))],
-            exclusions=[NotificationExclusion(user_id=user_id) for user_id in people],
-        )
+    # SQLite: one statement too, through the view whose trigger writes the three tables
+    # (workflow/models.py SQLITE_NOTIFY_TO_ROLES).
+    session.flush()
+    session.execute(
+        SQLITE_STATEMENT,
+        {
+            "kind": kind,
+            "document_id": document_id,
+            "details": details,
+            "created_at": utcnow(),
+            "roles": json.dumps(sorted(set(roles))),
+            "exclude": json.dumps(people),
+        },
     )
 
 

@@ -11,6 +11,23 @@ Create Date: 2026-11-30 22:30:00
 import sqlalchemy as sa
 from alembic import op
 
+# The view and trigger as they were when this migration was written (not imported from the
+# models, which may change after it).
+SQLITE_NOTIFY_TO_ROLES = (
+    "CREATE VIEW IF NOT EXISTS notification_to_roles"
+    " (kind, document_id, details, created_at, roles, exclude)"
+    " AS SELECT NULL, NULL, NULL, NULL, NULL, NULL WHERE 0",
+    "CREATE TRIGGER IF NOT EXISTS notification_to_roles_insert"
+    " INSTEAD OF INSERT ON notification_to_roles BEGIN"
+    " INSERT INTO notifications (kind, document_id, details, created_at, expanded)"
+    " VALUES (NEW.kind, NEW.document_id, NEW.details, NEW.created_at, 0);"
+    " INSERT INTO notification_roles (notification_id, role)"
+    " SELECT (SELECT max(id) FROM notifications), value FROM json_each(NEW.roles);"
+    " INSERT INTO notification_exclusions (notification_id, user_id)"
+    " SELECT (SELECT max(id) FROM notifications), value FROM json_each(NEW.exclude);"
+    " END",
+)
+
 revision = "0080"
 down_revision = "0040"
 branch_labels = None
@@ -118,11 +135,17 @@ def upgrade():
             "notification_id", "user_id", name=op.f("pk_notification_exclusions")
         ),
     )
+    if op.get_bind().dialect.name == "sqlite":  # one statement per notification to roles
+        for statement in SQLITE_NOTIFY_TO_ROLES:
+            op.execute(statement)
 
 
 def downgrade():
     """Back to one row per person: role notifications are dropped (their deliveries say who
     got mail; the in-app rows cannot be rebuilt for people who never had one)."""
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS notification_to_roles_insert")
+        op.execute("DROP VIEW IF EXISTS notification_to_roles")
     op.drop_table("notification_exclusions")
     op.drop_index("ix_notification_roles_role", table_name="notification_roles")
     op.drop_table("notification_roles")
