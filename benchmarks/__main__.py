@@ -322,8 +322,8 @@ def waiting_shipments(session: Session, setup: dict[str, Any], count: int) -> No
     )
     paid = {"paid": True, "held_orders": 0, "payment_ref": "BENCH"}
     for _ in range(count):
-        doc_id = services.create_document(session, creator, "shipment", setup["shipment"])
-        doc_id = doc_id.document.id
+        process = services.create_document(session, creator, "shipment", setup["shipment"])
+        doc_id = process.document.id
         services.act(session, doc_id, creator, "submit", 1)
         services.edit_document(session, doc_id, payer, paid, 1)
         services.act(session, doc_id, payer, "confirm_payment", 2)

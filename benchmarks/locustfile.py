@@ -37,7 +37,10 @@ def _write_acknowledged(**_kwargs) -> None:
         Path(os.environ["BENCH_ACK_FILE"]).write_text(json.dumps(_acknowledged))
 
 
-class ReviewCycle(FastHttpUser):
+class TrioClient(FastHttpUser):
+    """A client with its trio's bearer tokens and names, on its share of the hosts."""
+
+    abstract = True
     wait_time = constant(0)
 
     def __init__(self, environment) -> None:
@@ -48,6 +51,11 @@ class ReviewCycle(FastHttpUser):
         trio = _SETUP["trios"][self.number % len(_SETUP["trios"])]
         self.auth = [{"Authorization": f"Bearer {t}"} for t in trio["tokens"]]
         self.names = trio["names"]
+
+
+class ReviewCycle(TrioClient):
+    def __init__(self, environment) -> None:
+        super().__init__(environment)
         self.data = _SETUP["shipment"]
 
     def _post(self, path: str, body: dict, who: int, name: str) -> dict | None:
@@ -89,17 +97,9 @@ class ReviewCycle(FastHttpUser):
             _acknowledged.append((doc["id"], self.names[who]))
 
 
-class ApproveOnly(FastHttpUser):
-    wait_time = constant(0)
-
+class ApproveOnly(TrioClient):
     def __init__(self, environment) -> None:
-        self.number = next(_numbers)
-        if _HOSTS:
-            self.host = _HOSTS[self.number % len(_HOSTS)]
         super().__init__(environment)
-        trio = _SETUP["trios"][self.number % len(_SETUP["trios"])]
-        self.auth = [{"Authorization": f"Bearer {t}"} for t in trio["tokens"]]
-        self.names = trio["names"]
         self.queue = list(_QUEUES[self.number % len(_QUEUES)]) if _QUEUES else []
 
     @task

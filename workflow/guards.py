@@ -127,13 +127,14 @@ def _inspect(tree: Tree) -> tuple[set[str], set[str], set[str], list[str]]:
                     bound.add(names[0])
         elif node.data == "literal":
             text = str(node.children[0])
-            if _is_float(text):
+            if _inexact_number(text):
                 floats.append(text)
     return identifiers, bound, functions, floats
 
 
-def _is_float(literal: str) -> bool:
-    """A floating-point number literal (`1.5`, `.5`, `2e3`); not `true`, a string, `0x1e`."""
+def _inexact_number(literal: str) -> bool:
+    """A number literal with a fraction or an exponent (`1.5`, `.5`, `2e3`), which CEL reads as
+    binary floating point; not `true`, a string, `0x1e`."""
     text = literal.lower()
     if not text or not (text[0].isdigit() or text[0] == ".") or text.startswith("0x"):
         return False

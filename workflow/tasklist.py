@@ -67,6 +67,11 @@ class ListPage:
     extra: dict[str, Any] = field(default_factory=dict)
     total_exact: bool = True
 
+    @property
+    def total_label(self) -> str:
+        """The count as a person reads it: `53`, or `1,000+` past the cap."""
+        return str(self.total) if self.total_exact else f"{COUNT_CAP:,}+"
+
 
 def _acted(user: User, *, creating: bool) -> ColumnElement[bool]:
     stmt = select(AuditEvent.id).where(
@@ -344,9 +349,8 @@ def documents(
     else:
         ids, next_cursor = _page_ids(session, where, filters.sort, limit, cursor)
     rows = queries.load_documents(session, ids)
-    exact = total <= COUNT_CAP
-    return ListPage(DocumentProcess.prefetch(session, rows), next_cursor, min(total, COUNT_CAP + 1),
-                    total_exact=exact)  # fmt: skip
+    processes = DocumentProcess.prefetch(session, rows)
+    return ListPage(processes, next_cursor, total, total_exact=total <= COUNT_CAP)
 
 
 def _cursor_amount(value: Any) -> Decimal:
