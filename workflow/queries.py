@@ -281,13 +281,17 @@ def task_count(
     session: Session,
     user: User,
     states: _TaskStates,
-    where: ColumnElement[bool] | None = None,
-    cap: int | None = None,
+    where: ColumnElement[bool] | None,
+    cap: int,
 ) -> int:
     """How many tasks `user` has (matching `where`), exact up to `cap` (then `cap` + 1: "more
-    than `cap`"): a count per (flow version, state) pair, each over that pair's range of
-    ix_documents_task_order and stopped after `cap` + 1 rows, summed — never one scan of every
-    document with the pairs ORed together, nor of a backlog nobody pages through."""
+    than `cap`"): one branch per (flow version, state) pair, each over that pair's range of
+    ix_documents_task_order — never one scan of every document with the pairs ORed together.
+
+    The branches are read one after another until `cap` + 1 rows are found in all (a LIMIT
+    over the UNION ALL), not `cap` + 1 per pair: for a reviewer who already decided
+    most of the open documents, each row found costs several skipped ones, and reading every
+    pair to its own cap cost ~1.2 s at a million documents."""
     branches = []
     for pairs, rule in _task_rules(user, states):
         for version_id, state in pairs:
@@ -298,14 +302,11 @@ def task_count(
                 stmt = stmt.where(rule)
             if where is not None:
                 stmt = stmt.where(where)
-            if cap is not None:
-                stmt = stmt.limit(cap + 1)
-            branches.append(select(func.count().label("n")).select_from(stmt.subquery()))
+            branches.append(stmt)
     if not branches:
         return 0
-    counts = union_all(*branches).subquery()
-    total = int(session.scalar(select(func.coalesce(func.sum(counts.c.n), 0))) or 0)
-    return min(total, cap + 1) if cap is not None else total
+    found = union_all(*branches).limit(cap + 1).subquery()
+    return int(session.scalar(select(func.count()).select_from(found)) or 0)
 
 
 def load_documents(session: Session, ids: list[int]) -> list[Document]:
