@@ -112,14 +112,23 @@ def _load_statement(for_update: bool, dialect: str) -> Select[Any]:
     )
     # The creator's and mover's names are shown; their roles are never needed here. The
     # reviews, with their reviewers' roles, come in the same statement (joined).
+    # People come with what the rules and the page read (no password hashes, no mail settings):
+    # every column fetched is converted by the driver and the ORM on every action.
+    person = (User.id, User.username, User.display_name, User.active)
     stmt = (
         select(Document, editors)
         .where(Document.id == bindparam("document_id"))
         .options(
-            joinedload(Document.created_by).lazyload(User.role_rows),
-            joinedload(Document.entered_by).lazyload(User.role_rows),
-            joinedload(Document.claim).joinedload(TaskClaim.user).lazyload(User.role_rows),
-            joinedload(Document.reviews).joinedload(Review.user).joinedload(User.role_rows),
+            joinedload(Document.created_by).load_only(*person).lazyload(User.role_rows),
+            joinedload(Document.entered_by).load_only(*person).lazyload(User.role_rows),
+            joinedload(Document.claim)
+            .joinedload(TaskClaim.user)
+            .load_only(*person)
+            .lazyload(User.role_rows),
+            joinedload(Document.reviews)
+            .joinedload(Review.user)
+            .load_only(*person)
+            .joinedload(User.role_rows),
         )
     )
     if not for_update:
