@@ -422,6 +422,7 @@ class _Verifier:
         if event.outcome != "ok":
             return
         if event.action in ("approve", "reject"):
+            details = event.details or {}
             replay.reviews[event.chain_seq] = (
                 event.from_state,
                 replay.round,
@@ -429,6 +430,8 @@ class _Verifier:
                 event.actor,
                 event.action,
                 event.comment,
+                details.get("on_behalf_of"),  # a delegate's approval names the principal
+                details.get("checks"),  # the checklist as answered
             )
         if event.action == "create":
             replay.flow, replay.created_by, replay.entered_by = event.flow, event.actor, event.actor
@@ -499,9 +502,11 @@ class _Verifier:
         ):  # fmt: skip
             revisions[row.document_id][row.number] = row
         reviews: dict[int, list[Any]] = {i: [] for i in ids}
+        principal = aliased(User)
         for row in self.session.execute(
-            select(Review.__table__, User.username)
+            select(Review.__table__, User.username, principal.username.label("principal"))
             .join(User, User.id == Review.user_id)
+            .outerjoin(principal, principal.id == Review.on_behalf_of_id)
             .where(Review.document_id.in_(ids))
             .order_by(Review.id)
         ):
@@ -598,9 +603,27 @@ class _Verifier:
             if said is None:
                 differ(f"the review ({who}) has no audit event (inserted or re-linked afterwards)")
                 continue
-            stored = (row.state, row.round, row.revision, row.username, row.decision, row.comment)
+            stored = (
+                row.state,
+                row.round,
+                row.revision,
+                row.username,
+                row.decision,
+                row.comment,
+                row.principal,
+                row.checks,
+            )
             for name, a, b in zip(
-                ("state", "round", "revision", "reviewer", "decision", "comment"),
+                (
+                    "state",
+                    "round",
+                    "revision",
+                    "reviewer",
+                    "decision",
+                    "comment",
+                    "on behalf of",
+                    "checks",
+                ),
                 stored,
                 said,
                 strict=True,

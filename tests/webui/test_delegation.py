@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.webui.test_api import Api
 from webui.extensions import db
-from workflow import delegation, services
+from workflow import audit, delegation, services
 from workflow.definitions.build import load_flow_file
 
 
@@ -93,6 +93,10 @@ def test_a_delegate_approves_on_behalf_and_every_record_says_so(app, api):
     refused(api.act(doc, "li", "approve"), 403, "already_reviewed")
     assert api.act(doc, "wang", "approve").status_code == 200
     assert state_of(api, doc) == "ready_to_ship"
+    with app.app_context():  # the review rows (principal, checklist) agree with the chain
+        result = audit.verify(db.session)
+        db.session.remove()
+    assert result.ok, result.report
     verified(api)
 
 

@@ -129,6 +129,24 @@ def test_review_comment_changed(engine, session, docs):
     assert "has comment `随便`, the audit chain says `看过了`" in problems(session)
 
 
+def test_review_credited_to_a_principal_afterwards(engine, session, docs):
+    """A plain approval rewritten as a delegate's ("on behalf of" someone who never delegated)."""
+    zhou = session.scalar(select(User.id).where(User.username == "zhou"))
+    session.rollback()
+    sql(engine, "UPDATE reviews SET on_behalf_of_id = :u WHERE document_id = :d",
+        u=zhou, d=docs["waiting"])  # fmt: skip
+    assert "has on behalf of `zhou`, the audit chain says `None`" in problems(session)
+
+
+def test_review_checklist_rewritten(engine, session, docs):
+    """Points of a checklist the reviewer never confirmed, written into the review row."""
+    sql(engine, "UPDATE reviews SET checks = :c WHERE document_id = :d",
+        c=json.dumps({"confirmed": ["quantity"]}), d=docs["waiting"])  # fmt: skip
+    report = problems(session)
+    assert f"document {docs['waiting']}: the review of event" in report
+    assert "has checks `{'confirmed': ['quantity']}`, the audit chain says `None`" in report
+
+
 def test_submitter_rewritten(engine, session, docs):
     """entered_by decides who may not approve (the submitter): rewriting it is reported."""
     wang = session.scalar(select(User.id).where(User.username == "wang"))
