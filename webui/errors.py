@@ -55,7 +55,21 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or (request.accept_mimetypes.best == "application/json")
 
 
+def _json_keys(details: Any) -> Any:
+    """Details with every key a string: a key of None (the request as a whole; marshmallow
+    says `_schema`) or a list index beside field names cannot be sorted as JSON keys."""
+    if isinstance(details, dict):
+        return {
+            ("_schema" if key is None else str(key)): _json_keys(value)
+            for key, value in details.items()
+        }
+    if isinstance(details, list | tuple):
+        return [_json_keys(value) for value in details]
+    return details
+
+
 def error_response(status: int, code: str, message: str, details: Any = None):
+    details = _json_keys(details)
     if wants_json():
         body = {"error": {"code": code, "message": message, "details": details}}
         return jsonify(body), status

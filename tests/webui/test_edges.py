@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tests.webui.test_api import SHIPMENT, Api, error_code
 from webui.extensions import db
+from workflow.errors import InvalidData
 from workflow.models import AuditEvent, Document, IdempotencyKey, Review
 
 
@@ -346,3 +347,20 @@ def test_auditors_and_non_starters_get_403_on_the_create_form(login_as):
         if token:
             response = client.post("/new/shipment", data={"csrf_token": token.group(1)})
             assert response.status_code == 403, user
+
+
+def test_a_refusal_keyed_by_no_field_answers_422_not_500(app, api_as):
+    """Details keyed `None` (the request as a whole) beside field names cannot be sorted as
+    JSON keys: the answer must still be the 422, with the key as marshmallow names it."""
+
+    def refuse():
+        raise InvalidData({None: ["the request as a whole"], "amount": ["must be a number"]})
+
+    app.add_url_rule("/api/v1/test-refusal", "test_refusal", refuse)  # a GET: no CSRF token
+    response = app.test_client().get("/api/v1/test-refusal", headers=api_as("zhang"))
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.json["error"]["code"] == "invalid_data"
+    assert response.json["error"]["details"] == {
+        "_schema": ["the request as a whole"],
+        "amount": ["must be a number"],
+    }
