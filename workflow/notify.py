@@ -259,9 +259,25 @@ def _visible(user: User, newer_than: int = 0, each: int | None = None) -> Any:
     return union(*wrapped).subquery()
 
 
+# The bell counts up to here and then says "99+": it is on every page, and someone who never
+# opens the notifications would otherwise have every one since their last visit counted on
+# each page they open (~40 ms at 24,000).
+UNREAD_CAP = 99
+
+
 def unread_count(session: Session, user: User) -> int:
-    visible = _visible(user, newer_than=user.notifications_read_id or 0)
-    return session.scalar(select(func.count()).select_from(visible)) or 0
+    """How many notifications `user` has not read: exact up to UNREAD_CAP, else UNREAD_CAP + 1.
+    Each part of `_visible` stops after UNREAD_CAP + 1 rows: one part that long is enough."""
+    visible = _visible(user, newer_than=user.notifications_read_id or 0, each=UNREAD_CAP + 1)
+    found = session.scalar(select(func.count()).select_from(visible)) or 0
+    return min(found, UNREAD_CAP + 1)
+
+
+def unread_label(count: int) -> str:
+    """The bell's badge: `3`, or `99+` past the cap; empty when nothing is unread."""
+    if count > UNREAD_CAP:
+        return f"{UNREAD_CAP}+"
+    return str(count) if count else ""
 
 
 def recent(session: Session, user: User, limit: int = 50) -> list[Notification]:

@@ -235,6 +235,21 @@ def test_the_unread_count_is_right_across_reading_and_new_notifications(app, api
     assert all(i["read"] for i in api.get("/notifications", "zhang").get_json()["items"])
 
 
+def test_the_bell_stops_counting_at_its_cap(app, api, login_as, monkeypatch):
+    """Past UNREAD_CAP the bell says "N+" (the count stops there); reading clears it."""
+    monkeypatch.setattr(notify, "UNREAD_CAP", 2)
+    for creator in ("zhang", "wang"):
+        api.submitted(creator)
+    assert unread(app, "li") == 2
+    assert '<span class="badge" aria-label="未读">2</span>' in login_as("li").get("/inbox").text
+    api.submitted("chen")
+    assert unread(app, "li") == 3  # the cap + 1: "more than 2"
+    li = login_as("li")
+    assert '<span class="badge" aria-label="未读">2+</span>' in li.get("/inbox").text
+    li.get("/notifications")
+    assert unread(app, "li") == 0 and 'class="badge"' not in li.get("/inbox").text
+
+
 def test_a_new_colleague_sees_the_role_notifications_since_their_account(app, api):
     old = api.submitted("zhang")
     add_holders(app, 1, ("warehouse",))

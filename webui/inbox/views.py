@@ -243,12 +243,12 @@ def notifications():
 
 @bp.app_context_processor
 def _bell() -> dict[str, Any]:
-    """The bell's unread count (one small indexed count) and the nav's audit link."""
+    """The bell's unread count (one small indexed count, capped) and the nav's audit link."""
     if not current_user or not current_user.is_authenticated:
-        return {"unread": 0, "may_audit": False}
+        return {"unread": "", "may_audit": False}
     user = current_user.row
     return {
-        "unread": notify.unread_count(db.session, user),
+        "unread": notify.unread_label(notify.unread_count(db.session, user)),
         "may_audit": bool(policy.can_audit(user)),  # the policy decides; the template prints
     }
 
