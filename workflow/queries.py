@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, tuple_, union_all
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, tuple_, union_all
 from sqlalchemy.orm import Session, defer, joinedload
 
 from workflow import deadlines, delegation, policy
@@ -189,6 +190,24 @@ def task_tiers(now: dt.datetime) -> list[ColumnElement[bool] | None]:
     return [and_(Document.due_at.is_not(None), Document.due_at <= now), None]
 
 
+# SQLite learned `AS MATERIALIZED` in 3.35 (2021); an older library runs the same query unfenced.
+_SQLITE_MATERIALIZES = sqlite3.sqlite_version_info >= (3, 35)
+
+
+def few_in_entry_order(session: Session, where: ColumnElement[bool], limit: int) -> Select[Any]:
+    """(entered_at, id) of the first `limit` documents matching `where` in (entered_at, id)
+    order, for a condition an index narrows to few rows: the overdue tier (`ix_documents_due`).
+
+    The matching rows are found first and then sorted. Asked for in that order directly, SQLite
+    takes the index that gives the order and tests every document — the whole table when none
+    is late (55 ms of a 78 ms list at 100,000 documents). A materialized CTE keeps the two
+    steps apart on both databases."""
+    cte = select(Document.id, Document.entered_at).where(where).cte("few")
+    if session.get_bind().dialect.name != "sqlite" or _SQLITE_MATERIALIZES:
+        cte = cte.prefix_with("MATERIALIZED")
+    return select(cte.c.entered_at, cte.c.id).order_by(cte.c.entered_at, cte.c.id).limit(limit)
+
+
 @dataclass(frozen=True)
 class TaskKey:
     """Where a page of tasks stops: the page's `now` (so pages agree on what is late) and the
@@ -231,10 +250,11 @@ def task_keys(
 ) -> list[TaskKey]:
     """The next `limit` task keys of `user` in the inbox's order, by the inbox rules in SQL.
 
-    One branch per (flow version, state) pair the user can act in (and per tier), each an
-    ordered, limited range of `ix_documents_task_order` (flow_version_id, state, entered_at,
-    id), merged: the cost follows the page size and the number of pairs, not the backlog, and
-    a reviewer who already decided many open documents only skips those of the ranges read.
+    The overdue tier is found by deadline and sorted (`few_in_entry_order`). The rest: one
+    branch per (flow version, state) pair the user can act in, each an ordered, limited range
+    of `ix_documents_task_order` (flow_version_id, state, entered_at, id), merged: the cost
+    follows the page size and the number of pairs, not the backlog, and a reviewer who already
+    decided many open documents only skips those of the ranges read.
     """
     now = after.now if after is not None else (now or dt.datetime.now(dt.UTC))
     tiers = task_tiers(now)
@@ -242,6 +262,18 @@ def task_keys(
     found: list[TaskKey] = []
     for tier, tier_condition in enumerate(tiers):  # one query per tier, until the page is full
         if after is not None and tier < after.tier:
+            continue
+        if tier_condition is not None:  # overdue: few documents, found by their deadline
+            late = [tier_condition, _task_condition(user, states)]
+            if where is not None:
+                late.append(where)
+            if after is not None and tier == after.tier:
+                late.append(_after(after))
+            stmt = few_in_entry_order(session, and_(*late), limit - len(found))
+            rows = session.execute(stmt)
+            found += [TaskKey(now, tier, as_utc(at), doc_id) for at, doc_id in rows]
+            if len(found) >= limit:
+                break
             continue
         branches = []
         for pairs, rule in rules:
@@ -251,8 +283,6 @@ def task_keys(
                 )
                 if rule is not None:
                     stmt = stmt.where(rule)
-                if tier_condition is not None:
-                    stmt = stmt.where(tier_condition)
                 # A tier is also what the tiers before it are not.
                 stmt = stmt.where(*(~c for c in tiers[:tier] if c is not None))
                 if where is not None:

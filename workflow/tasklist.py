@@ -285,9 +285,10 @@ def _page_ids(
 def _waiting_page(
     session: Session, where: ColumnElement[bool], limit: int, cursor: str | None
 ) -> tuple[list[int], str | None]:
-    """Overdue first, then longest waiting: (late, entered_at, id). One query per tier, each
-    ordered by (entered_at, id) alone so it walks `ix_documents_entered` and stops when the page
-    is full (an ORDER BY on the late flag itself would sort every matching row)."""
+    """Overdue first, then longest waiting: (late, entered_at, id). One query per tier: the few
+    overdue documents found by deadline and sorted; the rest ordered by (entered_at, id) alone,
+    so it walks `ix_documents_entered` and stops when the page is full (an ORDER BY on the late
+    flag itself would sort every matching row)."""
     now, first_tier, at, last = utcnow(), 0, None, None
     after = decode_cursor(cursor, 4)
     if after:
@@ -296,13 +297,23 @@ def _waiting_page(
     tiers = (Document.due_at <= now, or_(Document.due_at.is_(None), Document.due_at > now))
     found: list[tuple[int, dt.datetime, int]] = []
     for tier in range(first_tier, 2):
-        stmt = select(Document.id, Document.entered_at).where(where, tiers[tier])
+        conditions = [where, tiers[tier]]
         if at is not None and tier == first_tier:
-            stmt = stmt.where(
-                Document.entered_at >= at, or_(Document.entered_at > at, Document.id > last)
+            conditions += [
+                Document.entered_at >= at,
+                or_(Document.entered_at > at, Document.id > last),
+            ]
+        want = limit + 1 - len(found)
+        if tier == 0:  # overdue: few documents, found by their deadline and then ordered
+            stmt = queries.few_in_entry_order(session, and_(*conditions), want)
+        else:
+            stmt = (
+                select(Document.entered_at, Document.id)
+                .where(*conditions)
+                .order_by(Document.entered_at, Document.id)
+                .limit(want)
             )
-        stmt = stmt.order_by(Document.entered_at, Document.id).limit(limit + 1 - len(found))
-        found += [(tier, row.entered_at, row.id) for row in session.execute(stmt)]
+        found += [(tier, entered_at, doc_id) for entered_at, doc_id in session.execute(stmt)]
         if len(found) > limit:
             break
     next_cursor = None

@@ -9,11 +9,11 @@ import threading
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select, text, update
 
 from tests.workflow.test_concurrency import submitted
 from tests.workflow.test_review import SHIPMENT
-from workflow import audit, deadlines, notify
+from workflow import audit, deadlines, notify, queries, tasklist
 from workflow.calendar import CHINA, WorkCalendar, parse_duration
 from workflow.db import as_utc
 from workflow.models import AuditEvent, DeadlineNotice, Document, Notification, User
@@ -220,3 +220,36 @@ def test_setup_gives_older_documents_their_deadline(session, rules_flows, people
     assert deadlines.backfill(session) == 0
     draft = services.create_document(session, people["zhang"], "shipment", {**SHIPMENT})
     assert draft.document.due_at is None and deadlines.backfill(session) == 0
+
+
+# --- the overdue tier of lists ------------------------------------------------------------------
+def test_the_overdue_tier_is_found_by_deadline_then_ordered(session, rules_flows, people):
+    """`few_in_entry_order`: the overdue documents in (entered_at, id) order, found first and
+    then sorted — never by walking every document in entry order (SQLite's choice when the
+    query asks for that order itself: the whole table when none is late)."""
+    ids = [submitted(session, people) for _ in range(4)]
+    now = audit.utcnow()
+    entered = {ids[0]: 3, ids[1]: 1, ids[2]: 2, ids[3]: 4}  # days ago
+    for doc_id, days in entered.items():
+        session.execute(
+            update(Document)
+            .where(Document.id == doc_id)
+            .values(
+                entered_at=now - dt.timedelta(days=days),
+                # ids[3] is not late: its deadline is still ahead
+                due_at=now + dt.timedelta(hours=1 if doc_id == ids[3] else -1),
+            )
+        )
+    session.commit()
+    # what a list asks: the visibility rule (with its "acted on it" EXISTS, which no index
+    # serves) and lateness
+    where = and_(Document.due_at <= now, tasklist.visible(session, people["zhang"]))
+    stmt = queries.few_in_entry_order(session, where, 2)
+    assert [doc_id for _, doc_id in session.execute(stmt)] == [ids[0], ids[2]]
+    stmt = queries.few_in_entry_order(session, where, 50)
+    assert [doc_id for _, doc_id in session.execute(stmt)] == [ids[0], ids[2], ids[1]]
+    session.rollback()
+    if session.get_bind().dialect.name == "sqlite":
+        sql = str(stmt.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
+        plan = " / ".join(r[-1] for r in session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+        assert "ix_documents_due" in plan and "ix_documents_entered" not in plan, plan
