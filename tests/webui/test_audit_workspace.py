@@ -63,6 +63,19 @@ def all_items(api: Api, **query) -> list[dict]:
 
 
 # --- the API --------------------------------------------------------------------------------------
+def test_each_row_shows_the_data_of_the_revision_it_acted_on(api, walked):
+    """A page holds events of several documents at several revisions: each row's customer is
+    its own revision's (the revisions are read for the page at once and matched by pair)."""
+    doc = api.create(data=SHIPMENT)
+    edit = {"data": {"customer": "另一家客户"}, "revision": 1}
+    assert api.patch(f"/documents/{doc['id']}", "zhang", json=edit).status_code == 200
+    items = api.get("/audit", "shen", query_string={"limit": 50}).get_json()["items"]
+    customers = {(e["document_id"], e["revision"]): e["customer"] for e in items}
+    assert customers[(doc["id"], 1)] == SHIPMENT["customer"]
+    assert customers[(doc["id"], 2)] == "另一家客户"
+    assert customers[(walked["done"], 2)] == SHIPMENT["customer"]  # its edit kept the customer
+
+
 def test_filters_by_document_outcome_state_and_name(api, walked):
     by_doc = all_items(api, document=walked["done"])
     assert [e["action"] for e in by_doc] == ["create", "edit", "submit", "approve", "approve"]
