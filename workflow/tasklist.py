@@ -74,6 +74,8 @@ class ListPage:
 
 
 def _acted(user: User, *, creating: bool) -> ColumnElement[bool]:
+    """The user acted on the document (an audit event with outcome ok): one probe per row, for
+    the visibility rule, where it is one alternative of an OR."""
     stmt = select(AuditEvent.id).where(
         AuditEvent.document_id == Document.id,
         AuditEvent.actor == user.username,
@@ -82,6 +84,25 @@ def _acted(user: User, *, creating: bool) -> ColumnElement[bool]:
     if not creating:
         stmt = stmt.where(AuditEvent.action != "create")
     return stmt.exists()
+
+
+def _acted_on(session: Session, user: User) -> ColumnElement[bool]:
+    """已办: the documents the user acted on (not created), found from their events by actor
+    (`ix_audit_events_actor`) — a semi-join, not a probe of every document: someone who acted
+    on a few dozen documents made SQLite test all of them (0.3 s of a 0.7 s list at 100,000)."""
+    ok = AuditEvent.outcome == "ok"
+    if session.get_bind().dialect.name == "sqlite":
+        # Not a term an index could serve: without statistics (a database never ANALYZEd)
+        # SQLite takes `ix_audit_events_outcome_id` for `outcome = 'ok'` — nearly every event —
+        # instead of the actor's few (0.6 s at 100,000 documents). PostgreSQL estimates it.
+        ok = func.coalesce(AuditEvent.outcome, "") == "ok"
+    acted = select(AuditEvent.document_id).where(
+        AuditEvent.actor == user.username,
+        ok,
+        AuditEvent.action != "create",
+        AuditEvent.document_id.is_not(None),
+    )
+    return Document.id.in_(acted)
 
 
 def _versions(session: Session) -> list[tuple[FlowVersion, Any]]:
@@ -206,7 +227,7 @@ def condition(
             return false()
         parts.append(_task_condition(user, states))
     elif filters.part == "acted":
-        parts.append(_acted(user, creating=False))
+        parts.append(_acted_on(session, user))
     elif filters.part == "created":
         parts.append(Document.created_by_id == user.id)
     if filters.flow:

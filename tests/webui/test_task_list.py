@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from tests.conftest import PASSWORD, ROOT
 from tests.webui.test_api import SHIPMENT, SPECS, Api
@@ -194,6 +194,24 @@ def test_acting_on_a_document_makes_it_visible_and_listed_as_acted(app, api):
     created = listing(api, "zhang", part="created")
     assert created["total"] == 2
     assert listing(api, "wang", part="created")["total"] == 0
+
+
+def test_acted_is_found_from_the_actors_events_not_by_testing_every_document(app, api):
+    """已办 starts from the person's audit events (by actor) and looks the documents up by id:
+    testing every document for an event of theirs read the whole table for someone who acted
+    on a few (SQLite: 0.3 s at 100,000 documents). Read from SQLite's plan."""
+    doc = api.submitted("zhang")
+    assert api.act(doc, "wang", "approve", revision=doc["revision"]).status_code == 200
+    with app.app_context():
+        wang = db.session.scalar(select(User).where(User.username == "wang"))
+        where = tasklist.condition(db.session, wang, tasklist.Filters(part="acted"), see=False)
+        stmt = select(Document.id).where(where)
+        assert db.session.scalars(stmt).all() == [doc["id"]]
+        if db.session.get_bind().dialect.name == "sqlite":
+            sql = str(stmt.compile(db.engine, compile_kwargs={"literal_binds": True}))
+            plan = " / ".join(r[-1] for r in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+            assert "ix_audit_events_actor" in plan and "SCAN documents" not in plan, plan
+        db.session.remove()
 
 
 def test_filters(app, api):
