@@ -73,17 +73,18 @@ class ListPage:
         return str(self.total) if self.total_exact else f"{COUNT_CAP:,}+"
 
 
-def _acted(user: User, *, creating: bool) -> ColumnElement[bool]:
+def _acted(user: User) -> ColumnElement[bool]:
     """The user acted on the document (an audit event with outcome ok): one probe per row, for
     the visibility rule, where it is one alternative of an OR."""
-    stmt = select(AuditEvent.id).where(
-        AuditEvent.document_id == Document.id,
-        AuditEvent.actor == user.username,
-        AuditEvent.outcome == "ok",
+    return (
+        select(AuditEvent.id)
+        .where(
+            AuditEvent.document_id == Document.id,
+            AuditEvent.actor == user.username,
+            AuditEvent.outcome == "ok",
+        )
+        .exists()
     )
-    if not creating:
-        stmt = stmt.where(AuditEvent.action != "create")
-    return stmt.exists()
 
 
 def _acted_on(session: Session, user: User) -> ColumnElement[bool]:
@@ -123,7 +124,7 @@ def visible(session: Session, user: User) -> ColumnElement[bool]:
     return or_(
         Document.created_by_id == user.id,
         Document.flow_version_id.in_(seeing),
-        _acted(user, creating=True),
+        _acted(user),
     )
 
 
