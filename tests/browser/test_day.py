@@ -4,8 +4,11 @@ page, and phone-sized windows without horizontal scrolling."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tests.browser.test_review_cycle import (
     Person,
@@ -14,6 +17,11 @@ from tests.browser.test_review_cycle import (
     shoot,
     tick_checklist,
 )
+from tests.conftest import DEFINITIONS
+from workflow import notify, services, tasklist
+from workflow.db import make_engine
+from workflow.definitions.build import load_flow_file
+from workflow.models import User
 
 pytestmark = pytest.mark.browser
 
@@ -191,3 +199,38 @@ def test_a_phone_sees_live_totals_on_stacked_cards(browser, live_server, screens
     assert page.evaluate(NO_SIDEWAYS)
     shoot(screenshots, page, "form-live-sum-zh-phone")
     phone.close()
+
+
+def waiting_shipments(tmp_path: Path, count: int) -> None:
+    """`count` shipments by zhang in the double check (payment confirmed by zhao), straight in
+    the live server's database through the engine: each hands wang a task and a notification."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'browser.sqlite3'}")
+    with Session(engine, expire_on_commit=False) as session:
+        people = {u.username: u for u in session.scalars(select(User))}
+        data = dict(load_flow_file(DEFINITIONS[0].parent / "shipment.yaml").example)
+        paid = {"paid": True, "held_orders": 0, "payment_ref": "TT-2026-1130"}
+        for _ in range(count):
+            doc_id = services.create_document(session, people["zhang"], "shipment", data)
+            doc_id = doc_id.document.id
+            services.act(session, doc_id, people["zhang"], "submit", 1)
+            services.edit_document(session, doc_id, people["zhao"], paid, 1)
+            services.act(session, doc_id, people["zhao"], "confirm_payment", 2)
+    engine.dispose()
+
+
+def test_a_long_task_list_and_a_full_bell_say_more_than(
+    browser, live_server, screenshots, tmp_path
+):
+    """Past 1,000 tasks the count says "1,000+" (it stops counting there) and past 99 unread
+    notifications the bell says "99+"; on a desktop and on a phone, without sideways scrolling."""
+    waiting_shipments(tmp_path, tasklist.COUNT_CAP + 1)
+    for width, name in ((1280, "desktop"), (390, "phone")):
+        wang = Person(browser, live_server, "wang", "zh", width=width)
+        page = wang.page
+        page.goto(f"{live_server}/inbox")
+        assert page.locator("h1 .count").inner_text() == "1,000+"
+        assert page.locator("a.bell .badge").inner_text() == f"{notify.UNREAD_CAP}+"
+        assert page.locator("tbody tr").count() == 50  # one page
+        assert page.evaluate(NO_SIDEWAYS), page.evaluate("document.documentElement.scrollWidth")
+        shoot(screenshots, page, f"task-list-full-zh-{name}")
+        wang.close()
