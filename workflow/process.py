@@ -52,6 +52,10 @@ from workflow.models import (
 
 REVIEW_ACTIONS = policy.REVIEW_ACTIONS
 MAX_COMMENT_LENGTH = 2000
+# What the rules and the pages read of a person loaded beside a document (creator, mover,
+# claimant, reviewer): no password hash, no mail settings — every column fetched is converted by
+# the driver and the ORM, on every action and for every row of a list.
+PERSON_COLUMNS = (User.id, User.username, User.display_name, User.active)
 
 
 def compiled(version: FlowVersion) -> CompiledFlow:
@@ -111,23 +115,21 @@ def _load_statement(for_update: bool, dialect: str) -> Select[Any]:
         .scalar_subquery()
     )
     # The creator's and mover's names are shown; their roles are never needed here. The
-    # reviews, with their reviewers' roles, come in the same statement (joined).
-    # People come with what the rules and the page read (no password hashes, no mail settings):
-    # every column fetched is converted by the driver and the ORM on every action.
-    person = (User.id, User.username, User.display_name, User.active)
+    # reviews, with their reviewers' roles, come in the same statement (joined). People come
+    # with PERSON_COLUMNS only.
     stmt = (
         select(Document, editors)
         .where(Document.id == bindparam("document_id"))
         .options(
-            joinedload(Document.created_by).load_only(*person).lazyload(User.role_rows),
-            joinedload(Document.entered_by).load_only(*person).lazyload(User.role_rows),
+            joinedload(Document.created_by).load_only(*PERSON_COLUMNS).lazyload(User.role_rows),
+            joinedload(Document.entered_by).load_only(*PERSON_COLUMNS).lazyload(User.role_rows),
             joinedload(Document.claim)
             .joinedload(TaskClaim.user)
-            .load_only(*person)
+            .load_only(*PERSON_COLUMNS)
             .lazyload(User.role_rows),
             joinedload(Document.reviews)
             .joinedload(Review.user)
-            .load_only(*person)
+            .load_only(*PERSON_COLUMNS)
             .joinedload(User.role_rows),
         )
     )
@@ -224,12 +226,13 @@ class DocumentProcess:
         reviews: dict[int, list[Review]] = {i: [] for i in ids}
         editors: dict[int, set[int]] = {i: set() for i in ids}
         if ids:
-            # The reviewers' names and roles only (no password hashes): what the rules read.
-            person = (User.id, User.username, User.display_name, User.active)
+            # The reviewers' names and roles only: what the rules read.
             stmt = (
                 select(Review)
                 .where(Review.document_id.in_(ids))
-                .options(joinedload(Review.user).load_only(*person).selectinload(User.role_rows))
+                .options(
+                    joinedload(Review.user).load_only(*PERSON_COLUMNS).selectinload(User.role_rows)
+                )
             )
             for review in session.scalars(stmt):
                 reviews[review.document_id].append(review)

@@ -27,7 +27,7 @@ from workflow.models import (
     TaskClaim,
     User,
 )
-from workflow.process import DocumentProcess, compiled
+from workflow.process import PERSON_COLUMNS, DocumentProcess, compiled
 from workflow.services import get_document, list_flows
 
 MAX_PAGE = 200
@@ -344,19 +344,18 @@ def load_documents(session: Session, ids: list[int]) -> list[Document]:
     claimant's names only (no password hashes, no roles), the flow version without its YAML."""
     if not ids:
         return []
-    person = (User.id, User.username, User.display_name, User.active)
     found = {
         d.id: d
         for d in session.scalars(
             select(Document)
             .where(Document.id.in_(ids))
             .options(
-                joinedload(Document.created_by).load_only(*person).lazyload(User.role_rows),
-                joinedload(Document.entered_by).load_only(*person).lazyload(User.role_rows),
+                joinedload(Document.created_by).load_only(*PERSON_COLUMNS).lazyload(User.role_rows),
+                joinedload(Document.entered_by).load_only(*PERSON_COLUMNS).lazyload(User.role_rows),
                 joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
                 joinedload(Document.claim)
                 .joinedload(TaskClaim.user)
-                .load_only(*person)
+                .load_only(*PERSON_COLUMNS)
                 .lazyload(User.role_rows),
             )
         )
