@@ -179,15 +179,21 @@ def _task_rules(
     return rules
 
 
-# The inbox's order: longest waiting first, as (tier, entered_at, id). Each tier is a condition
-# on the document; a tier's documents all come before the next tier's. Today there is one tier;
-# "overdue first" is one more tier in front, e.g. `[Document.due_at < now, None]` (None: the
-# rest) — each tier is served by the same index, see `task_keys`.
+# The order of the inbox and of every "waiting" list: overdue first, then longest waiting, as
+# (tier, entered_at, id). Each tier is a condition on the document (None: the rest); a tier's
+# documents all come before the next tier's. The few overdue documents are found by deadline and
+# sorted (`few_in_entry_order`); the rest walk an index in (entered_at, id) order.
 def task_tiers(now: dt.datetime) -> list[ColumnElement[bool] | None]:
     """The inbox's tiers, in order: work past its deadline (`due_at`), then the rest."""
     # Null-safe, as later tiers are "not an earlier tier": a document without a deadline is
     # never late, and NOT (NULL <= now) would lose it.
     return [and_(Document.due_at.is_not(None), Document.due_at <= now), None]
+
+
+def in_tier(tiers: list[ColumnElement[bool] | None], tier: int) -> list[ColumnElement[bool]]:
+    """What puts a document in tier `tier`: its own condition and none of the tiers before it."""
+    own = tiers[tier]
+    return ([own] if own is not None else []) + [~c for c in tiers[:tier] if c is not None]
 
 
 # SQLite learned `AS MATERIALIZED` in 3.35 (2021); an older library runs the same query unfenced.
@@ -231,7 +237,7 @@ class TaskKey:
         return cls(now, _cursor_id(values[1]), at, _cursor_id(values[3]))
 
 
-def _after(key: TaskKey) -> ColumnElement[bool]:
+def after_key(key: TaskKey) -> ColumnElement[bool]:
     """(entered_at, id) > the key's, written so an index on (…, entered_at, id) seeks to it."""
     return and_(
         Document.entered_at >= key.at,
@@ -264,11 +270,11 @@ def task_keys(
         if after is not None and tier < after.tier:
             continue
         if tier_condition is not None:  # overdue: few documents, found by their deadline
-            late = [tier_condition, _task_condition(user, states)]
+            late = [*in_tier(tiers, tier), _task_condition(user, states)]
             if where is not None:
                 late.append(where)
             if after is not None and tier == after.tier:
-                late.append(_after(after))
+                late.append(after_key(after))
             stmt = few_in_entry_order(session, and_(*late), limit - len(found))
             rows = session.execute(stmt)
             found += [TaskKey(now, tier, as_utc(at), doc_id) for at, doc_id in rows]
@@ -283,12 +289,11 @@ def task_keys(
                 )
                 if rule is not None:
                     stmt = stmt.where(rule)
-                # A tier is also what the tiers before it are not.
-                stmt = stmt.where(*(~c for c in tiers[:tier] if c is not None))
+                stmt = stmt.where(*in_tier(tiers, tier))
                 if where is not None:
                     stmt = stmt.where(where)
                 if after is not None and tier == after.tier:
-                    stmt = stmt.where(_after(after))
+                    stmt = stmt.where(after_key(after))
                 ordered = stmt.order_by(Document.entered_at, Document.id).limit(limit)
                 branches.append(select(ordered.subquery()))
         if not branches:

@@ -307,26 +307,22 @@ def _page_ids(
 def _waiting_page(
     session: Session, where: ColumnElement[bool], limit: int, cursor: str | None
 ) -> tuple[list[int], str | None]:
-    """Overdue first, then longest waiting: (late, entered_at, id). One query per tier: the few
-    overdue documents found by deadline and sorted; the rest ordered by (entered_at, id) alone,
-    so it walks `ix_documents_entered` and stops when the page is full (an ORDER BY on the late
-    flag itself would sort every matching row)."""
-    now, first_tier, at, last = utcnow(), 0, None, None
-    after = decode_cursor(cursor, 4)
-    if after:
-        now, first_tier = as_utc(_cursor_time(after[0])), 0 if after[1] == 0 else 1
-        at, last = as_utc(_cursor_time(after[2])), _cursor_id(after[3])
-    tiers = (Document.due_at <= now, or_(Document.due_at.is_(None), Document.due_at > now))
-    found: list[tuple[int, dt.datetime, int]] = []
-    for tier in range(first_tier, 2):
-        conditions = [where, tiers[tier]]
-        if at is not None and tier == first_tier:
-            conditions += [
-                Document.entered_at >= at,
-                or_(Document.entered_at > at, Document.id > last),
-            ]
+    """Overdue first, then longest waiting: the inbox's tiers and keys (`queries.task_tiers`,
+    `TaskKey`), one query per tier — the few overdue documents found by deadline and sorted,
+    the rest ordered by (entered_at, id) alone, so it walks `ix_documents_entered` and stops when
+    the page is full (an ORDER BY on the late flag itself would sort every matching row)."""
+    after = queries.TaskKey.decode(cursor)
+    now = after.now if after is not None else utcnow()
+    tiers = queries.task_tiers(now)
+    found: list[queries.TaskKey] = []
+    for tier, tier_condition in enumerate(tiers):
+        if after is not None and tier < after.tier:
+            continue
+        conditions = [where, *queries.in_tier(tiers, tier)]
+        if after is not None and tier == after.tier:
+            conditions.append(queries.after_key(after))
         want = limit + 1 - len(found)
-        if tier == 0:  # overdue: few documents, found by their deadline and then ordered
+        if tier_condition is not None:  # overdue: few documents, found by deadline, then ordered
             stmt = queries.few_in_entry_order(session, and_(*conditions), want)
         else:
             stmt = (
@@ -335,14 +331,12 @@ def _waiting_page(
                 .order_by(Document.entered_at, Document.id)
                 .limit(want)
             )
-        found += [(tier, entered_at, doc_id) for entered_at, doc_id in session.execute(stmt)]
+        rows = session.execute(stmt)
+        found += [queries.TaskKey(now, tier, as_utc(at), doc_id) for at, doc_id in rows]
         if len(found) > limit:
             break
-    next_cursor = None
-    if len(found) > limit:
-        tier, entered_at, doc_id = found[limit - 1]
-        next_cursor = encode_cursor(now, tier, as_utc(entered_at), doc_id)
-    return [doc_id for _, _, doc_id in found[:limit]], next_cursor
+    next_cursor = found[limit - 1].encode() if len(found) > limit else None
+    return [key.id for key in found[:limit]], next_cursor
 
 
 def documents(
