@@ -159,35 +159,23 @@ def to_roles(
     (`expand`)."""
     if not roles:
         return
+    wanted = sorted(set(roles))
     people = sorted({u for u in exclude if u is not None})
-    if session.get_bind().dialect.name == "postgresql":
-        # One round trip: the row, its roles and its exclusions in one statement. (Flushed first,
-        # as an ORM statement would be: what it refers to is written.)
-        session.flush()
-        session.execute(
-            ONE_STATEMENT,
-            {
-                "kind": kind,
-                "document_id": document_id,
-                "details": details,
-                "created_at": utcnow(),
-                "roles": sorted(set(roles)),
-                "exclude": people,
-            },
-        )
-        return
-    # SQLite: one statement too, through the view whose trigger writes the three tables
-    # (workflow/models.py SQLITE_NOTIFY_TO_ROLES).
+    # One round trip on both databases: the row, its roles and its exclusions in one statement
+    # (PostgreSQL: data-modifying CTEs, arrays; SQLite: the view whose trigger writes the three
+    # tables, JSON arrays — workflow/models.py SQLITE_NOTIFY_TO_ROLES). Flushed first, as an
+    # ORM statement would be: what it refers to is written.
+    postgres = session.get_bind().dialect.name == "postgresql"
     session.flush()
     session.execute(
-        SQLITE_STATEMENT,
+        ONE_STATEMENT if postgres else SQLITE_STATEMENT,
         {
             "kind": kind,
             "document_id": document_id,
             "details": details,
             "created_at": utcnow(),
-            "roles": json.dumps(sorted(set(roles))),
-            "exclude": json.dumps(people),
+            "roles": wanted if postgres else json.dumps(wanted),
+            "exclude": people if postgres else json.dumps(people),
         },
     )
 
