@@ -6,6 +6,7 @@ document page. With FUHE_REQUIRE_BROWSER=1 (CI) a missing Chromium fails instead
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -71,11 +72,50 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+def closed_before_sending(wsgi_app: Any) -> Any:
+    """The response read whole and closed before the server writes it.
+
+    Werkzeug's development server closes a response (a static file's handle included) only
+    after it has drained the client's socket; when Chromium resets a connection it no longer
+    needs (a favicon, a page it navigated away from), that drain raises first and the file is
+    left to the garbage collector: a ResourceWarning in whichever test runs next. Pages here
+    are small, so reading them whole costs nothing and leaves nothing open.
+    """
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        response = wsgi_app(environ, start_response)
+        try:
+            return [b"".join(response)]
+        finally:
+            if hasattr(response, "close"):
+                response.close()
+
+    return app
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """`app` served by werkzeug in a thread on 127.0.0.1 (any free port): yields its URL."""
+    from werkzeug.serving import make_server
+
+    from webui.extensions import db
+
+    app.wsgi_app = closed_before_sending(app.wsgi_app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        with app.app_context():
+            db.engine.dispose()
+
+
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[str]:
     """The application served by a real WSGI server in a thread, on a fresh SQLite file."""
-    from werkzeug.serving import make_server
-
     from webui import create_app
     from webui.extensions import db
     from workflow.accounts import create_user
@@ -90,13 +130,5 @@ def live_server(tmp_path: Path) -> Iterator[str]:
         for name, roles in PEOPLE.items():
             create_user(db.session, name, PASSWORD, roles)
         db.session.remove()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        with app.app_context():
-            db.engine.dispose()
+    with serving(app) as url:
+        yield url

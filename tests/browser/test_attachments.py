@@ -4,13 +4,13 @@ a file of the wrong type is refused on the page."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser.conftest import serving
 from tests.browser.test_review_cycle import Person
 from tests.conftest import DEFINITIONS, PASSWORD, PEOPLE
 from tests.webui.test_attachments import DATA, FLOW
@@ -21,8 +21,6 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """A live server with the attachment test flow and one draft by zhang: (url, document id)."""
-    from werkzeug.serving import make_server
-
     from webui import create_app
     from webui.extensions import db
     from workflow import services
@@ -44,16 +42,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
         doc_id = services.create_document(db.session, users["zhang"], "attach_demo", DATA)
         doc_id = doc_id.document.id
         db.session.remove()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", doc_id
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        with app.app_context():
-            db.engine.dispose()
+    with serving(app) as url:
+        yield url, doc_id
 
 
 def tiny_png(width: int = 120, height: int = 60) -> bytes:
