@@ -15,12 +15,7 @@ def _secret_key() -> str:
     """SECRET_KEY from the environment, else one generated once and kept under instance/."""
     if os.environ.get("SECRET_KEY"):
         return os.environ["SECRET_KEY"]
-    path = INSTANCE_DIR / "secret_key"
-    if not path.exists():
-        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return _generated_once("secret_key")
 
 
 def _audit_key() -> str:
@@ -29,12 +24,36 @@ def _audit_key() -> str:
     The key seals the audit chain; it must never be stored in the database."""
     if os.environ.get("AUDIT_KEY"):
         return os.environ["AUDIT_KEY"]
-    path = INSTANCE_DIR / "audit_key"
+    return _generated_once("audit_key")
+
+
+def _generated_once(name: str) -> str:
+    """A random key kept in instance/<name>, made by whichever process asks first.
+
+    Processes start together (gunicorn's workers, two mail workers): each writes a whole key
+    to a private file, readable by its owner only, and links it into place; `link` fails if
+    the name exists, so exactly one key wins and everyone reads that one, never a half-written
+    file or a second key (a second audit key would seal events the first cannot verify)."""
+    path = INSTANCE_DIR / name
     if not path.exists():
         INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+        draft = INSTANCE_DIR / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_hex(32))
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process was first: use its key
+        finally:
+            draft.unlink(missing_ok=True)
+    key = path.read_text().strip()
+    if not key:
+        raise RuntimeError(
+            f"{path} is empty: restore it from a backup (a new audit key cannot verify the "
+            "events the old one sealed), or remove it on an installation with no data yet"
+        )
+    return key
 
 
 class Config:

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -152,6 +153,45 @@ def test_development_key_is_generated_once_under_instance(monkeypatch, tmp_path:
     assert path.read_text() == first and len(first) == 64
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert config._audit_key() == first  # kept: events sealed yesterday still verify
+
+
+def _key_after_barrier(instance: str, name: str, barrier: Any, out: Any) -> None:
+    import config
+
+    config.INSTANCE_DIR = Path(instance)
+    barrier.wait()
+    try:
+        out.put(config._audit_key() if name == "audit_key" else config._secret_key())
+    except Exception as error:  # what the worker's traceback was: say it
+        out.put(f"failed: {error!r}")
+
+
+@pytest.mark.parametrize("name", ["audit_key", "secret_key"])
+def test_processes_starting_together_generate_one_key(monkeypatch, tmp_path: Path, name) -> None:
+    """Several processes (gunicorn workers, two mail workers) starting at once on a new
+    instance directory all end up with the same key, each whole: a second key would seal
+    events that the first cannot verify, and a half-written one failed the start."""
+    import multiprocessing
+
+    monkeypatch.delenv("AUDIT_KEY", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    context = multiprocessing.get_context("fork")
+    for attempt in range(10):
+        instance = tmp_path / f"instance-{attempt}"
+        barrier, out = context.Barrier(6), context.Queue()
+        processes = [
+            context.Process(target=_key_after_barrier, args=(str(instance), name, barrier, out))
+            for _ in range(6)
+        ]
+        for process in processes:
+            process.start()
+        keys = [out.get(timeout=30) for _ in processes]
+        for process in processes:
+            process.join(timeout=30)
+        assert len(set(keys)) == 1 and len(keys[0]) == 64, keys
+        assert (instance / name).read_text() == keys[0]
+        assert stat.S_IMODE((instance / name).stat().st_mode) == 0o600
+        assert sorted(p.name for p in instance.iterdir()) == [name]  # no temporary file left
 
 
 def test_short_keys_are_refused() -> None:

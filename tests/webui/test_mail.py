@@ -226,6 +226,15 @@ def start_worker(env: dict[str, str], output: bool = True) -> subprocess.Popen:
     )
 
 
+def assert_started(worker: subprocess.Popen) -> None:
+    """The worker's first line says it runs; if not, the failure shows all it printed."""
+    first = worker.stdout.readline()
+    if first.strip() != "worker started":
+        worker.kill()
+        rest = worker.communicate(timeout=10)[0]
+        raise AssertionError(f"the worker did not start:\n{first}{rest}")
+
+
 def wait_for(mailbox: Inbox, count: int, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while len(mailbox.messages) < count and time.monotonic() < deadline:
@@ -276,7 +285,7 @@ def test_two_workers_stopped_mid_batch_deliver_every_notification_exactly_once(
         workers = [start_worker(env), start_worker(env)]
         try:
             for worker in workers:  # both running, their stop handlers in place
-                assert worker.stdout.readline().strip() == "worker started"
+                assert_started(worker)
             wait_for(mailbox, mailbox.hang_at)  # one worker now waits for the server's answer
             for worker in workers:
                 worker.send_signal(signal.SIGTERM)
@@ -286,6 +295,7 @@ def test_two_workers_stopped_mid_batch_deliver_every_notification_exactly_once(
                 if worker.poll() is None:
                     worker.kill()
                     worker.wait(timeout=10)
+                worker.stdout.close()
         assert [worker.returncode for worker in workers] == [0, 0], outputs
         assert all("stopped: the message in flight was finished" in out for out in outputs)
         arrived = len(mailbox.messages)
