@@ -175,3 +175,20 @@ def test_migration_0080_keeps_each_persons_notifications_read_state_and_mail(
         upgrade()
         db.session.remove()
         db.engine.dispose()
+
+
+def test_gunicorn_workers_freeze_what_start_up_built() -> None:
+    """The gunicorn hook moves the start-up objects out of the collector's view (the objects
+    themselves stay alive), so a request's collections no longer walk the whole app."""
+    import gc
+    import runpy
+
+    settings = runpy.run_path(str(Path(__file__).parent.parent / "gunicorn.conf.py"))
+    assert settings["bind"].startswith("127.0.0.1:")
+    assert gc.get_freeze_count() == 0
+    try:
+        settings["post_worker_init"](object())
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0
