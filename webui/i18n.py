@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, has_request_context, request, session
+from flask import current_app, g, has_request_context, request, session
 from flask_babel import get_locale, get_translations
 from flask_login import current_user
 
@@ -89,7 +89,14 @@ def locale_name() -> str:
     if not has_request_context():
         return DEFAULT_LOCALE
     locale = get_locale()
-    return normalize(str(locale)) or DEFAULT_LOCALE if locale is not None else DEFAULT_LOCALE
+    # Asked for by every t() on a page (hundreds of times): the name is kept beside the locale
+    # it came from, so a locale changed mid-request (flask_babel.refresh) is named again.
+    known = g.get("_fuhe_locale_name")
+    if known is not None and known[0] is locale:
+        return known[1]
+    name = normalize(str(locale)) or DEFAULT_LOCALE if locale is not None else DEFAULT_LOCALE
+    g._fuhe_locale_name = (locale, name)
+    return name
 
 
 def lang() -> str:

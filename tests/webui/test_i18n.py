@@ -233,3 +233,19 @@ def test_an_unknown_label_language_is_refused():
                 "title: {zh: 发货, en: Shipment}", "title: {zh: 发货, zh_TW: 發貨, en: Shipment}"
             )
         )
+
+
+def test_the_locale_name_follows_a_locale_changed_mid_request(app):
+    """locale_name is kept for the request (every t() asks for it), but beside the locale it
+    came from: forcing another locale for a while (a mail in the reader's language) names that
+    one, and the request's own comes back after."""
+    from flask_babel import force_locale
+
+    from webui.i18n import locale_name, t
+
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert locale_name() == "en" and locale_name() == "en"
+        with force_locale("zh_Hant"):
+            assert locale_name() == "zh_Hant"
+            assert t("草稿", "Draft") == "草稿"
+        assert locale_name() == "en" and t("草稿", "Draft") == "Draft"
