@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -184,8 +185,10 @@ def people(session: Session) -> dict[str, User]:
 
 
 # --- the web application -------------------------------------------------------------------------
-@pytest.fixture
-def app(db_url: str, tmp_path: Path):
+@contextmanager
+def seeded_app(db_url: str, tmp_path: Path, **config: Any) -> Iterator[Any]:
+    """The app on `db_url` with the shipped flows and PEOPLE, disposed of afterwards; `config`
+    adds to or overrides the test settings."""
     from webui import create_app
     from webui.extensions import db
 
@@ -196,6 +199,7 @@ def app(db_url: str, tmp_path: Path):
             "SERVER_NAME": None,
             # uploads go to this test's own directory, never to instance/
             "ATTACHMENT_DIR": str(tmp_path / "attachments"),
+            **config,
         }
     )
     with application.app_context():
@@ -207,6 +211,12 @@ def app(db_url: str, tmp_path: Path):
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(db_url: str, tmp_path: Path):
+    with seeded_app(db_url, tmp_path) as application:
+        yield application
 
 
 @pytest.fixture

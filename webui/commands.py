@@ -311,6 +311,7 @@ def tick(today) -> None:
     once; meant for cron or a systemd timer (docs/deploy.md)."""
     from workflow import deadlines
     from workflow.calendar import CHINA
+    from workflow.db import refresh_statistics
     from workflow.idempotency import purge
 
     now = None
@@ -321,6 +322,8 @@ def tick(today) -> None:
     click.echo(f"{len(recorded)} newly overdue document(s)" + (f": {recorded}" if recorded else ""))
     click.echo(f"{len(done.escalated)} escalation(s)")
     click.echo(f"{purge(db.session)} expired idempotency key(s) forgotten")
+    if refresh_statistics(db.session):
+        click.echo("planner statistics refreshed (SQLite ANALYZE)")
 
 
 @click.command("worker")

@@ -13,11 +13,13 @@ from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from webui.extensions import db
 from webui.messages import HEADLINES  # what a person reads first, by code (translated)
 from workflow.errors import (
+    DatabaseGone,
     DefinitionError,
     Forbidden,
     IdempotencyKeyReused,
@@ -190,6 +192,15 @@ def register(app: Flask) -> None:
         return error_response(
             500, "internal_error", "something went wrong on our side; the change was not applied"
         )
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(error: DBAPIError):
+        # A connection that died under a read or outside a use case (a restart, a failover):
+        # an outage to retry (503), not a crash. Any other database error is a bug (500).
+        if not error.connection_invalidated:
+            return _unexpected(error)
+        log.warning("the database connection broke: %s", error.orig)
+        return _workflow_error(DatabaseGone())
 
 
 def _record(code: str, message: str) -> None:

@@ -86,6 +86,10 @@ HEADLINES: dict[str, tuple[str, str]] = {
     "internal_error": N_(
         "服务器出错，此次操作未生效。", "Something went wrong on our side; nothing was changed."
     ),
+    "database_unavailable": N_(
+        "数据库连接中断，未作任何更改，请稍后重试。",
+        "The connection to the database broke; nothing was changed. Try again in a moment.",
+    ),
     "unavailable": N_(
         "服务暂时不可用，请稍后再试。", "The service is unavailable; try again later."
     ),

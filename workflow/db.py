@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import JSON, MetaData, create_engine, event
+from sqlalchemy import JSON, MetaData, create_engine, event, exc, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -37,10 +38,53 @@ def normalize_url(url: str) -> str:
 
 
 def engine_options(url: str) -> dict[str, Any]:
-    """Per-dialect engine options (passed to create_engine or Flask-SQLAlchemy)."""
+    """Per-dialect engine options (passed to create_engine or Flask-SQLAlchemy).
+
+    No `pool_pre_ping`: it costs a round trip on every checkout, i.e. on every request; a
+    connection is pinged only after it sat idle (see `ping_when_idle`)."""
     if make_url(url).get_backend_name() == "sqlite":
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True}
+    return {}
+
+
+# A connection idle for longer than this is pinged before use. A busy worker reuses its
+# connection within milliseconds and never pays the ping; one that sat idle across a database
+# restart or a failover learns it before the request's first statement, not from it.
+PING_AFTER_IDLE = 2.0
+
+
+def ping_when_idle(engine: Engine) -> Engine:
+    """Ping a pooled connection before use if it sat idle for `PING_AFTER_IDLE` seconds.
+
+    A dead one invalidates the whole pool (a restarted server has closed every connection), and
+    the pool hands out a fresh connection: the request goes on as if nothing happened. A
+    connection that dies while in use still fails its statement: `is_disconnect` errors reach
+    the caller as `DatabaseGone` (503, Retry-After), and SQLAlchemy recycles the pool's other
+    connections on their next checkout.
+    """
+    if getattr(engine, "_fuhe_pings", False):
+        return engine
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["fuhe_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("fuhe_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+            return  # new (just connected) or in steady use
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            if not engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            alive = False
+        if not alive:
+            raise exc.InvalidatePoolError("the database closed an idle connection")
+
+    engine._fuhe_pings = True  # type: ignore[attr-defined]
+    return engine
 
 
 # Set by the web layer for requests that never write (GET, HEAD); see configure_engine.
@@ -48,13 +92,16 @@ READ_ONLY: ContextVar[bool] = ContextVar("fuhe_read_only", default=False)
 
 
 def configure_engine(engine: Engine) -> Engine:
-    """Install SQLite's write-safety settings; a no-op on PostgreSQL (which uses row locks).
+    """Install SQLite's write-safety settings; on PostgreSQL (which uses row locks), the ping
+    of connections that sat idle (`ping_when_idle`).
 
     Python's sqlite3 starts transactions with a deferred BEGIN, so two writers that both read
     first deadlock and one loses with "database is locked". Every transaction here begins
     IMMEDIATE (taking the write lock up front) on a WAL database with a busy timeout.
     """
-    if engine.dialect.name != "sqlite" or getattr(engine, "_fuhe_configured", False):
+    if engine.dialect.name != "sqlite":
+        return ping_when_idle(engine)
+    if getattr(engine, "_fuhe_configured", False):
         return engine
 
     @event.listens_for(engine, "connect")
@@ -79,6 +126,22 @@ def configure_engine(engine: Engine) -> Engine:
 
     engine._fuhe_configured = True  # type: ignore[attr-defined]
     return engine
+
+
+def refresh_statistics(session: Session) -> bool:
+    """Keep SQLite's planner statistics current (run by `flask tick`); True if it ran.
+
+    SQLite has no autovacuum: without `ANALYZE` it plans every query as if each table were
+    small, and a list that is 10 ms on a database it knows can walk a whole table on one it does
+    not. `analysis_limit` bounds the work to about a thousand rows per index, so this costs
+    milliseconds at any size. PostgreSQL's autovacuum does the same on its own.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    session.execute(text("PRAGMA analysis_limit=1000"))
+    session.execute(text("ANALYZE"))
+    session.commit()
+    return True
 
 
 def make_engine(url: str, **options: Any) -> Engine:

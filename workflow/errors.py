@@ -194,6 +194,20 @@ class Unavailable(WorkflowError):
     code = "unavailable"
 
 
+class DatabaseGone(Unavailable):
+    """The connection died before anything was committed (a database restart or failover):
+    nothing was changed, and the same request may simply be sent again."""
+
+    code = "database_unavailable"
+
+    def __init__(
+        self,
+        message: str = "the connection to the database broke; nothing was changed — retry in a "
+        "moment",
+    ) -> None:
+        super().__init__(message)
+
+
 class CommitUnknown(Unavailable):
     """The connection broke while committing: the change may or may not have been stored.
 

@@ -27,6 +27,7 @@ from workflow import audit
 from workflow.errors import (
     CommitUnknown,
     Conflict,
+    DatabaseGone,
     DefinitionError,
     InvalidData,
     NotFound,
@@ -87,6 +88,8 @@ def unit_of_work(
         raise
     except (IntegrityError, DBAPIError) as exc:  # a constraint or a lock caught a concurrent change
         session.rollback()
+        if exc.connection_invalidated:  # not a conflict: the database went away mid-way
+            raise DatabaseGone() from exc
         raise Conflict("someone changed this document at the same time; reload and retry") from exc
     except BaseException:
         session.rollback()  # release the row lock (and SQLite's write lock) before raising
