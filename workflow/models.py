@@ -159,7 +159,9 @@ class Document(Base):
 
     flow_version: Mapped[FlowVersion] = relationship(lazy="joined")
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id], lazy="joined")
-    entered_by: Mapped[User] = relationship(foreign_keys=[entered_by_id], lazy="joined")
+    # Only its id is read (the rules compare ids; pages show the creator): not joined into
+    # every document load, fetched if something ever asks for the person.
+    entered_by: Mapped[User] = relationship(foreign_keys=[entered_by_id], lazy="select")
     # Loaded with the document (a join, not a query): who said "I am on it", if anyone.
     claim: Mapped[TaskClaim | None] = relationship(lazy="joined", viewonly=True)
     # The report rows kept with every action (workflow/report_index), loaded with the document

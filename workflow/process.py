@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Select, String, bindparam, cast, func, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm import Session, aliased, joinedload, lazyload, load_only
+from sqlalchemy.orm.attributes import set_committed_value
 
 from workflow import audit, deadlines, delegation, notify, policy, references
 from workflow import fields as field_types
@@ -31,6 +32,7 @@ from workflow.errors import (
     CheckFailed,
     ChecklistIncomplete,
     Conflict,
+    DatabaseGone,
     InvalidData,
     NotFound,
     NotOwner,
@@ -102,6 +104,32 @@ def check_revision(document: Document, revision: Any) -> None:
         )
 
 
+def _load_reviewers(
+    session: Session, documents: list[Document], reviews: dict[int, list[Review]]
+) -> dict[int, User]:
+    """This round's reviewers (and whom they stood in for) with their roles, in one query;
+    each such review's `user` is set from it, so reading it costs no query."""
+    current: list[Review] = []
+    for document in documents:
+        current += [
+            r
+            for r in reviews[document.id]
+            if (r.state, r.round) == (document.state, document.review_round)
+        ]
+    ids = {r.user_id for r in current} | {r.on_behalf_of_id for r in current} - {None}
+    if not ids:
+        return {}
+    stmt = (
+        select(User)
+        .where(User.id.in_(ids))
+        .options(load_only(*PERSON_COLUMNS), joinedload(User.role_rows))
+    )
+    people = {u.id: u for u in session.scalars(stmt).unique()}
+    for review in current:
+        set_committed_value(review, "user", people.get(review.user_id))
+    return people
+
+
 @functools.cache
 def _load_statement(for_update: bool, dialect: str) -> Select[Any]:
     """The one statement that loads a document for its process; built once per kind (building
@@ -114,15 +142,14 @@ def _load_statement(for_update: bool, dialect: str) -> Select[Any]:
         .where(DocumentRevision.document_id == Document.id)
         .scalar_subquery()
     )
-    # The creator's and mover's names are shown; their roles are never needed here. The
-    # reviews, with their reviewers' roles, come in the same statement (joined). People come
-    # with PERSON_COLUMNS only.
+    # The creator's name is shown; their roles are never needed here. The reviews, with their
+    # reviewers' roles, come in the same statement (joined). People come with PERSON_COLUMNS
+    # only; the last mover is known by id (the rules compare ids), not loaded.
     stmt = (
         select(Document, editors)
         .where(Document.id == bindparam("document_id"))
         .options(
             joinedload(Document.created_by).load_only(*PERSON_COLUMNS).lazyload(User.role_rows),
-            joinedload(Document.entered_by).load_only(*PERSON_COLUMNS).lazyload(User.role_rows),
             joinedload(Document.claim)
             .joinedload(TaskClaim.user)
             .load_only(*PERSON_COLUMNS)
@@ -181,6 +208,9 @@ class DocumentProcess:
         # What `actions_for` answered, by who asked and what the document was then: a list
         # asks once to keep a task and once to show its buttons.
         self._actions: dict[tuple[Any, ...], list[str]] = {}
+        # People a list loaded beside the document (this round's reviewers and whom they stood
+        # in for), held here: the session's identity map keeps no object alive by itself.
+        self._people: dict[int, User] = {}
 
     # --- loading ------------------------------------------------------------------------------
     @classmethod
@@ -207,6 +237,8 @@ class DocumentProcess:
                 # this costs one round trip, only when actions on one document meet).
                 row = session.execute(stmt, params).unique().one_or_none()
         except DBAPIError as exc:
+            if exc.connection_invalidated:  # the database went away: not a busy document
+                raise DatabaseGone() from exc
             raise Conflict("the document is busy; try again") from exc
         if row is None:
             raise not_found(document_id)
@@ -221,19 +253,16 @@ class DocumentProcess:
 
     @classmethod
     def prefetch(cls, session: Session, documents: list[Document]) -> list[DocumentProcess]:
-        """Processes for a read-only list, loading reviews and editors in two queries, not 2N."""
+        """Processes for a read-only list: reviews, editors and this round's reviewers (with
+        their roles) in three queries, not 3N."""
         ids = [d.id for d in documents]
         reviews: dict[int, list[Review]] = {i: [] for i in ids}
         editors: dict[int, set[int]] = {i: set() for i in ids}
         if ids:
-            # The reviewers' names and roles only: what the rules read.
-            stmt = (
-                select(Review)
-                .where(Review.document_id.in_(ids))
-                .options(
-                    joinedload(Review.user).load_only(*PERSON_COLUMNS).selectinload(User.role_rows)
-                )
-            )
+            # The reviews alone: the rules know earlier states' reviewers by id; only this
+            # round's reviewers' roles are read (`review_facts`), loaded below. Joining every
+            # review to its reviewer made PostgreSQL hash the whole users table for a page.
+            stmt = select(Review).where(Review.document_id.in_(ids)).options(lazyload(Review.user))
             for review in session.scalars(stmt):
                 reviews[review.document_id].append(review)
             rows = session.execute(
@@ -243,7 +272,11 @@ class DocumentProcess:
             )
             for document_id, author_id in rows:
                 editors[document_id].add(author_id)
-        return [cls(session, d, reviews[d.id], editors[d.id]) for d in documents]
+        people = _load_reviewers(session, documents, reviews) if ids else {}
+        processes = [cls(session, d, reviews[d.id], editors[d.id]) for d in documents]
+        for process in processes:
+            process._people = people
+        return processes
 
     @property
     def spec(self) -> FlowSpec:
@@ -318,7 +351,9 @@ class DocumentProcess:
         """The roles a decision was taken in (a delegate's: the principal's too)."""
         if review.on_behalf_of_id is None:
             return review.user.roles
-        principal = self.session.get(User, review.on_behalf_of_id)
+        principal = self._people.get(review.on_behalf_of_id) or self.session.get(
+            User, review.on_behalf_of_id
+        )
         return review.user.roles | (principal.roles if principal is not None else frozenset())
 
     def current_approvals(self) -> list[Review]:

@@ -345,8 +345,8 @@ def task_count(
 
 
 def load_documents(session: Session, ids: list[int]) -> list[Document]:
-    """Documents by id, in that order, for a list: the creator's, the last mover's and a
-    claimant's names only (no password hashes, no roles), the flow version without its YAML."""
+    """Documents by id, in that order, for a list: the creator's and a claimant's names only
+    (no password hashes, no roles), the flow version without its YAML."""
     if not ids:
         return []
     found = {
@@ -356,7 +356,6 @@ def load_documents(session: Session, ids: list[int]) -> list[Document]:
             .where(Document.id.in_(ids))
             .options(
                 joinedload(Document.created_by).load_only(*PERSON_COLUMNS).lazyload(User.role_rows),
-                joinedload(Document.entered_by).load_only(*PERSON_COLUMNS).lazyload(User.role_rows),
                 joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
                 joinedload(Document.claim)
                 .joinedload(TaskClaim.user)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import event
@@ -17,10 +18,16 @@ MAX_APPROVE_ROUND_TRIPS = 12
 
 @contextmanager
 def counted(app) -> Iterator[list[str]]:
-    """Every round trip: each statement, and each BEGIN, COMMIT and ROLLBACK."""
+    """Every round trip: each statement, each BEGIN, COMMIT and ROLLBACK, and each ping of a
+    pooled connection (a `SELECT 1` sent outside the statement events)."""
     with app.app_context():
         engine = db.engine
     trips: list[str] = []
+    ping = engine.dialect.do_ping
+
+    def counted_ping(dbapi_connection: Any) -> bool:
+        trips.append("PING")
+        return ping(dbapi_connection)
 
     def statement(_conn: Any, _cursor: Any, text: str, *_: Any) -> None:
         if not text.startswith("BEGIN"):  # SQLite's BEGIN is counted by the begin event
@@ -34,9 +41,11 @@ def counted(app) -> Iterator[list[str]]:
     ]
     for name, listener in listeners:
         event.listen(engine, name, listener)
+    engine.dialect.do_ping = counted_ping  # type: ignore[method-assign]
     try:
         yield trips
     finally:
+        del engine.dialect.do_ping  # the class's method again
         for name, listener in listeners:
             event.remove(engine, name, listener)
 
@@ -117,3 +126,39 @@ def test_the_inbox_is_paged_in_sql_and_skips_what_the_reviewer_decided(app, clie
     with counted(app) as many:
         assert len(api.get("/tasks?limit=50", "chen").get_json()["items"]) == 15
     assert len(many) == len(few), (few, many)
+
+
+def test_a_list_of_documents_reviewed_by_different_people_costs_the_same_statements(
+    app, client, api_as
+):
+    """Each document approved by someone else: the list shows every approver (name and role
+    read by the rules) and still costs the same statements for 2 documents as for 8 — the
+    reviewers come in one query, never one per review."""
+    api = Api(client, api_as)
+    approvers = ["wang", "chen", "li", "zhou"]
+    approved: list[str] = []
+
+    def documents(count: int) -> None:
+        for _ in range(count):
+            doc = api.submitted("zhang")
+            who = approvers[len(approved) % len(approvers)]
+            approved.append(who)
+            assert api.act(doc, who, "approve", revision=doc["revision"]).status_code == 200
+
+    def listed() -> tuple[int, dict[int, list[str]]]:
+        api.headers("shen")
+        with counted(app) as trips:
+            body = api.get("/documents?limit=50", "shen").get_json()
+        names = {
+            item["id"]: [a["user"] for a in item["review"]["approvals"]] for item in body["items"]
+        }
+        return len(trips), names
+
+    documents(2)
+    listed()  # caches warm (each flow version compiled once per process)
+    few, names = listed()
+    assert sorted(chain.from_iterable(names.values())) == ["chen", "wang"]
+    documents(6)
+    many, names = listed()
+    assert len(names) == 8 and sorted(chain.from_iterable(names.values())) == sorted(approved)
+    assert many == few

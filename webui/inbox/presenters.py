@@ -6,9 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
-
 from webui.i18n import lang
 from webui.inbox.helpers import action_name, field_message, t
 from workflow import policy
@@ -145,14 +142,11 @@ def review_status(
 
 
 def review_statuses(
-    session: Session, processes: list[DocumentProcess], user: User, *, with_actions: bool
+    processes: list[DocumentProcess], user: User, *, with_actions: bool
 ) -> dict[int, ReviewStatus]:
-    """`review_status` for a list page: the approvers' roles are read in one query first (not
-    one per row); actions are worked out only where the list is the viewer's tasks."""
-    ids = {r.user_id for p in processes if p.state.is_review for r in p.reviews}
-    if ids:
-        people = select(User).where(User.id.in_(ids)).options(selectinload(User.role_rows))
-        list(session.scalars(people))  # into the identity map: review.user finds them there
+    """`review_status` for a list page (its processes from `DocumentProcess.prefetch`, which
+    loaded this round's approvers with their roles); actions are worked out only where the
+    list is the viewer's tasks."""
     statuses = {}
     for process in processes:
         status = review_status(process, user, None if with_actions else [])

@@ -72,9 +72,7 @@ def _task_list(default_part: str):
         startable=queries.startable_flows(db.session, current_user.row),
         queries=queries,
         bulk_checklist=presenters.bulk_checklist,
-        statuses=presenters.review_statuses(
-            db.session, page.items, current_user.row, with_actions=waiting
-        ),
+        statuses=presenters.review_statuses(page.items, current_user.row, with_actions=waiting),
         changes=seen.changes(db.session, current_user.row, (p.document for p in page.items)),
     )
 
