@@ -18,7 +18,7 @@ from webui import create_app
 from webui.extensions import db
 from workflow import audit, services
 from workflow.db import Base, make_engine, normalize_url
-from workflow.models import AuditEvent, Document
+from workflow.models import AuditChain, AuditEvent, Document
 
 
 @pytest.fixture(params=backends())
@@ -52,7 +52,17 @@ def test_setup_migrates_publishes_and_creates_demo_data_once(empty_db: str) -> N
         # the migrations produce exactly the models' schema
         with db.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            if conn.dialect.name == "postgresql":  # 0090's guard: a chain keeps its lane
+                guard = conn.scalar(
+                    text("SELECT prosrc FROM pg_proc WHERE proname = 'fuhe_chain_grows_only'")
+                )
+                assert "NEW.lane IS DISTINCT FROM OLD.lane" in guard
         assert diff == []
+        # setup registered every lane's root, so no creation waits on lane 0
+        roots = db.session.scalars(
+            select(AuditChain.key).where(AuditChain.key.startswith(audit.LANE_ROOT))
+        ).all()
+        assert len(roots) == audit.REGISTRY_LANES
         documents = db.session.scalars(select(Document)).all()
         assert {d.flow_name for d in documents} == {
             "shipment",

@@ -384,7 +384,7 @@ def setup(demo: bool) -> None:
     new = "users" not in inspect(db.engine).get_table_names()
     upgrade()
     db.session.remove()
-    audit.ensure_system_chain(db.session)
+    audit.ensure_registry(db.session)
     db.session.commit()
     for line in publish_files(db.session, _definition_files(())):
         click.echo(line)

@@ -4,6 +4,11 @@ tables), anchor, and the keys.
 Each document has its own chain (appends are serialized by that chain's row lock, so unrelated
 documents never queue behind each other); `system` holds events that belong to no document.
 Chains are registered in order in a chained registry, so removing a whole chain is detected.
+The registry has lanes: lane 0 starts with `system` and registers the other lanes' roots
+(`registry:1` … `registry:16`); a new document's chain is registered in lane 1 + id % 16,
+after that lane's last entry. Registering locks only that lane's root, so creations of
+different documents do not queue behind one row, and a whole lane cannot vanish without
+breaking lane 0.
 
 Every event is sealed with HMAC-SHA256 under an audit key that lives outside the database
 (`AUDIT_KEY`); the event names the key's id, so keys can rotate while old events still verify.
@@ -27,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, String, cast, func, literal, or_, select
+from sqlalchemy import Select, String, and_, cast, func, literal, or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, aliased
 
@@ -45,6 +50,10 @@ from workflow.models import (
 
 GENESIS = "0" * 64
 SYSTEM_CHAIN = "system"
+# Lanes of the chain registry besides lane 0 (see the module's docstring). Fixed: a chain's
+# lane is part of its seal, so changing this would only move where new chains go.
+REGISTRY_LANES = 16
+LANE_ROOT = "registry:"
 HASHED_FIELDS = (
     "id", "at", "chain_key", "chain_seq", "prev_hash", "document_id", "flow", "flow_version",
     "actor", "action", "outcome", "code", "from_state", "to_state", "revision", "comment",
@@ -112,6 +121,19 @@ def document_chain(document_id: int) -> str:
     return f"document:{document_id}"
 
 
+def lane_of(key: str) -> int:
+    """The registry lane a new chain is registered in: 1 + id % 16 for a document's chain,
+    lane 0 for anything else (`system`, the lanes' roots)."""
+    kind, _, number = key.partition(":")
+    if kind == "document" and number.isdigit():
+        return 1 + int(number) % REGISTRY_LANES
+    return 0
+
+
+def lane_root(lane: int) -> str:
+    return f"{LANE_ROOT}{lane}"
+
+
 def _canonical(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return as_utc(value).replace(tzinfo=None).isoformat(timespec="microseconds")
@@ -138,9 +160,18 @@ def event_hash(event: Any, keys: Keyring | None = None) -> str | None:
 
 
 def registry_hash(
-    key: str, position: int, prev_hash: str, key_id: str | None, keys: Keyring | None = None
+    key: str,
+    position: int,
+    prev_hash: str,
+    key_id: str | None,
+    keys: Keyring | None = None,
+    lane: int = 0,
 ) -> str | None:
-    return (keys or keyring()).seal(key_id, f"{prev_hash}|{position}|{key}")
+    """The seal of a registry entry. Lane 0 keeps the text it had before lanes existed, so
+    registries written then still verify; other lanes name their lane, so an entry cannot be
+    moved from one lane to another."""
+    where = f"{lane}:{position}" if lane else f"{position}"
+    return (keys or keyring()).seal(key_id, f"{prev_hash}|{where}|{key}")
 
 
 # --- appending ------------------------------------------------------------------------------------
@@ -150,14 +181,15 @@ def _lock_chain(session: Session, key: str) -> AuditChain | None:
         return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
 
 
-def _new_chain(key: str, position: int, prev_hash: str) -> AuditChain:
+def _new_chain(key: str, position: int, prev_hash: str, lane: int = 0) -> AuditChain:
     keys = keyring()
     return AuditChain(
         key=key,
+        lane=lane,
         position=position,
         prev_hash=prev_hash,
         key_id=keys.current_id,
-        hash=registry_hash(key, position, prev_hash, keys.current_id, keys),
+        hash=registry_hash(key, position, prev_hash, keys.current_id, keys, lane),
         length=0,
         head=GENESIS,
     )
@@ -173,14 +205,48 @@ def ensure_system_chain(session: Session) -> AuditChain:
     return chain
 
 
-def open_chain(session: Session, key: str) -> AuditChain:
-    """Register a new chain; serialized on the system chain's row (chains open rarely)."""
-    ensure_system_chain(session)
-    last = session.scalars(select(AuditChain).order_by(AuditChain.position.desc()).limit(1)).one()
-    chain = _new_chain(key, last.position + 1, last.hash)
+def _register(session: Session, key: str, lane: int, first: AuditChain) -> AuditChain:
+    """Add `key` after the last entry of `lane`, whose first entry `first` is locked by the
+    caller (that lock is what keeps two registrations from taking the same place)."""
+    last = session.scalars(
+        select(AuditChain)
+        .where(AuditChain.lane == lane)
+        .order_by(AuditChain.position.desc())
+        .limit(1)
+    ).one_or_none()
+    # A lane's first chain follows its root, which lives in lane 0.
+    position, prev = (last.position + 1, last.hash) if last is not None else (1, first.hash)
+    chain = _new_chain(key, position, prev, lane)
     session.add(chain)
     session.flush()
     return chain
+
+
+def _lock_lane(session: Session, lane: int) -> AuditChain:
+    """Lock lane `lane`'s root, registering it in lane 0 the first time (`flask setup` makes
+    them all; a database set up before lanes gets each on first use)."""
+    key = lane_root(lane)
+    root = _lock_chain(session, key)
+    if root is None:
+        system = ensure_system_chain(session)  # lane 0's lock: one registration at a time
+        root = _lock_chain(session, key)  # made by another transaction while this one waited
+        if root is None:
+            root = _register(session, key, 0, system)
+    return root
+
+
+def ensure_registry(session: Session) -> None:
+    """The `system` chain and every lane's root, made where missing (by `flask setup`)."""
+    ensure_system_chain(session)
+    for lane in range(1, REGISTRY_LANES + 1):
+        _lock_lane(session, lane)
+
+
+def open_chain(session: Session, key: str) -> AuditChain:
+    """Register a new chain in its lane (`lane_of`), locking only that lane's root."""
+    lane = lane_of(key)
+    first = ensure_system_chain(session) if lane == 0 else _lock_lane(session, lane)
+    return _register(session, key, lane, first)
 
 
 def _dialect(session: Session) -> str:
@@ -319,21 +385,34 @@ class _Verifier:
 
     # -- the registry of chains
     def registry(self) -> int:
-        """Walk the registry in position order (streamed); returns the number of chains."""
-        prev, expected = GENESIS, 0
-        stmt = select(AuditChain.__table__).order_by(AuditChain.position)
+        """Walk the registry lane by lane, in position order (streamed): lane 0 from `system`,
+        every other lane from its root registered in lane 0. Returns the number of entries."""
+        roots: dict[int, str] = {}  # lane -> its root's hash (lane 0 is walked first)
+        lane, prev, expected, count = 0, GENESIS, 0, 0
+        stmt = select(AuditChain.__table__).order_by(AuditChain.lane, AuditChain.position)
         for chain in self.session.execute(stmt.execution_options(yield_per=1000)):
+            count += 1
+            if chain.lane != lane:
+                lane, prev, expected = chain.lane, roots.get(chain.lane, ""), 1
+                if not prev:
+                    self.fail(
+                        f"chain registry lane {lane} has no root `{lane_root(lane)}` in lane 0: "
+                        "a lane's root was deleted"
+                    )
             if chain.position != expected or chain.prev_hash != prev:
                 self.fail(f"chain registry broken at `{chain.key}`: a chain is missing")
             sealed = registry_hash(
-                chain.key, chain.position, chain.prev_hash, chain.key_id, self.keys
+                chain.key, chain.position, chain.prev_hash, chain.key_id, self.keys, chain.lane
             )
             if sealed is None:
                 self.fail(f"chain registry entry `{chain.key}` is sealed with an unknown key")
             elif not hmac.compare_digest(sealed, chain.hash):
                 self.fail(f"chain registry entry `{chain.key}` was altered")
+            root_of = chain.key.removeprefix(LANE_ROOT)
+            if lane == 0 and chain.key.startswith(LANE_ROOT) and root_of.isdigit():
+                roots[int(root_of)] = chain.hash
             prev, expected = chain.hash, chain.position + 1
-        return expected
+        return count
 
     def root(self) -> str:
         """root_digest over every chain, streamed in the same (code point) order."""
@@ -781,7 +860,14 @@ def _verify(
     has_events = select(AuditEvent.id).where(AuditEvent.chain_key == AuditChain.key).exists()
     for key, length in reader.execute(
         select(AuditChain.key, AuditChain.length)
-        .where(~has_events, or_(AuditChain.length > 0, AuditChain.key != SYSTEM_CHAIN))
+        .where(
+            ~has_events,
+            # `system` and the lanes' roots may be empty; a document's chain never is
+            or_(
+                AuditChain.length > 0,
+                and_(AuditChain.key != SYSTEM_CHAIN, ~AuditChain.key.startswith(LANE_ROOT)),
+            ),
+        )
         .order_by(AuditChain.key)
         .limit(MAX_PROBLEMS)
     ):
@@ -815,7 +901,7 @@ def anchor(session: Session, keys: Keyring | None = None) -> dict[str, Any]:
             row.key: [row.length, row.head]
             for row in reader.execute(
                 select(AuditChain.key, AuditChain.length, AuditChain.head).order_by(
-                    AuditChain.position
+                    AuditChain.lane, AuditChain.position
                 )
             )
         }
@@ -865,7 +951,8 @@ BEGIN
 END $$""",
     """CREATE OR REPLACE FUNCTION fuhe_chain_grows_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF NEW.key IS DISTINCT FROM OLD.key OR NEW.position IS DISTINCT FROM OLD.position
+  IF NEW.key IS DISTINCT FROM OLD.key OR NEW.lane IS DISTINCT FROM OLD.lane
+     OR NEW.position IS DISTINCT FROM OLD.position
      OR NEW.prev_hash IS DISTINCT FROM OLD.prev_hash OR NEW.hash IS DISTINCT FROM OLD.hash
      OR NEW.key_id IS DISTINCT FROM OLD.key_id OR NEW.opened_at IS DISTINCT FROM OLD.opened_at
      OR NEW.length IS DISTINCT FROM OLD.length + 1 THEN
@@ -921,7 +1008,7 @@ def export_lines(session: Session, batch: int = 2000) -> Iterator[str]:
             row.key: [row.length, row.head]
             for row in reader.execute(
                 select(AuditChain.key, AuditChain.length, AuditChain.head).order_by(
-                    AuditChain.position
+                    AuditChain.lane, AuditChain.position
                 )
             )
         }

@@ -252,15 +252,21 @@ class Attachment(Base):
 class AuditChain(Base):
     """A hash chain of audit events (one per document, plus `system`).
 
-    Chains are themselves registered in a hash-chained registry (`position`, `prev_hash`,
-    `hash`), so deleting a document's whole history is still detected, while appends to
-    different documents never wait for each other. `length` and `head` are the current tip.
+    Chains are themselves registered in a hash-chained registry (`lane`, `position`,
+    `prev_hash`, `hash`), so deleting a document's whole history is still detected, while
+    appends to different documents never wait for each other and a creation locks only its
+    lane's root (one of 16). `length` and `head` are the current tip.
     """
 
     __tablename__ = "audit_chains"
 
+    __table_args__ = (UniqueConstraint("lane", "position"),)
+
     key: Mapped[str] = mapped_column(String(40), primary_key=True)
-    position: Mapped[int] = mapped_column(Integer, unique=True)
+    # The registry lane (0: `system` and the lanes' roots; 1–16: documents' chains) and the
+    # place in it: see workflow/audit.py.
+    lane: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    position: Mapped[int] = mapped_column(Integer)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str | None] = mapped_column(String(16))

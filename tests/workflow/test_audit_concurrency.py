@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from tests.conftest import RULES_DEFINITIONS
+from tests.conftest import DEFINITIONS, RULES_DEFINITIONS
+from tests.test_shipped_flows import spec_of
 from tests.workflow.test_review import SHIPMENT
 from workflow import audit, services
 from workflow.errors import SelfReview
@@ -176,6 +177,126 @@ def test_one_documents_lock_does_not_hold_up_another(db_url, engine, session, se
     assert_verifies(session)
 
 
+@pytest.mark.postgres_only
+def test_creations_of_different_documents_do_not_wait_for_each_other(
+    db_url, session, session_factory, people
+):
+    """While one creation is still in its transaction (its chain registered, its lane's root
+    locked), a creation in another flow commits at once: no creation waits on one shared row
+    (before lanes, every creation locked the `system` chain's row)."""
+    assert db_url.startswith("postgresql")  # SQLite has one writer at a time by design
+    services.publish_files(session, DEFINITIONS)  # two flows: their number counters differ
+    audit.ensure_registry(session)
+    session.commit()
+    inside, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold(_process) -> None:
+        inside.set()
+        release.wait(JOIN_TIMEOUT)
+
+    def first_creation() -> None:
+        try:
+            with session_factory() as s:
+                zhang = s.get(User, people["zhang"].id)
+                example = spec_of("shipment").example
+                services.create_document(s, zhang, "shipment", example, before_commit=hold)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    holder = threading.Thread(target=first_creation, daemon=True)
+    holder.start()
+    try:
+        assert inside.wait(JOIN_TIMEOUT)
+        with session_factory() as s:
+            s.execute(text("SET lock_timeout = '2s'"))  # the connection's, reset below
+            s.commit()
+            try:
+                started = time.monotonic()
+                other = services.create_document(
+                    s, s.get(User, people["xu"].id), "expense", spec_of("expense").example
+                )
+                assert time.monotonic() - started < 2
+            finally:
+                s.execute(text("RESET lock_timeout"))
+                s.commit()
+    finally:
+        release.set()
+        holder.join(JOIN_TIMEOUT)
+    assert not errors, errors
+    lanes = {row.key: row.lane for row in session.execute(select(AuditChain.key, AuditChain.lane))}
+    assert lanes[audit.document_chain(other.document.id)] == audit.lane_of(
+        audit.document_chain(other.document.id)
+    )
+    assert_verifies(session)
+
+
+@pytest.mark.postgres_only
+def test_writers_creating_documents_together_on_a_new_registry(
+    db_url, session, session_factory, flows, people
+):
+    """Sixteen creations at once on a registry whose lanes have no roots yet (a database set up
+    before lanes): each lane's root is registered once, every chain once, and it verifies."""
+    assert db_url.startswith("postgresql")  # SQLite has one writer at a time by design
+    audit.ensure_system_chain(session)
+    session.commit()
+    barrier = threading.Barrier(WRITERS)
+    errors: list[BaseException] = []
+    created: list[int] = []
+
+    def writer() -> None:
+        try:
+            with session_factory() as s:
+                zhang = s.get(User, people["zhang"].id)
+                for _ in range(3):
+                    barrier.wait(timeout=JOIN_TIMEOUT)
+                    process = services.create_document(s, zhang, "shipment", SHIPMENT)
+                    created.append(process.document.id)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+            barrier.abort()
+
+    run_threads([writer for _ in range(WRITERS)])
+    assert not errors, errors
+    assert len(set(created)) == 3 * WRITERS
+    rows = session.execute(select(AuditChain.key, AuditChain.lane, AuditChain.position)).all()
+    roots = sorted(r.key for r in rows if r.key.startswith(audit.LANE_ROOT))
+    assert roots == sorted({audit.lane_root(audit.lane_of(audit.document_chain(d)))
+                            for d in created})  # fmt: skip
+    for lane in {r.lane for r in rows}:
+        positions = sorted(r.position for r in rows if r.lane == lane)
+        first = 0 if lane == 0 else 1  # lane 0 starts with `system`, the others after a root
+        assert positions == list(range(first, first + len(positions)))
+    assert assert_verifies(session).chains == len(rows)
+
+
+def test_a_registry_from_before_lanes_still_verifies_and_grows_into_lanes(
+    session, flows, people, monkeypatch
+):
+    """Chains registered before lanes existed (all in lane 0, sealed as they were then) verify
+    as they are; new documents after them go to their lanes, whose roots follow in lane 0."""
+    with monkeypatch.context() as before_lanes:
+        before_lanes.setattr(audit, "lane_of", lambda key: 0)
+        old = [
+            services.create_document(session, people["zhang"], "shipment", SHIPMENT).document.id
+            for _ in range(3)
+        ]
+    new = [
+        services.create_document(session, people["zhang"], "shipment", SHIPMENT).document.id
+        for _ in range(3)
+    ]
+    where = {
+        row.key: (row.lane, row.position)
+        for row in session.execute(select(AuditChain.key, AuditChain.lane, AuditChain.position))
+    }
+    assert [where[audit.document_chain(d)] for d in old] == [(0, 1), (0, 2), (0, 3)]
+    for doc_id in new:
+        lane = audit.lane_of(audit.document_chain(doc_id))
+        assert where[audit.document_chain(doc_id)] == (lane, 1)
+        assert where[audit.lane_root(lane)][0] == 0 and where[audit.lane_root(lane)][1] > 3
+    assert assert_verifies(session).chains == len(where)
+
+
 # --- tampering ------------------------------------------------------------------------------------
 @pytest.fixture
 def walked(session, flows, people) -> list[int]:
@@ -318,6 +439,55 @@ def test_altered_registry_entry(engine, session, walked):
     sql(engine, "UPDATE audit_chains SET position = position + 100 WHERE key = :k",
         k=audit.document_chain(walked[1]))  # fmt: skip
     assert "registry" in failed(session).report
+
+
+@pytest.fixture
+def laned(session, flows, people) -> list[int]:
+    """Forty documents: their chains spread over the registry's lanes, two or more in each."""
+    docs = [
+        services.create_document(session, people["zhang"], "shipment", SHIPMENT).document.id
+        for _ in range(2 * audit.REGISTRY_LANES + 8)
+    ]
+    lanes = {row.key: row.lane for row in session.execute(select(AuditChain.key, AuditChain.lane))}
+    assert {lanes[audit.document_chain(d)] for d in docs} == set(range(1, audit.REGISTRY_LANES + 1))
+    assert_verifies(session)
+    return docs
+
+
+def test_a_chain_deleted_from_the_middle_of_a_lane(engine, session, laned):
+    key = audit.document_chain(laned[0])  # the first of its lane: others follow it
+    sql(engine, "DELETE FROM audit_events WHERE chain_key = :k", k=key)
+    sql(engine, "DELETE FROM audit_chains WHERE key = :k", k=key)
+    assert "a chain is missing" in failed(session).report
+
+
+def test_a_chain_moved_to_another_lane(engine, session, laned):
+    key = audit.document_chain(laned[-1])  # the last of its lane: nothing follows it there
+    sql(engine, "UPDATE audit_chains SET lane = 0, position = 1000 WHERE key = :k", k=key)
+    report = failed(session).report
+    assert f"chain registry entry `{key}` was altered" in report
+
+
+def test_a_whole_lane_deleted(engine, session, laned):
+    """A lane's root and every chain in it, events and all: lane 0 names the missing root."""
+    lane = audit.lane_of(audit.document_chain(laned[0]))
+    keys = [
+        audit.document_chain(d) for d in laned if audit.lane_of(audit.document_chain(d)) == lane
+    ]
+    for key in keys:
+        sql(engine, "DELETE FROM audit_events WHERE chain_key = :k", k=key)
+    sql(engine, "DELETE FROM audit_chains WHERE lane = :l OR key = :r", l=lane,
+        r=audit.lane_root(lane))  # fmt: skip
+    report = failed(session).report
+    assert "chain registry broken" in report
+    assert f"document {laned[0]} has no audit history" in report
+
+
+def test_a_lane_root_deleted(engine, session, laned):
+    root = audit.lane_root(audit.REGISTRY_LANES)
+    sql(engine, "DELETE FROM audit_chains WHERE key = :r", r=root)
+    report = failed(session).report
+    assert f"lane {audit.REGISTRY_LANES} has no root `{root}`" in report
 
 
 # --- the CLI --------------------------------------------------------------------------------------

@@ -99,6 +99,8 @@ def test_app_role_cannot_rewrite_the_audit_history(guarded_as_app_role):
         refused(s, "TRUNCATE audit_chains CASCADE")
         refused(s, "UPDATE audit_chains SET length = length - 1", "may only grow")
         refused(s, "UPDATE audit_chains SET head = 'x'", "may only grow")
+        # an entry cannot change lanes either, even while its chain grows by one
+        refused(s, "UPDATE audit_chains SET lane = lane + 1, length = length + 1", "may only grow")
         # nor can the role switch the guard off
         refused(s, "ALTER TABLE audit_events DISABLE TRIGGER ALL", "must be owner")
         refused(s, "DROP TRIGGER fuhe_audit_events_append_only ON audit_events", "must be owner")
