@@ -187,6 +187,27 @@ def test_migration_0080_keeps_each_persons_notifications_read_state_and_mail(
         db.engine.dispose()
 
 
+def test_migration_0090_refuses_to_go_back_once_chains_are_in_lanes(
+    empty_db: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Going below 0090 would need every laned chain re-sealed (only the audit key could):
+    refused with what to do, and nothing changed."""
+    from flask_migrate import downgrade
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": empty_db})
+    assert app.test_cli_runner().invoke(args=["setup"]).exit_code == 0  # demo documents
+    with app.app_context():
+        with pytest.raises(SystemExit):  # flask-migrate logs the error and exits 1
+            downgrade(revision="0080")
+        assert "restore a backup taken before 0090" in capfd.readouterr().err
+        with db.engine.connect() as conn:
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0090"
+            assert conn.scalar(text("SELECT count(*) FROM audit_chains WHERE lane > 0"))
+        assert audit.verify(db.session).ok
+        db.session.remove()
+        db.engine.dispose()
+
+
 def test_gunicorn_workers_freeze_what_start_up_built() -> None:
     """The gunicorn hook moves the start-up objects out of the collector's view (the objects
     themselves stay alive), so a request's collections no longer walk the whole app."""

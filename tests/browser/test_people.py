@@ -8,13 +8,13 @@ reader's language.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser.conftest import serving
 from tests.browser.test_review_cycle import shoot
 from tests.conftest import DEFINITIONS, PASSWORD, PEOPLE
 
@@ -31,8 +31,6 @@ LANGUAGES = {
 
 @pytest.fixture
 def people_server(tmp_path: Path) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
     from webui import create_app
     from webui.extensions import db
     from workflow.accounts import create_user
@@ -49,16 +47,8 @@ def people_server(tmp_path: Path) -> Iterator[str]:
             create_user(db.session, name, PASSWORD, roles, display_name=NAMES.get(name, ""))
         create_user(db.session, "boss", PASSWORD, ["user_admin"], display_name="白经理")
         db.session.remove()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        with app.app_context():
-            db.engine.dispose()
+    with serving(app) as url:
+        yield url
 
 
 def sign_in(browser: Any, base: str, locale: str, width: int) -> Any:

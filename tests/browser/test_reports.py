@@ -7,7 +7,6 @@ to the documents it counts, the chart alone, and the contract list — with no C
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from tests.browser.conftest import serving
 from tests.browser.test_review_cycle import Person, shoot
 from tests.conftest import DEFINITIONS, PASSWORD, PEOPLE
 from tests.report_world import build_world
@@ -26,8 +26,6 @@ WIDTHS = {"desktop": 1280, "phone": 390}
 @pytest.fixture
 def report_server(tmp_path: Path) -> Iterator[str]:
     """A live server whose database holds the hand-computed report data set."""
-    from werkzeug.serving import make_server
-
     from webui import create_app
     from webui.extensions import db
     from workflow.accounts import create_user
@@ -45,16 +43,8 @@ def report_server(tmp_path: Path) -> Iterator[str]:
             create_user(db.session, name, PASSWORD, roles)
         build_world(db.session, {u.username: u for u in db.session.scalars(select(User))})
         db.session.remove()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        with app.app_context():
-            db.engine.dispose()
+    with serving(app) as url:
+        yield url
 
 
 def no_overflow(page: Any) -> bool:
