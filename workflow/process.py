@@ -119,15 +119,32 @@ def _load_reviewers(
     ids = {r.user_id for r in current} | {r.on_behalf_of_id for r in current} - {None}
     if not ids:
         return {}
-    stmt = (
+    people = {
+        u.id: u for u in session.scalars(_list_statements()[2], {"ids": sorted(ids)}).unique()
+    }
+    for review in current:
+        set_committed_value(review, "user", people.get(review.user_id))
+    return people
+
+
+@functools.cache
+def _list_statements() -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """A list's reviews, editors and reviewers by document or user `ids`: built once (building
+    them cost about as much as running them), run with the page's ids."""
+    ids = bindparam("ids", expanding=True)
+    # The reviews alone: the rules know earlier states' reviewers by id; only this round's
+    # reviewers' roles are read (`review_facts`), loaded by the third. Joining every review to
+    # its reviewer made PostgreSQL hash the whole users table for a page.
+    reviews = select(Review).where(Review.document_id.in_(ids)).options(lazyload(Review.user))
+    editors = select(DocumentRevision.document_id, DocumentRevision.author_id).where(
+        DocumentRevision.document_id.in_(ids)
+    )
+    reviewers = (
         select(User)
         .where(User.id.in_(ids))
         .options(load_only(*PERSON_COLUMNS), joinedload(User.role_rows))
     )
-    people = {u.id: u for u in session.scalars(stmt).unique()}
-    for review in current:
-        set_committed_value(review, "user", people.get(review.user_id))
-    return people
+    return reviews, editors, reviewers
 
 
 @functools.cache
@@ -259,18 +276,10 @@ class DocumentProcess:
         reviews: dict[int, list[Review]] = {i: [] for i in ids}
         editors: dict[int, set[int]] = {i: set() for i in ids}
         if ids:
-            # The reviews alone: the rules know earlier states' reviewers by id; only this
-            # round's reviewers' roles are read (`review_facts`), loaded below. Joining every
-            # review to its reviewer made PostgreSQL hash the whole users table for a page.
-            stmt = select(Review).where(Review.document_id.in_(ids)).options(lazyload(Review.user))
-            for review in session.scalars(stmt):
+            of_reviews, of_editors, _ = _list_statements()
+            for review in session.scalars(of_reviews, {"ids": ids}):
                 reviews[review.document_id].append(review)
-            rows = session.execute(
-                select(DocumentRevision.document_id, DocumentRevision.author_id).where(
-                    DocumentRevision.document_id.in_(ids)
-                )
-            )
-            for document_id, author_id in rows:
+            for document_id, author_id in session.execute(of_editors, {"ids": ids}):
                 editors[document_id].add(author_id)
         people = _load_reviewers(session, documents, reviews) if ids else {}
         processes = [cls(session, d, reviews[d.id], editors[d.id]) for d in documents]

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, tuple_, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.orm import Session, defer, joinedload
 
 from workflow import deadlines, delegation, policy
@@ -91,6 +104,11 @@ class _TaskStates:
     def __bool__(self) -> bool:
         return bool(self.review or self.review_relaxed or self.shared or self.owned)
 
+    def shape(self) -> tuple[tuple[tuple[int, str], ...], ...]:
+        """The pairs as one hashable value: what a cached statement is built for."""
+        return tuple(tuple(pairs) for pairs in (self.review, self.review_relaxed, self.shared,
+                                                 self.owned))  # fmt: skip
+
 
 def _task_states(session: Session, user: User) -> _TaskStates:
     found = _TaskStates([], [], [], [])
@@ -110,14 +128,18 @@ def _task_states(session: Session, user: User) -> _TaskStates:
     return found
 
 
-def _reviewer(user: User) -> ColumnElement[bool]:
+# Who a rule is about: a user's id, or a bound parameter of a statement built once (`task_keys`).
+UserId = int | ColumnElement[Any]
+
+
+def _reviewer(user_id: UserId) -> ColumnElement[bool]:
     """Four eyes in SQL: not the creator, not who moved it here, never edited it, and has not
     decided in this round."""
     decided = (
         select(Review.id)
         .where(
             Review.document_id == Document.id,
-            Review.user_id == user.id,
+            Review.user_id == user_id,
             Review.state == Document.state,
             Review.round == Document.review_round,
         )
@@ -125,23 +147,23 @@ def _reviewer(user: User) -> ColumnElement[bool]:
     )
     edited = (
         select(DocumentRevision.id)
-        .where(DocumentRevision.document_id == Document.id, DocumentRevision.author_id == user.id)
+        .where(DocumentRevision.document_id == Document.id, DocumentRevision.author_id == user_id)
         .exists()
     )
     return and_(
-        Document.created_by_id != user.id,
-        Document.entered_by_id != user.id,
+        Document.created_by_id != user_id,
+        Document.entered_by_id != user_id,
         ~edited,
         ~decided,
     )
 
 
-def _approved_elsewhere(user: User) -> ColumnElement[bool]:
+def _approved_elsewhere(user_id: UserId) -> ColumnElement[bool]:
     return (
         select(Review.id)
         .where(
             Review.document_id == Document.id,
-            Review.user_id == user.id,
+            Review.user_id == user_id,
             Review.decision == "approve",
             Review.state != Document.state,
         )
@@ -149,7 +171,7 @@ def _approved_elsewhere(user: User) -> ColumnElement[bool]:
     )
 
 
-def _task_condition(user: User, states: _TaskStates) -> ColumnElement[bool]:
+def _task_condition(user_id: UserId, states: _TaskStates) -> ColumnElement[bool]:
     """The inbox rules in SQL: a document is a task of `user` only if the engine could let
     them act on it. Rules SQL cannot see (require_each_role, guards on routes) are applied to
     the few rows this lets through, by the engine itself."""
@@ -157,25 +179,25 @@ def _task_condition(user: User, states: _TaskStates) -> ColumnElement[bool]:
     return or_(
         *(
             and_(pair.in_(pairs), rule) if rule is not None else pair.in_(pairs)
-            for pairs, rule in _task_rules(user, states)
+            for pairs, rule in _task_rules(user_id, states)
         )
     )
 
 
 def _task_rules(
-    user: User, states: _TaskStates
+    user_id: UserId, states: _TaskStates
 ) -> list[tuple[list[tuple[int, str]], ColumnElement[bool] | None]]:
     """(pairs, the rule a document in one of those pairs must meet) for each kind of state."""
-    reviewer = _reviewer(user)
+    reviewer = _reviewer(user_id)
     rules: list[tuple[list[tuple[int, str]], ColumnElement[bool] | None]] = []
     if states.review:
-        rules.append((states.review, and_(reviewer, ~_approved_elsewhere(user))))
+        rules.append((states.review, and_(reviewer, ~_approved_elsewhere(user_id))))
     if states.review_relaxed:
         rules.append((states.review_relaxed, reviewer))
     if states.shared:
         rules.append((states.shared, None))
     if states.owned:
-        rules.append((states.owned, Document.created_by_id == user.id))
+        rules.append((states.owned, Document.created_by_id == user_id))
     return rules
 
 
@@ -183,7 +205,7 @@ def _task_rules(
 # (tier, entered_at, id). Each tier is a condition on the document (None: the rest); a tier's
 # documents all come before the next tier's. The few overdue documents are found by deadline and
 # sorted (`few_in_entry_order`); the rest walk an index in (entered_at, id) order.
-def task_tiers(now: dt.datetime) -> list[ColumnElement[bool] | None]:
+def task_tiers(now: dt.datetime | ColumnElement[Any]) -> list[ColumnElement[bool] | None]:
     """The inbox's tiers, in order: work past its deadline (`due_at`), then the rest."""
     # Null-safe, as later tiers are "not an earlier tier": a document without a deadline is
     # never late, and NOT (NULL <= now) would lose it.
@@ -200,7 +222,9 @@ def in_tier(tiers: list[ColumnElement[bool] | None], tier: int) -> list[ColumnEl
 _SQLITE_MATERIALIZES = sqlite3.sqlite_version_info >= (3, 35)
 
 
-def few_in_entry_order(session: Session, where: ColumnElement[bool], limit: int) -> Select[Any]:
+def few_in_entry_order(
+    session: Session, where: ColumnElement[bool], limit: int | ColumnElement[Any]
+) -> Select[Any]:
     """(entered_at, id) of the first `limit` documents matching `where` in (entered_at, id)
     order, for a condition an index narrows to few rows: the overdue tier (`ix_documents_due`).
 
@@ -208,8 +232,14 @@ def few_in_entry_order(session: Session, where: ColumnElement[bool], limit: int)
     takes the index that gives the order and tests every document — the whole table when none
     is late (55 ms of a 78 ms list at 100,000 documents). A materialized CTE keeps the two
     steps apart on both databases."""
+    return _few_in_entry_order(session.get_bind().dialect.name, where, limit)
+
+
+def _few_in_entry_order(
+    dialect: str, where: ColumnElement[bool], limit: int | ColumnElement[Any]
+) -> Select[Any]:
     cte = select(Document.id, Document.entered_at).where(where).cte("few")
-    if session.get_bind().dialect.name != "sqlite" or _SQLITE_MATERIALIZES:
+    if dialect != "sqlite" or _SQLITE_MATERIALIZES:
         cte = cte.prefix_with("MATERIALIZED")
     return select(cte.c.entered_at, cte.c.id).order_by(cte.c.entered_at, cte.c.id).limit(limit)
 
@@ -239,10 +269,11 @@ class TaskKey:
 
 def after_key(key: TaskKey) -> ColumnElement[bool]:
     """(entered_at, id) > the key's, written so an index on (…, entered_at, id) seeks to it."""
-    return and_(
-        Document.entered_at >= key.at,
-        or_(Document.entered_at > key.at, Document.id > key.id),
-    )
+    return _after(key.at, key.id)
+
+
+def _after(at: Any, doc_id: Any) -> ColumnElement[bool]:
+    return and_(Document.entered_at >= at, or_(Document.entered_at > at, Document.id > doc_id))
 
 
 def task_keys(
@@ -261,55 +292,86 @@ def task_keys(
     of `ix_documents_task_order` (flow_version_id, state, entered_at, id), merged: the cost
     follows the page size and the number of pairs, not the backlog, and a reviewer who already
     decided many open documents only skips those of the ranges read.
+
+    Without `where` (the inbox) each tier's statement is built once per set of pairs and
+    reused with the user, the time and the cursor as parameters: building a union of a dozen
+    branches took longer than PostgreSQL took to run it.
     """
     now = after.now if after is not None else (now or dt.datetime.now(dt.UTC))
-    tiers = task_tiers(now)
-    rules = _task_rules(user, states)
+    dialect = session.get_bind().dialect.name
+    params: dict[str, Any] = {"user_id": user.id, "now": now, "branch_limit": limit}
+    if after is not None:
+        params |= {"after_at": after.at, "after_id": after.id}
     found: list[TaskKey] = []
-    for tier, tier_condition in enumerate(tiers):  # one query per tier, until the page is full
+    tiers = task_tiers  # the order's tiers, passed on: statements are cached per kind of tiers
+    for tier in range(len(tiers(now))):  # one query per tier, until the page is full
         if after is not None and tier < after.tier:
             continue
-        if tier_condition is not None:  # overdue: few documents, found by their deadline
-            late = [*in_tier(tiers, tier), _task_condition(user, states)]
-            if where is not None:
-                late.append(where)
-            if after is not None and tier == after.tier:
-                late.append(after_key(after))
-            stmt = few_in_entry_order(session, and_(*late), limit - len(found))
-            rows = session.execute(stmt)
-            found += [TaskKey(now, tier, as_utc(at), doc_id) for at, doc_id in rows]
-            if len(found) >= limit:
-                break
-            continue
-        branches = []
-        for pairs, rule in rules:
-            for version_id, state in pairs:
-                stmt = select(Document.entered_at, Document.id).where(
-                    Document.flow_version_id == version_id, Document.state == state
-                )
-                if rule is not None:
-                    stmt = stmt.where(rule)
-                stmt = stmt.where(*in_tier(tiers, tier))
-                if where is not None:
-                    stmt = stmt.where(where)
-                if after is not None and tier == after.tier:
-                    stmt = stmt.where(after_key(after))
-                ordered = stmt.order_by(Document.entered_at, Document.id).limit(limit)
-                branches.append(select(ordered.subquery()))
-        if not branches:
+        from_after = after is not None and tier == after.tier
+        if where is None:
+            stmt = _cached_tier_keys(tiers, states.shape(), tier, from_after, dialect)
+        else:
+            stmt = _tier_keys(tiers, states.shape(), tier, from_after, dialect, where)
+        if stmt is None:  # no pair to act in
             return []
-        merged = union_all(*branches).subquery() if len(branches) > 1 else branches[0].subquery()
-        # Ordered like every branch, so PostgreSQL merges them (Merge Append) and stops each
-        # branch as soon as the page is full.
-        rows = session.execute(
-            select(merged.c.entered_at, merged.c.id)
-            .order_by(merged.c.entered_at, merged.c.id)
-            .limit(limit - len(found))
-        )
+        rows = session.execute(stmt, {**params, "page_limit": limit - len(found)})
         found += [TaskKey(now, tier, as_utc(at), doc_id) for at, doc_id in rows]
         if len(found) >= limit:
             break
     return found
+
+
+def _tier_keys(
+    tiers_at: Any,
+    shape: tuple[tuple[tuple[int, str], ...], ...],
+    tier: int,
+    from_after: bool,
+    dialect: str,
+    where: ColumnElement[bool] | None = None,
+) -> Select[Any] | None:
+    """(entered_at, id) of one tier's next tasks, in order (`tiers_at`: `task_tiers`):
+    parameters `user_id`, `now`, `page_limit`, `branch_limit` and, `from_after`, `after_at`
+    and `after_id`."""
+    states = _TaskStates(*(list(pairs) for pairs in shape))
+    user_id = bindparam("user_id", type_=Integer)
+    tiers = tiers_at(bindparam("now", type_=Document.due_at.type))
+    page_limit = bindparam("page_limit", type_=Integer)
+    conditions = in_tier(tiers, tier)
+    if where is not None:
+        conditions.append(where)
+    if from_after:
+        at = bindparam("after_at", type_=Document.entered_at.type)
+        conditions.append(_after(at, bindparam("after_id", type_=Integer)))
+    if tiers[tier] is not None:  # overdue: few documents, found by their deadline
+        if not states:
+            return None
+        late = and_(*conditions, _task_condition(user_id, states))
+        return _few_in_entry_order(dialect, late, page_limit)
+    branches = []
+    for pairs, rule in _task_rules(user_id, states):
+        for version_id, state in pairs:
+            stmt = select(Document.entered_at, Document.id).where(
+                Document.flow_version_id == version_id, Document.state == state, *conditions
+            )
+            if rule is not None:
+                stmt = stmt.where(rule)
+            ordered = stmt.order_by(Document.entered_at, Document.id).limit(
+                bindparam("branch_limit", type_=Integer)
+            )
+            branches.append(select(ordered.subquery()))
+    if not branches:
+        return None
+    merged = union_all(*branches).subquery() if len(branches) > 1 else branches[0].subquery()
+    # Ordered like every branch, so PostgreSQL merges them (Merge Append) and stops each
+    # branch as soon as the page is full.
+    return (
+        select(merged.c.entered_at, merged.c.id)
+        .order_by(merged.c.entered_at, merged.c.id)
+        .limit(page_limit)
+    )
+
+
+_cached_tier_keys = functools.lru_cache(maxsize=256)(_tier_keys)
 
 
 def task_count(
@@ -328,7 +390,7 @@ def task_count(
     most of the open documents, each row found costs several skipped ones, and reading every
     pair to its own cap cost ~1.2 s at a million documents."""
     branches = []
-    for pairs, rule in _task_rules(user, states):
+    for pairs, rule in _task_rules(user.id, states):
         for version_id, state in pairs:
             stmt = select(Document.id).where(
                 Document.flow_version_id == version_id, Document.state == state
@@ -349,22 +411,25 @@ def load_documents(session: Session, ids: list[int]) -> list[Document]:
     (no password hashes, no roles), the flow version without its YAML."""
     if not ids:
         return []
-    found = {
-        d.id: d
-        for d in session.scalars(
-            select(Document)
-            .where(Document.id.in_(ids))
-            .options(
-                joinedload(Document.created_by).load_only(*PERSON_COLUMNS).lazyload(User.role_rows),
-                joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
-                joinedload(Document.claim)
-                .joinedload(TaskClaim.user)
-                .load_only(*PERSON_COLUMNS)
-                .lazyload(User.role_rows),
-            )
-        )
-    }
+    found = {d.id: d for d in session.scalars(_documents_by_id(), {"ids": ids})}
     return [found[i] for i in ids if i in found]
+
+
+@functools.cache
+def _documents_by_id() -> Select[Any]:
+    """`load_documents`'s statement, built once (parameter: `ids`)."""
+    return (
+        select(Document)
+        .where(Document.id.in_(bindparam("ids", expanding=True)))
+        .options(
+            joinedload(Document.created_by).load_only(*PERSON_COLUMNS).lazyload(User.role_rows),
+            joinedload(Document.flow_version).defer(FlowVersion.yaml_text),
+            joinedload(Document.claim)
+            .joinedload(TaskClaim.user)
+            .load_only(*PERSON_COLUMNS)
+            .lazyload(User.role_rows),
+        )
+    )
 
 
 def late_first(now: dt.datetime) -> ColumnElement[int]:

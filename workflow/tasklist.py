@@ -226,7 +226,7 @@ def condition(
         states = _task_states(session, user)
         if not user.active or policy.reads_only(user) or not states:
             return false()
-        parts.append(_task_condition(user, states))
+        parts.append(_task_condition(user.id, states))
     elif filters.part == "acted":
         parts.append(_acted_on(session, user))
     elif filters.part == "created":
