@@ -408,9 +408,10 @@ class _Verifier:
                 self.fail(f"chain registry entry `{chain.key}` is sealed with an unknown key")
             elif not hmac.compare_digest(sealed, chain.hash):
                 self.fail(f"chain registry entry `{chain.key}` was altered")
-            root_of = chain.key.removeprefix(LANE_ROOT)
-            if lane == 0 and chain.key.startswith(LANE_ROOT) and root_of.isdigit():
-                roots[int(root_of)] = chain.hash
+            if lane == 0 and chain.key.startswith(LANE_ROOT):
+                number = chain.key.removeprefix(LANE_ROOT)
+                if number.isdigit():
+                    roots[int(number)] = chain.hash
             prev, expected = chain.hash, chain.position + 1
         return count
 

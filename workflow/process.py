@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, String, bindparam, cast, func, select
 from sqlalchemy.exc import DBAPIError
@@ -119,18 +119,23 @@ def _load_reviewers(
     ids = {r.user_id for r in current} | {r.on_behalf_of_id for r in current} - {None}
     if not ids:
         return {}
-    people = {
-        u.id: u for u in session.scalars(_list_statements()[2], {"ids": sorted(ids)}).unique()
-    }
+    stmt = _list_statements().reviewers
+    people = {u.id: u for u in session.scalars(stmt, {"ids": sorted(ids)}).unique()}
     for review in current:
         set_committed_value(review, "user", people.get(review.user_id))
     return people
 
 
+class _ListStatements(NamedTuple):
+    reviews: Select[Any]  # by document `ids`
+    editors: Select[Any]  # by document `ids`
+    reviewers: Select[Any]  # by user `ids`
+
+
 @functools.cache
-def _list_statements() -> tuple[Select[Any], Select[Any], Select[Any]]:
-    """A list's reviews, editors and reviewers by document or user `ids`: built once (building
-    them cost about as much as running them), run with the page's ids."""
+def _list_statements() -> _ListStatements:
+    """A list's reviews, editors and reviewers: built once (building them cost about as much
+    as running them), run with the page's ids."""
     ids = bindparam("ids", expanding=True)
     # The reviews alone: the rules know earlier states' reviewers by id; only this round's
     # reviewers' roles are read (`review_facts`), loaded by the third. Joining every review to
@@ -144,7 +149,7 @@ def _list_statements() -> tuple[Select[Any], Select[Any], Select[Any]]:
         .where(User.id.in_(ids))
         .options(load_only(*PERSON_COLUMNS), joinedload(User.role_rows))
     )
-    return reviews, editors, reviewers
+    return _ListStatements(reviews, editors, reviewers)
 
 
 @functools.cache
@@ -276,10 +281,10 @@ class DocumentProcess:
         reviews: dict[int, list[Review]] = {i: [] for i in ids}
         editors: dict[int, set[int]] = {i: set() for i in ids}
         if ids:
-            of_reviews, of_editors, _ = _list_statements()
-            for review in session.scalars(of_reviews, {"ids": ids}):
+            statements = _list_statements()
+            for review in session.scalars(statements.reviews, {"ids": ids}):
                 reviews[review.document_id].append(review)
-            for document_id, author_id in session.execute(of_editors, {"ids": ids}):
+            for document_id, author_id in session.execute(statements.editors, {"ids": ids}):
                 editors[document_id].add(author_id)
         people = _load_reviewers(session, documents, reviews) if ids else {}
         processes = [cls(session, d, reviews[d.id], editors[d.id]) for d in documents]

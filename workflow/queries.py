@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -322,7 +323,7 @@ def task_keys(
 
 
 def _tier_keys(
-    tiers_at: Any,
+    tiers_at: Callable[[Any], list[ColumnElement[bool] | None]],
     shape: tuple[tuple[tuple[int, str], ...], ...],
     tier: int,
     from_after: bool,
