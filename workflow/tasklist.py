@@ -53,6 +53,18 @@ class Filters:
     amount_max: Decimal | None = None
     sort: str = "waiting"
 
+    @property
+    def narrowed(self) -> bool:
+        """Some filter beyond the part narrows the list (the sort only orders it)."""
+        chosen = (self.flow, self.state, self.created_by, self.since, self.until)
+        texts = (self.q, self.number)
+        amounts = (self.amount_min, self.amount_max)
+        return (
+            any(chosen)
+            or any(t is not None and t.strip() for t in texts)
+            or any(a is not None for a in amounts)
+        )
+
 
 # Lists count what matches up to here and then say "more than": counting a million rows for a
 # number nobody pages through cost more than the page itself (~0.2 s at 100k documents).
@@ -351,29 +363,33 @@ def documents(
     if filters.sort not in SORTS:
         raise InvalidData({"sort": [f"must be one of {', '.join(SORTS)}"]})
     limit = _limit(limit)
-    where = condition(session, user, filters)
-    tasks = filters.part == "waiting" and user.active and not policy.reads_only(user)
-    if tasks:
-        states = _task_states(session, user)
-        tasks = bool(states)
-    if tasks:
-        # Counted and paged per (flow version, state) pair, one index range each.
-        # The filters alone: whoever can act on a document sees it (policy.seeing_roles
-        # holds every role that reviews or moves it, and owner-only states are the creator's).
-        others = condition(session, user, replace(filters, part="all"), see=False)
+    states = None
+    if filters.part == "waiting" and user.active and not policy.reads_only(user):
+        states = _task_states(session, user) or None
+    next_cursor = None
+    if states is not None:
+        # Counted and paged per (flow version, state) pair, one index range each. The filters
+        # alone: whoever can act on a document sees it (policy.seeing_roles holds every role
+        # that reviews or moves it, and owner-only states are the creator's). Without filters
+        # the statements are the inbox's own, built once and reused.
+        others = None
+        if filters.narrowed:
+            others = condition(session, user, replace(filters, part="all"), see=False)
         total = queries.task_count(session, user, states, others, cap=COUNT_CAP)
+        if filters.sort == "waiting" and total:
+            keys = queries.task_keys(
+                session, user, states, limit + 1, queries.TaskKey.decode(cursor), others
+            )
+            if len(keys) > limit:
+                next_cursor = keys[limit - 1].encode()
+            ids = [k.id for k in keys[:limit]]
+        else:
+            where = condition(session, user, filters)
+            ids, next_cursor = _page_ids(session, where, filters.sort, limit, cursor)
     else:
+        where = condition(session, user, filters)
         matching = select(Document.id).where(where).limit(COUNT_CAP + 1).subquery()
         total = session.scalar(select(func.count()).select_from(matching)) or 0
-    next_cursor = None
-    if tasks and filters.sort == "waiting" and total:
-        keys = queries.task_keys(
-            session, user, states, limit + 1, queries.TaskKey.decode(cursor), others
-        )
-        if len(keys) > limit:
-            next_cursor = keys[limit - 1].encode()
-        ids = [k.id for k in keys[:limit]]
-    else:
         ids, next_cursor = _page_ids(session, where, filters.sort, limit, cursor)
     rows = queries.load_documents(session, ids)
     processes = DocumentProcess.prefetch(session, rows)

@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from tests.conftest import PASSWORD, ROOT
 from tests.webui.test_api import SHIPMENT, SPECS, Api
 from webui.extensions import db
-from workflow import accounts, numbering, services, tasklist
+from workflow import accounts, numbering, queries, services, tasklist
 from workflow.definitions.build import load_flow_file
 from workflow.models import Document, User
 
@@ -121,6 +121,53 @@ def test_lists_count_up_to_the_cap_then_say_more_and_still_page_through_everythi
     monkeypatch.setattr(tasklist, "COUNT_CAP", 5)
     page = login_as("li").get("/inbox").get_data(as_text=True)
     assert 'data-total="6">5+</span>' in page
+
+
+def test_the_count_reaches_the_cap_over_tasks_to_review_and_tasks_to_move_alike(
+    app, api, monkeypatch
+):
+    """li (warehouse) reviews the double check and ships what is ready: both kinds count, in
+    whichever order the capped count reads them, and what li already decided does not."""
+    reviewing = shipments(app, 4)
+    ready = shipments(app, 2)
+    with app.app_context():
+        for doc_id in [*ready, reviewing[0]]:
+            services.act(db.session, doc_id, user("zhou"), "approve", CHECKED, checks=CHECKS)
+        for doc_id in ready:
+            services.act(db.session, doc_id, user("chen"), "approve", CHECKED, checks=CHECKS)
+        services.act(db.session, reviewing[1], user("li"), "approve", CHECKED, checks=CHECKS)
+        db.session.remove()
+    tasks = [reviewing[0], reviewing[2], reviewing[3], *ready]
+    for cap, total, exact in ((10, 5, True), (5, 5, True), (4, 5, False), (1, 2, False)):
+        monkeypatch.setattr(tasklist, "COUNT_CAP", cap)
+        body = listing(api, "li", part="waiting", limit=50)
+        assert (body["total"], body["total_exact"]) == (total, exact), cap
+        assert sorted(item["id"] for item in body["items"]) == sorted(tasks), cap
+    monkeypatch.setattr(tasklist, "COUNT_CAP", 10)
+    body = listing(api, "li", part="waiting", state="ready_to_ship")
+    assert (body["total"], sorted(i["id"] for i in body["items"])) == (2, sorted(ready))
+
+
+def test_the_plain_waiting_list_reuses_the_inboxs_statements_and_filters_build_their_own(app, api):
+    """Without filters the waiting list's count and keys are the inbox's statements, built
+    once per set of (flow version, state) pairs; a filter enters its own statement."""
+    ids = shipments(app, 3, customer="合肥某药房")
+    others = shipments(app, 2)
+    listing(api, "li", part="waiting")
+    counts, keys = queries._cached_task_count, queries._cached_tier_keys
+    before = counts.cache_info(), keys.cache_info()
+    body = listing(api, "zhou", part="waiting")  # another warehouse user: the same pairs
+    assert counts.cache_info().hits == before[0].hits + 1
+    assert keys.cache_info().hits > before[1].hits
+    assert (counts.cache_info().misses, keys.cache_info().misses) == (
+        before[0].misses,
+        before[1].misses,
+    )
+    assert body["total"] == 5 and [i["id"] for i in body["items"]] == ids + others
+    before = counts.cache_info(), keys.cache_info()
+    body = listing(api, "zhou", part="waiting", q="合肥")
+    assert (counts.cache_info(), keys.cache_info()) == before
+    assert body["total"] == 3 and [i["id"] for i in body["items"]] == ids
 
 
 def test_the_inbox_page_counts_everything_and_pages_through_it(app, login_as):
