@@ -3,7 +3,10 @@
 For SQLite (always) and PostgreSQL (BENCH_DATABASE_URL, in its own schema `fuhe_bench`):
   1. data      bulk-generate documents, users, open tasks and audit chains
   2. ceiling   gunicorn serving benchmarks.ceiling:app (one transactional write), under locust
-  3. review    gunicorn serving wsgi:app, locust clients doing create/submit/approve/approve
+  3. review    gunicorn serving wsgi:app, locust clients doing create/submit/approve/approve;
+               then clients that only approve, between the ceiling and the ceiling measured
+               again (a shared host's speed drifts: the ratio to both is printed, beside a
+               pure-Python speed probe)
   4. reads     inbox (also a reviewer who decided many open documents), document, history,
                audit search: p50/p95
   5. scale-out (PostgreSQL) one vs two app instances: CPU ms per request in the app and in
@@ -36,7 +39,8 @@ from typing import Any
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from benchmarks import ceiling, data, reports
+from benchmarks import ceiling as ceiling_app
+from benchmarks import data, reports
 from benchmarks.server import (
     BIN,
     ROOT,
@@ -215,27 +219,9 @@ def run(target: Target, report: Report) -> None:
     env = {"BENCH_SETUP": str(setup["file"])}
     log = target.tmp / "gunicorn.log"
 
-    # 2. the ceiling
-    ceiling_engine = ceiling.engine_for(target.url, target.schema)
-    ceiling.prepare(ceiling_engine)
-    ceiling_env = {"CEILING_DATABASE_URL": target.url.replace("fuhe_bench_app", "fuhe_bench_ceil")}
-    if target.schema:
-        ceiling_env["CEILING_SCHEMA"] = target.schema
-    server = Gunicorn("benchmarks.ceiling:app", WORKERS, ceiling_env, log)
-    try:
-        locust_warmup("Ceiling", server.url, target.tmp)
-        cpu = Cpu(session, server, "fuhe_bench_ceil" if target.is_pg else None)
-        ceil = locust("Ceiling", server.url, target.tmp)
-        ceil_cpu = cpu.per_request(ceil.requests)
-    finally:
-        server.stop()
-    written = ceiling.total_writes(ceiling_engine)
-    ceiling_engine.dispose()
-    w = ceil.named.get("write", {"rps": 0.0, "p50": 0, "p95": 0, "p99": 0})
-    report.figure("ceiling: one transactional write", f"{w['rps']:.0f} req/s",
-                  note=f"p50 {w['p50']:.0f} / p95 {w['p95']:.0f} / p99 {w['p99']:.0f} ms; "
-                  f"{written:,} rows written")  # fmt: skip
-    report.figure("ceiling: CPU ms per request", ceil_cpu.describe())
+    # 2. the ceiling (measured again after the approvals: see `approve_only`)
+    report.figure("machine: speed probe", f"{speed_probe():.0f} ms", note=PROBE_NOTE)
+    w, ceil_cpu = ceiling(target, session, log, report)
 
     # 3. review throughput
     server = Gunicorn("wsgi:app", WORKERS, app_env(target), log)
@@ -269,8 +255,15 @@ def run(target: Target, report: Report) -> None:
             report.problem(f"{load.failures} review requests failed")
         check_consistency(session, before, load.acknowledged, report)
 
-        # 3b. approvals alone: the request the ceiling stands for
-        approve_only(target, session, server, setup, env, w["rps"], ceil_cpu, report)
+        # 3b. approvals alone: the request the ceiling stands for, between two ceilings
+        report.figure("machine: speed probe", f"{speed_probe():.0f} ms", note=PROBE_NOTE)
+        approved = approve_only(target, session, server, setup, env, w["rps"], ceil_cpu, report)
+        report.figure("machine: speed probe", f"{speed_probe():.0f} ms", note=PROBE_NOTE)
+        again, _ = ceiling(target, session, log, report, "ceiling again")
+        around = (w["rps"] + again["rps"]) / 2
+        report.figure("approve only: to the ceilings around it", f"{approved:.1f} approvals/s",
+                      f"{approved / around:.2f} of {around:.0f}/s (goal 0.50)" if around else "",
+                      f"ceiling {w['rps']:.0f}/s before, {again['rps']:.0f}/s after")  # fmt: skip
 
         # 4. reads
         served = load.requests + reads(server.port, session, setup, report)
@@ -290,6 +283,49 @@ def run(target: Target, report: Report) -> None:
     finally:
         server.stop()
     session.close()
+
+
+def ceiling(
+    target: Target, session: Session, log: Path, report: Report, name: str = "ceiling"
+) -> tuple[dict[str, float], CpuCost]:
+    """benchmarks.ceiling:app (one transactional write) under the same gunicorn and load."""
+    ceiling_engine = ceiling_app.engine_for(target.url, target.schema)
+    ceiling_app.prepare(ceiling_engine)
+    ceiling_env = {"CEILING_DATABASE_URL": target.url.replace("fuhe_bench_app", "fuhe_bench_ceil")}
+    if target.schema:
+        ceiling_env["CEILING_SCHEMA"] = target.schema
+    server = Gunicorn("benchmarks.ceiling:app", WORKERS, ceiling_env, log)
+    try:
+        locust_warmup("Ceiling", server.url, target.tmp)
+        cpu = Cpu(session, server, "fuhe_bench_ceil" if target.is_pg else None)
+        ceil = locust("Ceiling", server.url, target.tmp)
+        ceil_cpu = cpu.per_request(ceil.requests)
+    finally:
+        server.stop()
+    written = ceiling_app.total_writes(ceiling_engine)
+    ceiling_engine.dispose()
+    w = ceil.named.get("write", {"rps": 0.0, "p50": 0, "p95": 0, "p99": 0})
+    report.figure(f"{name}: one transactional write", f"{w['rps']:.0f} req/s",
+                  note=f"p50 {w['p50']:.0f} / p95 {w['p95']:.0f} / p99 {w['p99']:.0f} ms; "
+                  f"{written:,} rows written")  # fmt: skip
+    report.figure(f"{name}: CPU ms per request", ceil_cpu.describe())
+    return w, ceil_cpu
+
+
+PROBE_NOTE = "one core, a fixed pure-Python loop (best of 3): higher is a slower machine"
+
+
+def speed_probe() -> float:
+    """Milliseconds for a fixed pure-Python workload on one core, best of three: how fast the
+    machine runs Python right now (a shared host's speed drifts between runs)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i % 7
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
 
 
 def approval_queues(session: Session, clients: int) -> list[list[tuple[int, int]]]:
@@ -338,7 +374,7 @@ def approve_only(
     ceiling_rps: float,
     ceil_cpu: CpuCost,
     report: Report,
-) -> None:
+) -> float:
     """Clients that only approve (two distinct reviewers per waiting shipment) for DURATION
     seconds, or until the waiting shipments run out: approvals/s beside the ceiling."""
     queues = approval_queues(session, CLIENTS)
@@ -369,6 +405,7 @@ def approve_only(
     if load.failures:
         report.problem(f"{load.failures} approvals failed")
     check_approvals(session, waiting, last_event, load.acknowledged, report)
+    return float(approve["rps"])
 
 
 def check_approvals(
