@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     tuple_,
     union_all,
 )
@@ -398,7 +399,15 @@ def task_count(
         stmt = _task_count(states.shape(), where)
     if stmt is None:
         return 0
+    if session.get_bind().dialect.name == "postgresql":
+        # A capped count is small by design, and PostgreSQL read it with parallel workers,
+        # whose start-up cost more than the count itself (at 100k documents, 14-21 ms with
+        # them, 4-8 ms without). For the rest of this read's transaction only.
+        session.execute(_SERIAL)
     return int(session.scalar(stmt, {"user_id": user.id, "cap": cap + 1}) or 0)
+
+
+_SERIAL = text("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 def _task_count(

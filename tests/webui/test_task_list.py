@@ -170,6 +170,24 @@ def test_the_plain_waiting_list_reuses_the_inboxs_statements_and_filters_build_t
     assert body["total"] == 3 and [i["id"] for i in body["items"]] == ids
 
 
+@pytest.mark.postgres_only
+def test_the_capped_count_reads_without_parallel_workers_in_its_own_transaction_only(app):
+    """Parallel workers cost more to start than a capped count costs: the waiting list's
+    count turns them off with SET LOCAL, which ends with the read's transaction."""
+    shipments(app, 2)
+    show = text("SHOW max_parallel_workers_per_gather")
+    with app.app_context():
+        default = db.session.scalar(show)
+        db.session.commit()
+        assert default != "0"
+        page = tasklist.documents(db.session, user("li"), tasklist.Filters(part="waiting"))
+        assert page.total == 2
+        assert db.session.scalar(show) == "0"
+        db.session.commit()
+        assert db.session.scalar(show) == default  # the next transaction plans as before
+        db.session.remove()
+
+
 def test_the_inbox_page_counts_everything_and_pages_through_it(app, login_as):
     ids = shipments(app, 53)
     li = login_as("li")
