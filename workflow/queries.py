@@ -420,7 +420,7 @@ def _task_count(
     # Pairs without a rule first: each of their rows costs one index entry, while a review
     # pair's rows are probed for four eyes and, for a reviewer who decided most of them, each
     # found costs several skipped. The count stops at `cap`, so the cheap rows are read first.
-    rules = sorted(_task_rules(bindparam("user_id", type_=Integer), states), key=_costly)
+    rules = sorted(_task_rules(bindparam("user_id", type_=Integer), states), key=_has_rule)
     branches = []
     for pairs, rule in rules:
         for version_id, state in pairs:
@@ -441,7 +441,7 @@ def _task_count(
 _cached_task_count = functools.lru_cache(maxsize=256)(_task_count)
 
 
-def _costly(kind: tuple[list[tuple[int, str]], ColumnElement[bool] | None]) -> bool:
+def _has_rule(kind: tuple[list[tuple[int, str]], ColumnElement[bool] | None]) -> bool:
     return kind[1] is not None
 
 

@@ -376,7 +376,9 @@ def documents(
         if filters.narrowed:
             others = condition(session, user, replace(filters, part="all"), see=False)
         total = queries.task_count(session, user, states, others, cap=COUNT_CAP)
-        if filters.sort == "waiting" and total:
+        if not total:  # counted over the same branches the pages read: nothing to page
+            ids = []
+        elif filters.sort == "waiting":
             keys = queries.task_keys(
                 session, user, states, limit + 1, queries.TaskKey.decode(cursor), others
             )

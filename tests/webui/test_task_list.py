@@ -146,6 +146,9 @@ def test_the_count_reaches_the_cap_over_tasks_to_review_and_tasks_to_move_alike(
     monkeypatch.setattr(tasklist, "COUNT_CAP", 10)
     body = listing(api, "li", part="waiting", state="ready_to_ship")
     assert (body["total"], sorted(i["id"] for i in body["items"])) == (2, sorted(ready))
+    # ma (gm) reviews GM exceptions, and there are none: counted 0, so no page is read.
+    body = listing(api, "ma", part="waiting")
+    assert (body["total"], body["items"], body["next"]) == (0, [], None)
 
 
 def test_the_plain_waiting_list_reuses_the_inboxs_statements_and_filters_build_their_own(app, api):
