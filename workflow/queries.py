@@ -94,6 +94,10 @@ def _limit(limit: int | None, default: int = 50) -> int:
     return limit
 
 
+# The pairs of a `_TaskStates` as one hashable value: what a cached statement is built for.
+Shape = tuple[tuple[tuple[int, str], ...], ...]
+
+
 @dataclass
 class _TaskStates:
     """(flow_version_id, state) pairs where a user's roles can act, by the kind of rule."""
@@ -106,10 +110,14 @@ class _TaskStates:
     def __bool__(self) -> bool:
         return bool(self.review or self.review_relaxed or self.shared or self.owned)
 
-    def shape(self) -> tuple[tuple[tuple[int, str], ...], ...]:
+    def shape(self) -> Shape:
         """The pairs as one hashable value: what a cached statement is built for."""
         return tuple(tuple(pairs) for pairs in (self.review, self.review_relaxed, self.shared,
                                                  self.owned))  # fmt: skip
+
+    @classmethod
+    def from_shape(cls, shape: Shape) -> _TaskStates:
+        return cls(*(list(pairs) for pairs in shape))
 
 
 def _task_states(session: Session, user: User) -> _TaskStates:
@@ -325,7 +333,7 @@ def task_keys(
 
 def _tier_keys(
     tiers_at: Callable[[Any], list[ColumnElement[bool] | None]],
-    shape: tuple[tuple[tuple[int, str], ...], ...],
+    shape: Shape,
     tier: int,
     from_after: bool,
     dialect: str,
@@ -334,7 +342,7 @@ def _tier_keys(
     """(entered_at, id) of one tier's next tasks, in order (`tiers_at`: `task_tiers`):
     parameters `user_id`, `now`, `page_limit`, `branch_limit` and, `from_after`, `after_at`
     and `after_id`."""
-    states = _TaskStates(*(list(pairs) for pairs in shape))
+    states = _TaskStates.from_shape(shape)
     user_id = bindparam("user_id", type_=Integer)
     tiers = tiers_at(bindparam("now", type_=Document.due_at.type))
     page_limit = bindparam("page_limit", type_=Integer)
@@ -410,12 +418,10 @@ def task_count(
 _SERIAL = text("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
-def _task_count(
-    shape: tuple[tuple[tuple[int, str], ...], ...], where: ColumnElement[bool] | None = None
-) -> Select[Any] | None:
+def _task_count(shape: Shape, where: ColumnElement[bool] | None = None) -> Select[Any] | None:
     """`task_count`'s statement; parameters `user_id` and `cap` (how many rows to count at
     most)."""
-    states = _TaskStates(*(list(pairs) for pairs in shape))
+    states = _TaskStates.from_shape(shape)
     cap = bindparam("cap", type_=Integer)
     # Pairs without a rule first: each of their rows costs one index entry, while a review
     # pair's rows are probed for four eyes and, for a reviewer who decided most of them, each

@@ -385,8 +385,9 @@ def documents(
             if len(keys) > limit:
                 next_cursor = keys[limit - 1].encode()
             ids = [k.id for k in keys[:limit]]
-        else:
-            where = condition(session, user, filters)
+        else:  # the pairs are known: `condition` would read them again
+            seen = condition(session, user, replace(filters, part="all"))
+            where = and_(seen, _task_condition(user.id, states))
             ids, next_cursor = _page_ids(session, where, filters.sort, limit, cursor)
     else:
         where = condition(session, user, filters)
