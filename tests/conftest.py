@@ -184,6 +184,33 @@ def people(session: Session) -> dict[str, User]:
     return {name: create_user(session, name, PASSWORD, roles) for name, roles in PEOPLE.items()}
 
 
+# --- response bodies ------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def checked_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every response body the suite makes is built both by the compiled dumper
+    (webui/api/dumping.py) and by marshmallow's `Schema.dump`, and must be the same JSON."""
+    import json
+
+    from webui.api import dumping
+
+    compiled = dumping.dumper
+
+    def checking(schema: type) -> Callable[[Any], Any]:
+        fast = compiled(schema)
+        reference = schema()
+
+        def dump(obj: Any) -> Any:
+            body = fast(obj)
+            expected = reference.dump(obj)
+            as_json = [json.dumps(b, sort_keys=True, default=repr) for b in (body, expected)]
+            assert as_json[0] == as_json[1], f"{schema.__name__}: compiled {body!r} != {expected!r}"
+            return body
+
+        return dump
+
+    monkeypatch.setattr(dumping, "dumper", checking)
+
+
 # --- the web application -------------------------------------------------------------------------
 @contextmanager
 def seeded_app(db_url: str, tmp_path: Path, **config: Any) -> Iterator[Any]:

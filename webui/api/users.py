@@ -11,6 +11,7 @@ from typing import Any
 from flask import Response, current_app
 from marshmallow import fields, validate
 
+from webui.api import dumping
 from webui.api import schemas as s
 from webui.api.views import dump, idempotency_claim, json_body, me, operation, replay
 from webui.extensions import db
@@ -157,7 +158,7 @@ def _perform(status: int, call: Callable[[Callable[[User], None]], Any]) -> Resp
     built: dict[str, str] = {}
 
     def hook(user: User) -> None:
-        built["body"] = current_app.json.dumps(UserSchema().dump(user))
+        built["body"] = current_app.json.dumps(dumping.dumper(UserSchema)(user))
         if claim is not None:
             idempotency.remember(db.session, claim, status, built["body"])
 

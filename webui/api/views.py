@@ -18,7 +18,7 @@ from marshmallow import Schema
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from webui import attachments
-from webui.api import bp
+from webui.api import bp, dumping
 from webui.api import schemas as s
 from webui.attachments import accepts_upload
 from webui.extensions import db
@@ -108,7 +108,8 @@ def query_args(schema: type[Schema]) -> dict[str, Any]:
 
 
 def dump(schema: type[Schema], obj: Any, status: int = 200) -> tuple[Any, int]:
-    return instance(schema).dump(obj), status
+    """The response body `schema` makes of `obj` (compiled: webui/api/dumping.py), and status."""
+    return dumping.dumper(schema)(obj), status
 
 
 def me():
@@ -211,7 +212,7 @@ def perform(
     built: dict[str, str] = {}
 
     def document_body(process: DocumentProcess) -> Any:
-        return instance(s.DocumentSchema).dump(DocumentView(process, me()))
+        return dumping.dumper(s.DocumentSchema)(DocumentView(process, me()))
 
     def before_commit(*results: Any) -> None:
         built["body"] = current_app.json.dumps((body or document_body)(*results))
@@ -443,7 +444,7 @@ def attach(doc_id: int):
             args["revision"],
             before_commit=done,
         ),
-        body=lambda _process, attachment: s.AttachmentSchema().dump(attachment),
+        body=lambda _process, attachment: dumping.dumper(s.AttachmentSchema)(attachment),
         fingerprint=upload_fingerprint(upload, args["revision"]),
     )
 
