@@ -378,6 +378,26 @@ def test_document_shape_for_every_flow(api, flow):
     assert [e["action"] for e in history["items"]] == ["create", doc["actions"][0]]
 
 
+@pytest.mark.parametrize("language", ["en", "zh-CN", "zh-TW"])
+def test_state_and_checklist_labels_are_in_the_callers_language(api, language):
+    doc = api.submitted()
+    spec = SPECS["shipment"]
+    state = spec.state(doc["state"])
+    assert state.review is not None and state.review.checklist  # the double check has points
+    wanted = {"en": "en", "zh-CN": "zh", "zh-TW": "zh_Hant"}[language]
+    headers = {"Accept-Language": language}
+    for body in (
+        api.get(f"/documents/{doc['id']}", "chen", headers=headers).get_json(),
+        next(d for d in api.get("/tasks", "chen", headers=headers).get_json()["items"]
+             if d["id"] == doc["id"]),
+    ):  # fmt: skip
+        assert body["state_label"] == state.label.get(wanted)
+        assert body["review"]["checklist"] == [
+            {"id": item.id, "label": item.label.get(wanted)} for item in state.review.checklist
+        ]
+    assert state.label.get("en") != state.label.get("zh")
+
+
 def test_complete_review_cycle(api):
     doc = api.create("zhang")
     assert doc["state"] == "draft" and "submit" in doc["actions"]

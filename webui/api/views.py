@@ -22,6 +22,7 @@ from webui.api import bp, dumping
 from webui.api import schemas as s
 from webui.attachments import accepts_upload
 from webui.extensions import db
+from webui.i18n import lang
 from workflow import idempotency, notify, policy, queries, services
 from workflow.definitions.spec import FlowSpec, Label
 from workflow.errors import InvalidData, NotFound, Refused
@@ -138,7 +139,10 @@ class DocumentView:
         self.flow = document.flow_name
         self.flow_version = document.flow_version.version
         self.state = document.state
-        self.state_label = process.state.label
+        # Labels in the caller's language, asked for once per document rather than once per
+        # label by the schema (a list page has hundreds; each asks Flask-Babel for the locale).
+        language = lang()
+        self.state_label = process.state.label.get(language)
         self.revision = document.revision
         self.data = document.data
         self.created_by = document.created_by.username
@@ -150,7 +154,7 @@ class DocumentView:
                 rule.required,
                 rule.roles,
                 process.visible_approvals(user),
-                rule.checklist,
+                tuple({"id": i.id, "label": i.label.get(language)} for i in rule.checklist),
                 rule.blind,
             )
             if rule
