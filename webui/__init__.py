@@ -9,11 +9,12 @@ from typing import Any
 from flask import Flask, Request, g, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest, RequestHeaderFieldsTooLarge, RequestURITooLarge
 
 import config as settings
 from webui.extensions import babel, csrf, db, login_manager, migrate
-from workflow.db import READ_ONLY, configure_engine, engine_options, normalize_url
+from workflow.db import READ_ONLY, configure_engine, end_reads, engine_options, normalize_url
 from workflow.errors import InvalidData
 
 
@@ -208,10 +209,16 @@ def register_request_limits(app: Flask) -> None:
             g.read_only_token = token
 
     @app.teardown_request
-    def _end_read_only(_exc: BaseException | None) -> None:
+    def _end_read_only(exc: BaseException | None) -> None:
         token = g.pop("read_only_token", None)
-        if token is not None:
-            READ_ONLY.reset(token)
+        if token is None:
+            return
+        READ_ONLY.reset(token)
+        if exc is None:
+            try:  # a GET that only read keeps its prepared statements (workflow.db.end_reads)
+                end_reads(db.session())
+            except SQLAlchemyError:
+                db.session.rollback()
 
     @app.before_request
     def _upload_limit() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -87,6 +88,65 @@ def ping_when_idle(engine: Engine) -> Engine:
     return engine
 
 
+# Statements that cannot change data: a query, a setting. A WITH query counts only if no
+# data-changing statement appears in it (a WITH may wrap one). Anything else is a write.
+_READ = re.compile(r"\s*(?:SELECT|SHOW|SET)\b", re.IGNORECASE)
+_WITH = re.compile(r"\s*WITH\b", re.IGNORECASE)
+_CHANGE = re.compile(r"\b(?:INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
+_WROTE = "fuhe_wrote"
+
+
+def only_reads(statement: str) -> bool:
+    """Whether a SQL statement only reads (what `note_writes` counts as no write)."""
+    return bool(_READ.match(statement)) or (
+        bool(_WITH.match(statement)) and not _CHANGE.search(statement)
+    )
+
+
+def note_writes(engine: Engine) -> Engine:
+    """Remember, per transaction, whether any statement but a read ran (see `end_reads`)."""
+    if getattr(engine, "_fuhe_notes_writes", False):
+        return engine
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.info[_WROTE] = False
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_execute(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not only_reads(statement):
+            connection.info[_WROTE] = True
+
+    engine._fuhe_notes_writes = True  # type: ignore[attr-defined]
+    return engine
+
+
+def end_reads(session: Session) -> bool:
+    """End a PostgreSQL transaction that only read with COMMIT rather than ROLLBACK; True if
+    it did.
+
+    Both end a read-only transaction the same way, but psycopg forgets every prepared
+    statement on ROLLBACK (DEALLOCATE ALL), and closing a session rolls back. A GET's
+    statements were therefore parsed and planned anew on every request: the busy reviewer's
+    inbox spent 4.7 ms planning its union of ordered branches against 2.5 ms running it.
+    Committed instead, the statements psycopg has prepared (after 5 uses) stay prepared.
+    A transaction that wrote, or holds unflushed changes, is left to be rolled back.
+
+    The loaded objects are not expired (as closing the session would not): what a streamed
+    response reads after the request, such as the signed-in user, stays readable."""
+    if not session.in_transaction() or session.new or session.dirty or session.deleted:
+        return False
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or connection.info.get(_WROTE, True):
+        return False
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+    return True
+
+
 # Set by the web layer for requests that never write (GET, HEAD); see configure_engine.
 READ_ONLY: ContextVar[bool] = ContextVar("fuhe_read_only", default=False)
 
@@ -100,7 +160,7 @@ def configure_engine(engine: Engine) -> Engine:
     IMMEDIATE (taking the write lock up front) on a WAL database with a busy timeout.
     """
     if engine.dialect.name != "sqlite":
-        return ping_when_idle(engine)
+        return note_writes(ping_when_idle(engine))
     if getattr(engine, "_fuhe_configured", False):
         return engine
 

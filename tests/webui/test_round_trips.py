@@ -8,10 +8,14 @@ from contextlib import contextmanager
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import event
+import pytest
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
 
 from tests.webui.test_api import Api
 from webui.extensions import db
+from workflow.db import end_reads, only_reads
+from workflow.models import User
 
 MAX_APPROVE_ROUND_TRIPS = 12
 
@@ -162,3 +166,78 @@ def test_a_list_of_documents_reviewed_by_different_people_costs_the_same_stateme
     many, names = listed()
     assert len(names) == 8 and sorted(chain.from_iterable(names.values())) == sorted(approved)
     assert many == few
+
+
+@pytest.mark.postgres_only
+def test_a_get_that_only_read_ends_with_commit_and_keeps_its_statements_prepared(
+    app, client, api_as
+):
+    """psycopg deallocates every prepared statement on ROLLBACK: a GET that only read ends
+    with COMMIT, so the statements psycopg prepared (after 5 uses) are there the next time."""
+    api = Api(client, api_as)
+    api.submitted("zhang")
+    api.headers("chen")
+    used: list[Any] = []
+
+    def remember(conn: Any, *_: Any) -> None:
+        used.append(conn.connection.dbapi_connection)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        for _ in range(7):
+            with counted(app) as trips:
+                assert len(api.get("/tasks?limit=50", "chen").get_json()["items"]) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert trips[-1] == "COMMIT" and "ROLLBACK" not in trips, trips
+    connection = used[-1]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        prepared = cursor.fetchone()[0]
+    connection.commit()
+    assert prepared >= 3, "the inbox's statements were not kept prepared"
+
+
+def test_only_what_cannot_change_data_counts_as_a_read() -> None:
+    reads = [
+        "SELECT 1",
+        "  select id FROM documents WHERE id = 1 FOR UPDATE",  # a lock ends with either
+        "WITH few AS MATERIALIZED (SELECT id FROM documents) SELECT * FROM few",
+        "SET LOCAL max_parallel_workers_per_gather = 0",
+        "SHOW server_version",
+    ]
+    writes = [
+        "INSERT INTO reviews VALUES (1)",
+        "UPDATE documents SET state = 'x'",
+        "DELETE FROM task_claims",
+        "WITH moved AS (UPDATE documents SET state = 'x' RETURNING id) SELECT * FROM moved",
+        "with gone as (delete from task_claims returning id) select 1",
+        "SELECTED_NOTHING",  # not a SELECT keyword: counted as a write
+        "CREATE TABLE t (id int)",
+        "VACUUM",
+    ]
+    assert all(only_reads(s) for s in reads)
+    assert not any(only_reads(s) for s in writes)
+
+
+def test_end_reads_commits_only_a_postgresql_transaction_that_only_read(session: Any) -> None:
+    from workflow.accounts import create_user
+
+    user = create_user(session, "reader", "secret-password-1", ["auditor"])
+    postgres = session.get_bind().dialect.name == "postgresql"
+    with Session(session.get_bind()) as web:  # expires on commit, as Flask-SQLAlchemy's does
+        reader = web.get(User, user.id)
+        assert end_reads(web) is postgres  # SQLite has no prepared statements to keep
+    assert reader.username == "reader"  # still readable once closed (a streamed response)
+    # A write that was flushed but not committed is rolled back, never committed here.
+    session.execute(update(User).where(User.id == user.id).values(display_name="changed"))
+    assert end_reads(session) is False
+    session.rollback()
+    assert session.scalar(select(User.display_name).where(User.id == user.id)) != "changed"
+    session.rollback()
+    user.display_name = "pending"  # a change not yet flushed
+    assert end_reads(session) is False
+    session.rollback()
+    assert session.scalar(select(User.display_name).where(User.id == user.id)) != "pending"
