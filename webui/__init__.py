@@ -217,8 +217,8 @@ def register_request_limits(app: Flask) -> None:
         if exc is None:
             try:  # a GET that only read keeps its prepared statements (workflow.db.end_reads)
                 end_reads(db.session())
-            except SQLAlchemyError:
-                db.session.rollback()
+            except SQLAlchemyError as error:  # the session's removal still rolls back
+                app.logger.warning("ending a read-only transaction failed: %s", error)
 
     @app.before_request
     def _upload_limit() -> None:

@@ -110,11 +110,30 @@ def test_what_the_compiler_does_not_know_is_left_to_marshmallow() -> None:
         def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
             return 42
 
+    class WholeList(Schema):
+        id = fields.Integer()
+
+        @post_dump(pass_collection=True)
+        def count(self, data: Any, many: bool, **_: Any) -> Any:
+            return {"count": len(data)} if many else data
+
+    class Outer(Schema):
+        one = fields.Nested(Hooked)
+        batch = fields.Nested(WholeList, many=True)
+        listed = fields.List(fields.Nested(WholeList))
+
     hooked, own = Hooked(), OwnAccess()
     assert dumping.compile_schema(hooked) == hooked.dump
     assert dumping.compile_schema(own) == own.dump
     assert same(hooked, {"id": 1}) == {"wrapped": {"id": 1}}
     assert same(own, {"id": 1}) == {"id": 42}
+    # Nested hooked schemas are dumped by marshmallow, a collection as a whole.
+    rows = [{"id": 1}, {"id": 2}]
+    assert same(Outer(), {"one": {"id": 3}, "batch": rows, "listed": rows}) == {
+        "one": {"wrapped": {"id": 3}},
+        "batch": {"count": 2},
+        "listed": [{"id": 1}, {"id": 2}],
+    }
 
 
 def test_every_response_schema_of_the_api_compiles() -> None:

@@ -38,12 +38,7 @@ def dumper(schema: type[Schema]) -> Dumper:
 
 def compile_schema(schema: Schema) -> Dumper:
     """A function equal to `schema.dump` (one object, or a list when `schema.many`)."""
-    if (
-        schema._hooks[PRE_DUMP]
-        or schema._hooks[POST_DUMP]
-        or type(schema).get_attribute is not Schema.get_attribute
-        or schema.dict_class is not dict
-    ):
+    if not _compilable(schema):
         return schema.dump
     steps = [
         (name if field.data_key is None else field.data_key, _reader(schema, name, field))
@@ -62,6 +57,17 @@ def compile_schema(schema: Schema) -> Dumper:
         return one
     # As Schema.dump: a list for a collection, and None handled as one object.
     return lambda objs: [one(o) for o in objs] if objs is not None else one(objs)
+
+
+def _compilable(schema: Schema) -> bool:
+    """Whether the compiler writes what `schema.dump` writes: no dump hooks, no attribute
+    access of its own."""
+    return not (
+        schema._hooks[PRE_DUMP]
+        or schema._hooks[POST_DUMP]
+        or type(schema).get_attribute is not Schema.get_attribute
+        or schema.dict_class is not dict
+    )
 
 
 def _reader(schema: Schema, name: str, field: fields.Field) -> Callable[[Any], Any]:
@@ -116,7 +122,10 @@ def _nested(field: fields.Nested) -> ValueWriter:
             return None
         if compiled is None:
             schema = field.schema
-            if schema.many or not field.many:
+            many = schema.many or field.many
+            if not _compilable(schema):  # its hooks may treat a collection as a whole
+                compiled = lambda values: schema.dump(values, many=many)  # noqa: E731
+            elif schema.many or not field.many:
                 compiled = compile_schema(schema)
             else:
                 single = compile_schema(schema)
