@@ -153,7 +153,8 @@ READ_ONLY: ContextVar[bool] = ContextVar("fuhe_read_only", default=False)
 
 def configure_engine(engine: Engine) -> Engine:
     """Install SQLite's write-safety settings; on PostgreSQL (which uses row locks), the ping
-    of connections that sat idle (`ping_when_idle`).
+    of connections that sat idle (`ping_when_idle`) and the note of transactions that wrote
+    (`note_writes`, for `end_reads`).
 
     Python's sqlite3 starts transactions with a deferred BEGIN, so two writers that both read
     first deadlock and one loses with "database is locked". Every transaction here begins
