@@ -241,3 +241,32 @@ def test_end_reads_commits_only_a_postgresql_transaction_that_only_read(session:
     assert end_reads(session) is False
     session.rollback()
     assert session.scalar(select(User.display_name).where(User.id == user.id)) != "pending"
+
+
+def test_the_inboxs_limits_are_written_into_its_sql_and_the_rest_stay_parameters(
+    app, client, api_as
+):
+    """PostgreSQL costs a LIMIT it cannot see as 10 % of the rows; with the limits in the SQL
+    the prepared union's generic plan costs what the custom plans do, and is kept."""
+    api = Api(client, api_as)
+    api.submitted("zhang")
+    api.headers("chen")
+    sent: list[tuple[str, Any]] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        assert len(api.get("/tasks?limit=20", "chen").get_json()["items"]) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    keys = [(s, p) for s, p in sent if s.startswith(("SELECT anon_1.entered_at", "WITH few"))]
+    assert len(keys) == 2, sent  # the overdue tier, then the union of the rest
+    for statement, parameters in keys:
+        assert "LIMIT 21" in statement, statement  # the page (20) and one more
+        if isinstance(parameters, dict):  # PostgreSQL's named parameters (SQLite: positional)
+            names = " ".join(parameters)
+            assert "limit" not in names and "user_id" in names and "now" in names, names
