@@ -92,7 +92,8 @@ def create_app(config: type[settings.Config] | dict[str, Any] | None = None) -> 
     app.request_class = BoundedRequest
     app.json = ExactJSONProvider(app)
     configure(app, config)
-    register_request_limits(app)  # first: a GET's transaction must know it only reads
+    register_read_only(app)  # first: a GET's transaction must know it only reads
+    register_request_limits(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -197,9 +198,9 @@ def register_commands(app: Flask) -> None:
     register(app)
 
 
-def register_request_limits(app: Flask) -> None:
-    """Over-long URLs and header blocks are refused by the app (JSON under /api), below the
-    limits gunicorn enforces itself (gunicorn.conf.py), so clients get the usual error shape."""
+def register_read_only(app: Flask) -> None:
+    """GET and HEAD requests only read: on SQLite their transactions take no write lock, and
+    on PostgreSQL one that only read ends with COMMIT, keeping its prepared statements."""
 
     @app.before_request
     def _read_only() -> None:
@@ -219,6 +220,11 @@ def register_request_limits(app: Flask) -> None:
                 end_reads(db.session())
             except SQLAlchemyError as error:  # the session's removal still rolls back
                 app.logger.warning("ending a read-only transaction failed: %s", error)
+
+
+def register_request_limits(app: Flask) -> None:
+    """Over-long URLs and header blocks are refused by the app (JSON under /api), below the
+    limits gunicorn enforces itself (gunicorn.conf.py), so clients get the usual error shape."""
 
     @app.before_request
     def _upload_limit() -> None:

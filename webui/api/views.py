@@ -88,8 +88,9 @@ def operation(
 
 @cache
 def instance(schema: type[Schema]) -> Schema:
-    """One instance per schema class: building one (and its nested schemas) costs more than the
-    load or dump it serves, and marshmallow 4 schemas hold no per-call state."""
+    """One instance per schema class, for loading requests (responses are dumped by
+    webui/api/dumping.py): building one and its nested schemas costs more than the load it
+    serves, and marshmallow 4 schemas hold no per-call state."""
     return schema()
 
 
