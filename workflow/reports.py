@@ -288,52 +288,76 @@ def _median(values: list[int]) -> Decimal:
     return Decimal(ordered[mid - 1] + ordered[mid]) / 2
 
 
+def _month_of(column: Any, period: Period) -> ColumnElement[int] | None:
+    """Which month of `period` (0, 1, …) a time inside it falls in, for grouping by month in
+    the same query as by flow; None for a single month."""
+    months = period.months()
+    if len(months) == 1:
+        return None
+    ends = [month.bounds()[1] for month in months[:-1]]
+    return case(*((column < end, n) for n, end in enumerate(ends)), else_=len(ends))
+
+
+def _bytewise(session: Session, *columns: Any) -> tuple[Any, ...]:
+    """Text group keys compared byte by byte on PostgreSQL. Grouping needs only equality,
+    which every deterministic collation agrees on; the database's locale (strcoll) made
+    sorting a year's decisions by reviewer twice as slow. (SQLite compares bytes already.)"""
+    if session.get_bind().dialect.name != "postgresql":
+        return columns
+    return tuple(column.collate("C") for column in columns)
+
+
+# The figures counted by flow; the first two also by month (the figure's own time).
+MONTHLY = {"created": R.created_at, "completed": R.finished_at}
+
+
 def summary(session: Session, scope: Scope, now: dt.datetime | None = None) -> dict[str, Any]:
     """Every figure of the overview for `scope` (a plain dict: JSON, pages and files use it)."""
     now = now or utcnow()
     period, flow = scope.period, scope.flow
-    # One query per figure, grouped by flow: the totals and the by-flow table at once.
-    per_flow: dict[str, dict[str, Any]] = defaultdict(dict)
+    months = period.months()
+    # One query per figure, grouped by flow (and month): the totals, the by-flow table and the
+    # by-month table at once.
+    per_flow: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
     totals: dict[str, Any] = {}
+    monthly = {name: [[0, 0] for _ in months] for name in MONTHLY}  # [count, fen] per month
     for name in ("created", "completed", "rejected", "withdrawn", "open"):
-        count, amount = 0, Decimal("0.00")
-        for flow_name, n, fen in session.execute(
-            select(R.flow, func.count(), func.coalesce(func.sum(R.amount_fen), 0))
+        month_of = _month_of(MONTHLY[name], period) if name in MONTHLY else None
+        keys = (R.flow,) if month_of is None else (R.flow, month_of)
+        count, fen_total = 0, 0
+        for row in session.execute(
+            select(*keys, func.count(), func.coalesce(func.sum(R.amount_fen), 0))
             .where(figure_clause(scope, name))
-            .group_by(R.flow)
+            .group_by(*keys)
         ):
-            per_flow[flow_name][name] = int(n)
-            per_flow[flow_name][f"{name}_amount"] = money(int(fen))
-            count, amount = count + int(n), amount + money(int(fen))
+            n, fen = int(row[-2]), int(row[-1])
+            per_flow[row[0]][name] += n
+            per_flow[row[0]][f"{name}_fen"] += fen
+            count, fen_total = count + n, fen_total + fen
+            if name in MONTHLY:
+                month = monthly[name][row[1] if month_of is not None else 0]
+                month[0], month[1] = month[0] + n, month[1] + fen
         totals[name] = count
         if name != "rejected":
-            totals[f"{name}_amount"] = amount
+            totals[f"{name}_amount"] = money(fen_total)
 
-    by_month = []
-    for month in period.months():
-        m_scope = Scope(month, flow)
-        if month == period:  # a single month: the totals say it already
-            created, created_amount = totals["created"], totals["created_amount"]
-            done, done_amount = totals["completed"], totals["completed_amount"]
-        else:
-            created, created_amount = _count_sum(session, figure_clause(m_scope, "created"))
-            done, done_amount = _count_sum(session, figure_clause(m_scope, "completed"))
-        by_month.append(
-            {
-                "month": month.label,
-                "created": created,
-                "created_amount": created_amount,
-                "completed": done,
-                "completed_amount": done_amount,
-            }
-        )
+    by_month = [
+        {
+            "month": month.label,
+            "created": monthly["created"][n][0],
+            "created_amount": money(monthly["created"][n][1]),
+            "completed": monthly["completed"][n][0],
+            "completed_amount": money(monthly["completed"][n][1]),
+        }
+        for n, month in enumerate(months)
+    ]
 
     figures = ("created", "completed", "rejected", "withdrawn", "open")
     by_flow = [
         {
             "flow": name,
             **{f: row.get(f, 0) for f in figures},
-            "created_amount": row.get("created_amount", Decimal("0.00")),
+            "created_amount": money(row.get("created_fen", 0)),
         }
         for name, row in sorted(per_flow.items())
         if not flow
@@ -364,23 +388,24 @@ def _steps(session: Session, scope: Scope) -> list[dict[str, Any]]:
         _between(ReportStep.left_at, scope.period),
         ReportStep.seconds.is_not(None),
     )
+    keys = _bytewise(session, ReportStep.flow, ReportStep.state)
     groups = session.execute(
         select(
-            ReportStep.flow,
-            ReportStep.state,
+            *keys,
             func.count(),
             func.count(func.distinct(ReportStep.document_id)),
             func.sum(ReportStep.seconds),
             func.max(ReportStep.seconds),
         )
         .where(where)
-        .group_by(ReportStep.flow, ReportStep.state)
-        .order_by(ReportStep.flow, ReportStep.state)
+        .group_by(*keys)
     ).all()
     out = []
     for flow, state, passes, documents, total, slowest in groups:
         # The median from the middle one or two values, sorted by the database (no
-        # percentile function on SQLite; no list of every pass sent to Python).
+        # percentile function on SQLite; no list of every pass sent to Python). One query per
+        # step: numbering every pass of the period at once sorted them all together, on disk
+        # (2.4 s for a year at 1M documents, against 0.9 s for these).
         middle = session.scalars(
             select(ReportStep.seconds)
             .where(where, ReportStep.flow == flow, ReportStep.state == state)
@@ -399,12 +424,14 @@ def _steps(session: Session, scope: Scope) -> list[dict[str, Any]]:
                 "max_seconds": int(slowest),
             }
         )
-    return out
+    return sorted(out, key=lambda step: (step["flow"], step["state"]))
 
 
 def _rejections(session: Session, scope: Scope, by: str) -> list[dict[str, Any]]:
     # A reason is counted across flows; a step belongs to one flow.
-    keys = [ReportStep.reason] if by == "reason" else [ReportStep.flow, ReportStep.state]
+    keys = _bytewise(
+        session, *([ReportStep.reason] if by == "reason" else [ReportStep.flow, ReportStep.state])
+    )
     rows = session.execute(
         select(*keys, func.count(), func.count(func.distinct(ReportStep.document_id)))
         .where(
@@ -425,18 +452,15 @@ def _rejections(session: Session, scope: Scope, by: str) -> list[dict[str, Any]]
 
 
 def _approvals(session: Session, scope: Scope) -> list[dict[str, Any]]:
+    (reviewer,) = _bytewise(session, ReportDecision.reviewer)
     rows = session.execute(
-        select(
-            ReportDecision.reviewer,
-            func.count(),
-            func.count(func.distinct(ReportDecision.document_id)),
-        )
+        select(reviewer, func.count(), func.count(func.distinct(ReportDecision.document_id)))
         .where(
             _flow(ReportDecision.flow, scope.flow),
             _between(ReportDecision.at, scope.period),
             ReportDecision.decision == "approve",
         )
-        .group_by(ReportDecision.reviewer)
+        .group_by(reviewer)
     ).all()
     out = [{"reviewer": r, "approvals": n, "documents": d} for r, n, d in rows]
     return sorted(out, key=lambda r: (-r["approvals"], r["reviewer"]))
@@ -447,12 +471,15 @@ def _deposits(session: Session, scope: Scope, now: dt.datetime) -> list[dict[str
         return []
     # Ages count to today, or to the period's last day once the period is over.
     today = min(as_utc(now).astimezone(CHINA).date(), scope.period.last_day)
-    rows = session.scalars(
-        select(R).where(figure_clause(scope, "deposits")).order_by(R.milestone_at)
-    ).all()
+    # The columns shown, not report rows as objects: a busy department has thousands open.
+    rows = session.execute(
+        select(R.document_id, R.customer, R.state, R.amount_fen, R.milestone_at, R.due_date)
+        .where(figure_clause(scope, "deposits"))
+        .order_by(R.milestone_at)
+    )
     out = []
     for row in rows:
-        paid_at = as_utc(row.milestone_at).astimezone(CHINA).date()  # type: ignore[arg-type]
+        paid_at = as_utc(row.milestone_at).astimezone(CHINA).date()
         out.append(
             {
                 "document_id": row.document_id,

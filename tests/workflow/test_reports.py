@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.conftest import DEFINITIONS
 from tests.report_world import build_world
@@ -111,6 +111,36 @@ def test_quarter_by_month(session, world) -> None:
     }
     flows = {row["flow"]: row["created"] for row in s["by_flow"]}
     assert flows == {"shipment": 3, "invoicing": 1, "expense": 1, "tender_deposit": 1}
+
+
+def test_a_years_months_are_its_months_overviews_in_the_same_statements(session, world) -> None:
+    """The by-month table comes from the figures' own queries, grouped by month as well (a
+    CASE over the months' ends in China time), not from two more queries per month: a year's
+    overview sends as many statements as a month's, and each of its months says what that
+    month's own overview says."""
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("SELECT"):  # not SQLite's BEGIN of the first one
+            sent.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        month = reports.summary(session, Scope(parse_period("2026-11")), now=NOW)
+        in_a_month = len(sent)
+        year = reports.summary(session, Scope(parse_period("2026")), now=NOW)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(sent) - in_a_month == in_a_month
+    assert [m["month"] for m in year["by_month"]] == [f"2026-{n:02d}" for n in range(1, 13)]
+    figures = ("created", "created_amount", "completed", "completed_amount")
+    for row in year["by_month"]:
+        alone = reports.summary(session, Scope(parse_period(row["month"])), now=NOW)["totals"]
+        assert {f: row[f] for f in figures} == {f: alone[f] for f in figures}, row["month"]
+    november = next(m for m in year["by_month"] if m["month"] == "2026-11")
+    assert (november["created"], november["completed"]) == (month["totals"]["created"], 1)
+    assert sum(m["created"] for m in year["by_month"]) == year["totals"]["created"]
 
 
 def test_steps_medians_and_slowest(session, world) -> None:
