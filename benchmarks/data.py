@@ -43,7 +43,7 @@ REVIEW_STRIDE = 8  # review ids per document (gaps are harmless, ids only need t
 EVENT_STRIDE = 24  # event ids per document
 BUSY_USER = "busy_reviewer"
 BULK_TABLES = ("documents", "document_revisions", "reviews", "audit_events", "audit_chains",
-               "report_documents", "report_steps", "report_decisions")  # fmt: skip
+               "report_documents", "report_steps")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -381,10 +381,8 @@ COLUMNS = {
         "id", "document_id", "flow", "state", "entered_at", "left_at", "seconds", "outcome",
         "reason", "decided_by",
     ),
-    "report_decisions": ("id", "document_id", "flow", "state", "reviewer", "decision", "at"),
 }  # fmt: skip
 STEP_STRIDE = 8  # report_steps ids per document
-DECISION_STRIDE = 8  # report_decisions ids per document
 OUTCOMES = {"approve": "approved", "reject": "rejected"}
 
 
@@ -486,7 +484,6 @@ def _document(
     next_id = job.event_base + index * EVENT_STRIDE + 1
     review_ids = iter(range(index * REVIEW_STRIDE + 1, 1 << 62))
     step_ids = iter(range(index * STEP_STRIDE + 1, 1 << 62))
-    decision_ids = iter(range(index * DECISION_STRIDE + 1, 1 << 62))
     head = audit.GENESIS
     seq = 0
     # What report_index would keep (record_event + refresh, event by event).
@@ -521,10 +518,6 @@ def _document(
              data_hash)
         )  # fmt: skip
         head = sealed
-        if action in ("approve", "reject"):
-            rows["report_decisions"].append(
-                (next(decision_ids), doc_id, plan.name, source, actor, action, at)
-            )
         if source != dest:
             if open_step is not None:
                 open_step[5] = at
@@ -632,8 +625,7 @@ def write(url: str, schema: str | None, rows: dict[str, list[tuple[Any, ...]]]) 
     """Write rows in one transaction: binary COPY on PostgreSQL, executemany on SQLite.
     Returns the CPU seconds the PostgreSQL backend spent (when it runs on this machine)."""
     order = ["users", "user_roles", "documents", "document_revisions", "reviews",
-             "audit_events", "audit_chains", "report_documents", "report_steps",
-             "report_decisions"]  # fmt: skip
+             "audit_events", "audit_chains", "report_documents", "report_steps"]  # fmt: skip
     if url.startswith("sqlite"):
         conn = sqlite3.connect(url.split("///", 1)[1], timeout=600, isolation_level=None)
         conn.execute("PRAGMA synchronous=OFF")
@@ -916,7 +908,7 @@ def _finish(session: Session) -> None:
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         for table in ("users", "documents", "document_revisions", "reviews", "audit_events",
-                      "report_steps", "report_decisions"):  # fmt: skip
+                      "report_steps"):  # fmt: skip
             session.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -926,17 +918,12 @@ def _finish(session: Session) -> None:
         session.commit()
         with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             # Tables read through index-only scans need the visibility map, which VACUUM sets:
-            # the documents (the inbox's order index), the reviews (the four-eyes probes) and
-            # the report tables (covering indexes). A running database has it from autovacuum,
-            # which vacuums insert-only tables too (PostgreSQL 13+); a host where autovacuum is
-            # off would otherwise measure heap fetches production does not make. Everything
-            # else only needs planner statistics.
-            conn.execute(
-                text(
-                    "VACUUM ANALYZE documents, reviews, report_documents, report_steps, "
-                    "report_decisions"
-                )
-            )
+            # the documents (the inbox's order index), the reviews (the four-eyes probes and
+            # the approvals per reviewer) and the report tables (covering indexes). A running
+            # database has it from autovacuum, which vacuums insert-only tables too (PostgreSQL
+            # 13+); a host where autovacuum is off would otherwise measure heap fetches
+            # production does not make. Everything else only needs planner statistics.
+            conn.execute(text("VACUUM ANALYZE documents, reviews, report_documents, report_steps"))
             conn.execute(text("ANALYZE"))
     else:
         session.execute(text("ANALYZE"))

@@ -206,7 +206,11 @@ class Review(Base):
     """One decision in one round of one review state; one per person per round."""
 
     __tablename__ = "reviews"
-    __table_args__ = (UniqueConstraint("document_id", "state", "round", "user_id"),)
+    __table_args__ = (
+        UniqueConstraint("document_id", "state", "round", "user_id"),
+        # Approvals per reviewer in a period (workflow/reports.py), read from the index alone.
+        Index("ix_reviews_at", "at", "decision", "user_id", "document_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
@@ -657,23 +661,6 @@ class ReportStep(Base):
     outcome: Mapped[str | None] = mapped_column(String(16))  # approved | rejected | moved
     reason: Mapped[str | None] = mapped_column(String(200))
     decided_by: Mapped[str | None] = mapped_column(String(64))
-
-
-class ReportDecision(Base):
-    """One approval or rejection, by whom and when (approvals per reviewer in a period)."""
-
-    __tablename__ = "report_decisions"
-    __table_args__ = (
-        Index("ix_report_decisions_at", "at", "decision", "flow", "reviewer", "document_id"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    document_id: Mapped[int] = mapped_column(Integer, index=True)
-    flow: Mapped[str] = mapped_column(String(40))
-    state: Mapped[str] = mapped_column(String(40))
-    reviewer: Mapped[str] = mapped_column(String(64))
-    decision: Mapped[str] = mapped_column(String(16))
-    at: Mapped[dt.datetime] = mapped_column(Timestamp)
 
 
 # Keeps the report tables in step with every flush that writes an audit event.

@@ -3,8 +3,10 @@
 One SQLAlchemy `before_flush` listener, so no service has to remember to call anything: every
 allowed action writes an audit event (rule 6), and every flush that carries one (or a changed
 document) updates `report_documents` (one row per document: state, times, amount, contract
-number…), `report_steps` (one row per pass through a review state) and `report_decisions` (one
-row per approval or rejection). Reports then read these indexed columns and never the JSON.
+number…) and `report_steps` (one row per pass through a review state). Approvals and
+rejections are read from `reviews` itself (one row per decision already, indexed by time): a
+copy of each would cost every decision one more row to write. Reports then read these indexed
+columns and never the JSON.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from workflow.db import as_utc
 from workflow.models import (
     AuditEvent,
     Document,
-    ReportDecision,
     ReportDocument,
     ReportStep,
     User,
@@ -146,20 +147,9 @@ def refresh(session: Session, document: Document, state: str, at: dt.datetime) -
 
 
 def record_event(session: Session, document: Document, ev: AuditEvent) -> None:
-    """Steps and decisions from one allowed action on `document`."""
+    """The review steps one allowed action on `document` leaves and enters."""
     spec = _spec(document)
     at = ev.at
-    if ev.action in ("approve", "reject") and ev.from_state and ev.actor:
-        session.add(
-            ReportDecision(
-                document_id=document.id,
-                flow=document.flow_name,
-                state=ev.from_state,
-                reviewer=ev.actor,
-                decision=ev.action,
-                at=at,
-            )
-        )
     if ev.from_state == ev.to_state or ev.to_state is None:
         return
     open_step = _pending(session, ReportStep, document.id) or _open_step(session, document.id)
@@ -208,7 +198,7 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
 
 def rebuild(session: Session) -> int:
     """Recreate the report rows of every document from the audit log (after an upgrade)."""
-    for table in (ReportDecision, ReportStep, ReportDocument):
+    for table in (ReportStep, ReportDocument):
         session.execute(delete(table))
     session.flush()
     count = 0

@@ -1,7 +1,8 @@
 """Statistics for managers: the overview of a period and the contract list (合同履行一览表).
 
 Everything here reads the report tables kept by workflow/report_index.py (indexed columns, one
-row per document, per review pass and per decision), never the documents' JSON. Periods are
+row per document and per review pass) and the reviews themselves (one row per decision), never
+the documents' JSON. Periods are
 calendar months, quarters or years in China time (a document completed at 23:59 on the last
 day of a month belongs to that month). Money is Decimal, summed exactly as integer fen.
 
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from workflow.db import as_utc, utcnow
 from workflow.errors import Forbidden, InvalidData
-from workflow.models import FlowVersion, ReportDecision, ReportDocument, ReportStep, User
+from workflow.models import Document, FlowVersion, ReportDocument, ReportStep, Review, User
 
 CHINA = ZoneInfo("Asia/Shanghai")
 REPORT_ROLES = frozenset({"sales_manager", "gm", "auditor"})
@@ -150,6 +151,17 @@ def _flow(column: Any, flow: str | None) -> ColumnElement[bool]:
     return column == flow if flow else true()
 
 
+def _reviews_of(flow: str | None) -> ColumnElement[bool]:
+    """Reviews of one flow's documents (a review knows its document, the document its flow)."""
+    if not flow:
+        return true()
+    return Review.document_id.in_(select(Document.id).where(Document.flow_name == flow))
+
+
+def _approvals_in(period: Period, flow: str | None) -> ColumnElement[bool]:
+    return and_(_reviews_of(flow), _between(Review.at, period), Review.decision == "approve")
+
+
 def _between(column: Any, period: Period) -> ColumnElement[bool]:
     start, end = period.bounds()
     return and_(column >= start, column < end)
@@ -232,11 +244,9 @@ def figure_clause(scope: Scope, figure: str) -> ColumnElement[bool]:
         # every document of the flow instead of looking up the few the steps name.
         return R.document_id.in_(steps)
     if figure == "approved_by":
-        decided = select(ReportDecision.document_id).where(
-            _flow(ReportDecision.flow, scope.flow),
-            _between(ReportDecision.at, period),
-            ReportDecision.decision == "approve",
-            ReportDecision.reviewer == p.get("reviewer", ""),
+        reviewer = select(User.id).where(User.username == p.get("reviewer", ""))
+        decided = select(Review.document_id).where(
+            _approvals_in(period, scope.flow), Review.user_id == reviewer.scalar_subquery()
         )
         return R.document_id.in_(decided)
     if figure == "deposits":
@@ -452,15 +462,21 @@ def _rejections(session: Session, scope: Scope, by: str) -> list[dict[str, Any]]
 
 
 def _approvals(session: Session, scope: Scope) -> list[dict[str, Any]]:
-    (reviewer,) = _bytewise(session, ReportDecision.reviewer)
-    rows = session.execute(
-        select(reviewer, func.count(), func.count(func.distinct(ReportDecision.document_id)))
-        .where(
-            _flow(ReportDecision.flow, scope.flow),
-            _between(ReportDecision.at, scope.period),
-            ReportDecision.decision == "approve",
+    # Counted by reviewer id (integers sort fast), named afterwards.
+    per_reviewer = (
+        select(
+            Review.user_id,
+            func.count().label("approvals"),
+            func.count(func.distinct(Review.document_id)).label("documents"),
         )
-        .group_by(reviewer)
+        .where(_approvals_in(scope.period, scope.flow))
+        .group_by(Review.user_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(User.username, per_reviewer.c.approvals, per_reviewer.c.documents).join(
+            per_reviewer, per_reviewer.c.user_id == User.id
+        )
     ).all()
     out = [{"reviewer": r, "approvals": n, "documents": d} for r, n, d in rows]
     return sorted(out, key=lambda r: (-r["approvals"], r["reviewer"]))

@@ -3,6 +3,7 @@ cannot creep away unnoticed: an approval over HTTP in at most 12, and reads that
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import chain
@@ -18,6 +19,7 @@ from workflow.db import end_reads, only_reads
 from workflow.models import User
 
 MAX_APPROVE_ROUND_TRIPS = 12
+WRITE = re.compile(r"(INSERT INTO|UPDATE|DELETE FROM) (\w+)")
 
 
 @contextmanager
@@ -64,6 +66,27 @@ def test_an_approval_over_http_takes_at_most_12_round_trips(app, client, api_as)
     assert len(response.get_json()["review"]["approvals"]) == 1
     assert len(trips) <= MAX_APPROVE_ROUND_TRIPS, "\n".join(trips)
     assert trips.count("BEGIN") == 1 and trips.count("COMMIT") == 1, trips
+
+
+def test_an_approval_writes_its_review_its_event_and_the_documents_report_row_only(
+    app, client, api_as
+):
+    """What a first approval writes, table by table: the review, the audit event and its
+    chain's tip, and the document's report row (last activity). No copy of the decision: the
+    reports count approvals from `reviews` (until migration 0100, `report_decisions` cost
+    every decision one more row)."""
+    api = Api(client, api_as)
+    doc = api.submitted()
+    api.headers("wang")
+    with counted(app) as trips:
+        assert api.act(doc, "wang", "approve", revision=doc["revision"]).status_code == 200
+    written = sorted(match.groups() for match in map(WRITE.match, trips) if match)
+    assert written == [
+        ("INSERT INTO", "audit_events"),
+        ("INSERT INTO", "reviews"),
+        ("UPDATE", "audit_chains"),
+        ("UPDATE", "report_documents"),
+    ], trips
 
 
 def test_the_quorum_approval_stays_within_12_round_trips(app, client, api_as):

@@ -304,7 +304,7 @@ def test_csv_is_formula_safe_with_bom(session, world) -> None:
 def test_a_refused_action_leaves_the_report_rows_as_they_were(session, flows, people) -> None:
     from workflow import services
     from workflow.errors import Refused
-    from workflow.models import ReportDecision
+    from workflow.models import Review
 
     doc = services.create_document(session, people["zhang"], "shipment", SHIP_EXAMPLE).document
     services.act(session, doc.id, people["zhang"], "submit", 1)
@@ -322,7 +322,7 @@ def test_a_refused_action_leaves_the_report_rows_as_they_were(session, flows, pe
         services.act(session, doc.id, people["zhang"], "approve", 2)
     session.expire_all()
     assert session.get(ReportDocument, doc.id).state == "double_check"
-    assert session.scalars(select(ReportDecision)).all() == []
+    assert session.scalars(select(Review)).all() == []
     steps = session.scalars(select(ReportStep).where(ReportStep.document_id == doc.id)).all()
     assert [(s.state, s.left_at) for s in steps] == [("double_check", None)]
 
