@@ -2,9 +2,9 @@
 
 Everything here reads the report tables kept by workflow/report_index.py (indexed columns, one
 row per document and per review pass) and the reviews themselves (one row per decision), never
-the documents' JSON. Periods are
-calendar months, quarters or years in China time (a document completed at 23:59 on the last
-day of a month belongs to that month). Money is Decimal, summed exactly as integer fen.
+the documents' JSON. Periods are calendar months, quarters or years in China time (a document
+completed at 23:59 on the last day of a month belongs to that month). Money is Decimal, summed
+exactly as integer fen.
 
 Every figure is defined once, as a filter (`figure_clause`): the overview counts what the
 filter selects and the document list behind the figure lists what the same filter selects.
@@ -310,8 +310,9 @@ def _month_of(column: Any, period: Period) -> ColumnElement[int] | None:
 
 def _bytewise(session: Session, *columns: Any) -> tuple[Any, ...]:
     """Text group keys compared byte by byte on PostgreSQL. Grouping needs only equality,
-    which every deterministic collation agrees on; the database's locale (strcoll) made
-    sorting a year's decisions by reviewer twice as slow. (SQLite compares bytes already.)"""
+    which every deterministic collation agrees on, and `count(DISTINCT …)` sorts each group:
+    under the database's locale (strcoll) a year's 2.8M approvals grouped by reviewer name
+    took 2.8 s, bytewise 1.5 s. (SQLite compares bytes already.)"""
     if session.get_bind().dialect.name != "postgresql":
         return columns
     return tuple(column.collate("C") for column in columns)
