@@ -21,6 +21,10 @@ def plain(value: Any) -> Any:
     return as_utc(value) if hasattr(value, "tzinfo") else value
 
 
+def _plain_rows(session: Session, sql: str) -> list[tuple[Any, ...]]:
+    return [tuple(plain(v) for v in row) for row in session.execute(text(sql))]
+
+
 def _rows(session: Session) -> dict[str, list[tuple[Any, ...]]]:
     """Every report row without its surrogate id, times in UTC, in a stable order."""
     out = {}
@@ -47,25 +51,17 @@ def test_generated_data_verifies_and_matches_the_report_index(db_url: str) -> No
         assert made["report_steps"]
         # The reports count approvals from the reviews: one per approve or reject event, by
         # its actor, in its state, at its time (what the engine writes with each decision).
-        decisions = [
-            tuple(plain(v) for v in row)
-            for row in session.execute(
-                text(
-                    "SELECT document_id, from_state, actor, action, at FROM audit_events"
-                    " WHERE action IN ('approve', 'reject') AND outcome = 'ok'"
-                    " ORDER BY document_id, chain_seq"
-                )
-            )
-        ]
-        reviews = [
-            tuple(plain(v) for v in row)
-            for row in session.execute(
-                text(
-                    "SELECT r.document_id, r.state, u.username, r.decision, r.at FROM reviews r"
-                    " JOIN users u ON u.id = r.user_id ORDER BY r.document_id, r.event_seq"
-                )
-            )
-        ]
+        decisions = _plain_rows(
+            session,
+            "SELECT document_id, from_state, actor, action, at FROM audit_events"
+            " WHERE action IN ('approve', 'reject') AND outcome = 'ok'"
+            " ORDER BY document_id, chain_seq",
+        )
+        reviews = _plain_rows(
+            session,
+            "SELECT r.document_id, r.state, u.username, r.decision, r.at FROM reviews r"
+            " JOIN users u ON u.id = r.user_id ORDER BY r.document_id, r.event_seq",
+        )
         assert decisions and reviews == decisions
         contracts = {r[12] for r in made["report_documents"]} - {None}
         assert len(contracts) > 20  # documents belong to many contracts (合同履行一览表)
