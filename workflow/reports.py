@@ -298,10 +298,9 @@ def _median(values: list[int]) -> Decimal:
     return Decimal(ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _month_of(column: Any, period: Period) -> ColumnElement[int] | None:
-    """Which month of `period` (0, 1, …) a time inside it falls in, for grouping by month in
-    the same query as by flow; None for a single month."""
-    months = period.months()
+def _month_of(column: Any, months: list[Period]) -> ColumnElement[int] | None:
+    """Which of a period's `months` (0, 1, …) a time inside it falls in, for grouping by
+    month in the same query as by flow; None for a single month."""
     if len(months) == 1:
         return None
     ends = [month.bounds()[1] for month in months[:-1]]
@@ -333,7 +332,7 @@ def summary(session: Session, scope: Scope, now: dt.datetime | None = None) -> d
     totals: dict[str, Any] = {}
     monthly = {name: [[0, 0] for _ in months] for name in MONTHLY}  # [count, fen] per month
     for name in ("created", "completed", "rejected", "withdrawn", "open"):
-        month_of = _month_of(MONTHLY[name], period) if name in MONTHLY else None
+        month_of = _month_of(MONTHLY[name], months) if name in MONTHLY else None
         keys = (R.flow,) if month_of is None else (R.flow, month_of)
         count, fen_total = 0, 0
         for row in session.execute(
