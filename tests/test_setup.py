@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import PG_URL, backends
@@ -204,7 +205,9 @@ def test_migration_0090_refuses_to_go_back_once_chains_are_in_lanes(
             # Never below 0090. PostgreSQL rolls the whole downgrade back (its DDL is
             # transactional: still at the head); SQLite keeps the steps above 0090 it took.
             version = conn.scalar(text("SELECT version_num FROM alembic_version"))
-            assert version == ("0100" if empty_db.startswith("postgresql") else "0090")
+            head = ScriptDirectory.from_config(app.extensions["migrate"].migrate.get_config())
+            expected = head.get_current_head() if empty_db.startswith("postgresql") else "0090"
+            assert version == expected
             assert conn.scalar(text("SELECT count(*) FROM audit_chains WHERE lane > 0"))
         assert audit.verify(db.session).ok
         db.session.remove()
@@ -226,3 +229,57 @@ def test_gunicorn_workers_freeze_what_start_up_built() -> None:
     finally:
         gc.unfreeze()
     assert gc.get_freeze_count() == 0
+
+
+AUDIT_NAMES = {
+    ("audit_chains", "key"),
+    *(
+        ("audit_events", c)
+        for c in ("chain_key", "flow", "actor", "action", "outcome", "from_state", "to_state")
+    ),
+}
+
+
+def _bytewise_columns(conn) -> set[tuple[str, str]]:
+    return {
+        (row.table_name, row.column_name)
+        for row in conn.execute(
+            text(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND collation_name = 'C'"
+            )
+        )
+    }
+
+
+@pytest.mark.postgres_only
+def test_the_audit_logs_names_compare_bytewise_on_postgresql(empty_db: str) -> None:
+    """0110 gives the audit log's names the "C" collation, as the models declare (a fresh
+    database created from the models gets the same), and gives it back on the way down; audit
+    search and verification read the same across the change."""
+    from flask_migrate import downgrade, upgrade
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": empty_db})
+    assert app.test_cli_runner().invoke(args=["setup"]).exit_code == 0  # demo documents
+    with app.app_context():
+        with db.engine.connect() as conn:
+            assert _bytewise_columns(conn) == AUDIT_NAMES
+        actor = db.session.scalar(select(AuditEvent.actor).where(AuditEvent.actor.is_not(None)))
+        found = db.session.scalar(select(func.count()).where(AuditEvent.actor == actor))
+        db.session.commit()
+        downgrade(revision="0100")
+        with db.engine.connect() as conn:
+            assert _bytewise_columns(conn) == set()
+        upgrade()
+        with db.engine.connect() as conn:
+            assert _bytewise_columns(conn) == AUDIT_NAMES
+        assert db.session.scalar(select(func.count()).where(AuditEvent.actor == actor)) == found
+        assert audit.verify(db.session).ok
+        db.session.remove()
+        db.engine.dispose()
+    created = make_engine(empty_db)  # the models alone (what the bench generator does)
+    Base.metadata.drop_all(created)
+    Base.metadata.create_all(created)
+    with created.connect() as conn:
+        assert _bytewise_columns(conn) == AUDIT_NAMES
+    created.dispose()

@@ -26,6 +26,18 @@ from workflow.db import Base, JSONData, utcnow
 Timestamp = DateTime(timezone=True)
 
 
+def Identifier(length: int) -> String:
+    """A name the program compares and never sorts for reading (a login, an action, a state, a
+    chain's key): bytewise ("C") on PostgreSQL, as SQLite compares every string.
+
+    The audit log indexes seven such columns over the largest table, and under the database's
+    locale every comparison in those indexes goes through `strcoll` (at 1M documents the actor
+    index built in 8.9 s, 5.0 s bytewise). Equality answers the same either way; a column
+    compared with a locale-collated one takes this collation (a non-default implicit collation
+    wins over the default)."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -266,7 +278,7 @@ class AuditChain(Base):
 
     __table_args__ = (UniqueConstraint("lane", "position"),)
 
-    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(Identifier(40), primary_key=True)
     # The registry lane (0: `system` and the lanes' roots; 1–16: documents' chains) and the
     # place in it: see workflow/audit.py.
     lane: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -295,19 +307,19 @@ class AuditEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
-    chain_key: Mapped[str] = mapped_column(String(40))
+    chain_key: Mapped[str] = mapped_column(Identifier(40))
     chain_seq: Mapped[int] = mapped_column(Integer)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     document_id: Mapped[int | None] = mapped_column(Integer)
-    flow: Mapped[str | None] = mapped_column(String(40), index=True)
+    flow: Mapped[str | None] = mapped_column(Identifier(40), index=True)
     flow_version: Mapped[int | None] = mapped_column(Integer)
-    actor: Mapped[str | None] = mapped_column(String(64), index=True)
-    action: Mapped[str] = mapped_column(String(40), index=True)
-    outcome: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(Identifier(64), index=True)
+    action: Mapped[str] = mapped_column(Identifier(40), index=True)
+    outcome: Mapped[str] = mapped_column(Identifier(16))
     code: Mapped[str | None] = mapped_column(String(40))
-    from_state: Mapped[str | None] = mapped_column(String(40))
-    to_state: Mapped[str | None] = mapped_column(String(40))
+    from_state: Mapped[str | None] = mapped_column(Identifier(40))
+    to_state: Mapped[str | None] = mapped_column(Identifier(40))
     revision: Mapped[int | None] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONData)
