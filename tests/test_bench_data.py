@@ -7,13 +7,15 @@ import uuid
 from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks import data
 from tests.conftest import PG_SCHEMA
 from workflow import audit, report_index
-from workflow.db import as_utc, make_engine
+from workflow.db import Base, as_utc, make_engine
 from workflow.models import ReportDocument, ReportStep
 
 
@@ -40,6 +42,8 @@ def test_generated_data_verifies_and_matches_the_report_index(db_url: str) -> No
     factory = sessionmaker(engine, expire_on_commit=False)
     generated = data.generate(factory(), db_url, None, data.Sizes(400, 200, 60, 30))
     assert generated.documents == 400 and generated.open_documents > 0
+    with engine.connect() as conn:  # every index and unique constraint dropped for the load is back
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     with factory() as session:
         result = audit.verify(session)
         assert result.ok, result.report
