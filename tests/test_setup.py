@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 
 from tests.conftest import PG_URL, backends
 from webui import create_app
@@ -240,7 +240,7 @@ AUDIT_NAMES = {
 }
 
 
-def _bytewise_columns(conn) -> set[tuple[str, str]]:
+def _bytewise_columns(conn: Connection) -> set[tuple[str, str]]:
     return {
         (row.table_name, row.column_name)
         for row in conn.execute(

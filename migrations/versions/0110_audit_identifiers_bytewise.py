@@ -1,7 +1,7 @@
 """the audit log's names (chain keys, logins, actions, outcomes, flows, states) compare
 bytewise on PostgreSQL (COLLATE "C"): seven indexes over the largest table were built and kept
-through the locale's strcoll, twice the work of comparing bytes, for comparisons that only ever
-ask for equality
+through the locale's strcoll for comparisons that only ever ask for equality (at 1M documents
+the actor index built in 8.9 s, 5.0 s bytewise)
 
 Revision ID: 0110
 Revises: 0100
