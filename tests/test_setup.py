@@ -273,6 +273,14 @@ def test_the_audit_logs_names_compare_bytewise_on_postgresql(empty_db: str) -> N
         upgrade()
         with db.engine.connect() as conn:
             assert _bytewise_columns(conn) == AUDIT_NAMES
+            # A change of type drops the columns' planner statistics: the migration gathers them
+            analyzed = conn.execute(
+                text(
+                    "SELECT tablename, attname FROM pg_stats"
+                    " WHERE schemaname = current_schema() AND tablename LIKE 'audit_%'"
+                )
+            ).all()
+            assert {tuple(row) for row in analyzed} >= AUDIT_NAMES
         assert db.session.scalar(select(func.count()).where(AuditEvent.actor == actor)) == found
         assert audit.verify(db.session).ok
         db.session.remove()

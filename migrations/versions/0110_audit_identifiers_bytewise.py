@@ -31,7 +31,8 @@ COLUMNS = (
 
 def _collate(collation: str) -> None:
     # SQLite compares strings bytewise already. On PostgreSQL only the collation changes: no
-    # table is rewritten, the indexes on these columns are rebuilt (one statement per table).
+    # table is rewritten, the indexes on these columns are rebuilt (one statement per table),
+    # and the columns are analyzed again.
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in dict.fromkeys(t for t, _, _ in COLUMNS):
@@ -41,6 +42,11 @@ def _collate(collation: str) -> None:
             if t == table
         )
         op.execute(f"ALTER TABLE {table} {changes}")
+        # Changing a column's type drops its planner statistics, and autovacuum does not analyze
+        # again for a change of type: without them the reviewer's document list (which probes
+        # the audit log by actor) took 638 ms instead of 17 ms at 1M. Half a second at 7.2M.
+        columns = ", ".join(f'"{column}"' for t, column, _ in COLUMNS if t == table)
+        op.execute(f"ANALYZE {table} ({columns})")
 
 
 def upgrade():
