@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import UniqueConstraint, select, text
 from sqlalchemy.orm import Session
-from sqlalchemy.schema import AddConstraint, DropConstraint
+from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
 from workflow import audit, report_index, security, services
 from workflow import fields as field_types
@@ -767,7 +767,7 @@ def generate(session: Session, url: str, schema: str | None, sizes: Sizes) -> Ge
         ]
     with session.get_bind().begin() as conn:
         for index in indexes:
-            _drop(index, conn)
+            conn.execute(_ddl(index, create=False))
     event_base = last_id + len(users["users"]) + 10
     jobs = []
     prev = system.hash
@@ -876,8 +876,9 @@ def _users(
 
 
 def _build_indexes(bind: Any, indexes: list[Any]) -> None:
-    """Create the secondary indexes after the load; on PostgreSQL on two connections at once
-    (largest tables first), each with enough memory to sort in one pass."""
+    """Create the secondary indexes (and on PostgreSQL the unique constraints) after the load;
+    on PostgreSQL on two connections at once (largest tables first), each with enough memory
+    to sort in one pass."""
     if bind.dialect.name != "postgresql":
         with bind.begin() as conn:
             for index in indexes:
@@ -906,19 +907,16 @@ def _build_indexes(bind: Any, indexes: list[Any]) -> None:
         thread.join()
 
 
-def _drop(index: Any, conn: Any) -> None:
+def _ddl(index: Any, *, create: bool) -> Any:
+    """The statement that creates or drops an index or a unique constraint."""
     if isinstance(index, UniqueConstraint):
-        conn.execute(DropConstraint(index))
-    else:
-        index.drop(conn)
+        return AddConstraint(index) if create else DropConstraint(index)
+    return CreateIndex(index) if create else DropIndex(index)
 
 
 def _timed_create(index: Any, conn: Any) -> None:
     started = time.perf_counter()
-    if isinstance(index, UniqueConstraint):
-        conn.execute(AddConstraint(index))
-    else:
-        index.create(conn)
+    conn.execute(_ddl(index, create=True))
     if os.environ.get("BENCH_VERBOSE"):
         print(f"    index {index.name}: {time.perf_counter() - started:.1f} s", flush=True)
 
